@@ -1,0 +1,26 @@
+# `make demo` and `make test` work on a fresh machine: they create .venv and install everything.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BENCH := $(VENV)/bin/bench
+
+.PHONY: install demo test clean
+
+install: $(VENV)/.installed
+
+# torch==2.13.0 first: the CPU wheel on disk. An unpinned torch would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	$(BENCH) run --models all --dataset mmnist
+	$(BENCH) report
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache

@@ -1,0 +1,142 @@
+"""Cost of a model: parameters, fvcore FLOPs, inference latency, training-step time, peak memory.
+
+FLOPs are fvcore's count for one test sequence (batch 1, T_in frames in, T_out out), where a
+multiply-add counts as one, as OpenSTL reports. Element-wise operations (activations, gates)
+are not counted by fvcore.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from vpbench.benchmarks.recipes import get_loss, make_optimizer
+from vpbench.datasets import DataSpec
+
+
+class _FixedHorizon(nn.Module):
+    """``model(x, horizon)`` with the horizon bound, so that jit tracing sees tensors only."""
+
+    def __init__(self, model: nn.Module, horizon: int):
+        super().__init__()
+        self.model, self.horizon = model, horizon
+
+    def forward(self, frames: Tensor) -> Tensor:
+        return self.model(frames, self.horizon)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def dummy_batch(spec: DataSpec, batch: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """Random inputs and targets in [0, 1] shaped like the dataset's sequences."""
+    g = torch.Generator().manual_seed(0)
+    shape = (spec.channels, spec.height, spec.width)
+    x = torch.rand(batch, spec.input_frames, *shape, generator=g)
+    y = torch.rand(batch, spec.output_frames, *shape, generator=g)
+    return x.to(device), y.to(device)
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, spec: DataSpec) -> int:
+    """fvcore FLOPs (multiply-adds) for one sequence, in eval mode, on the CPU."""
+    from fvcore.nn import FlopCountAnalysis
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    was_training = model.training
+    device = next(model.parameters(), torch.empty(0)).device
+    model.eval()
+    x, _ = dummy_batch(spec, 1, device)
+    analysis = FlopCountAnalysis(_FixedHorizon(model, spec.output_frames), (x,))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    total = int(analysis.total())
+    model.train(was_training)
+    return total
+
+
+def _median_ms(fn: Callable[[], Any], device: torch.device, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def time_inference(model: nn.Module, spec: DataSpec, device: torch.device, *, batch: int = 1,
+                   repeats: int = 5, warmup: int = 1) -> float:
+    """Median milliseconds of one forward pass over ``batch`` sequences (eval mode, no grad)."""
+    model.eval()
+    x, _ = dummy_batch(spec, batch, device)
+    with torch.no_grad():
+        return _median_ms(lambda: model(x, spec.output_frames), device, repeats, warmup)
+
+
+def train_step_fn(model: nn.Module, spec: DataSpec, train: Mapping[str, Any], device: torch.device,
+                  batch: int) -> Callable[[], None]:
+    """One training step of the model's recipe on a random batch (optimiser included)."""
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return lambda: None
+    optimizer = make_optimizer(params, train)
+    loss_fn = get_loss(train["loss"])
+    x, y = dummy_batch(spec, batch, device)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = loss_fn(model, x, y)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def peak_memory_mb(fn: Callable[[], Any], device: torch.device) -> float:
+    """Peak memory allocated by tensors while ``fn`` runs (CUDA allocator, or torch's CPU profiler)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    level = peak = 0
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    for event in events:
+        level += event.self_cpu_memory_usage
+        peak = max(peak, level)
+    return peak / 2**20
+
+
+def profile_model(model: nn.Module, spec: DataSpec, train: Mapping[str, Any], device: torch.device, *,
+                  repeats: int = 5) -> dict[str, Any]:
+    """params, flops, latency_ms (batch 1), train_step_ms and peak_mem_mb (the preset's batch)."""
+    flops = count_flops(model.cpu(), spec)
+    model.to(device)
+    step = train_step_fn(model, spec, train, device, train["batch_size"])
+    step_ms = _median_ms(step, device, repeats, warmup=1)
+    peak = peak_memory_mb(step, device)
+    return {
+        "params": count_params(model),
+        "flops": flops,
+        "latency_ms": time_inference(model, spec, device, repeats=repeats),
+        "train_step_ms": step_ms,
+        "peak_mem_mb": peak,
+    }

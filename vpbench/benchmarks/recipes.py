@@ -1,0 +1,89 @@
+"""Training recipes: the loss, optimiser and learning-rate schedule a model is trained with.
+
+A recipe is a set of ``train.*`` keys (see the presets). The paper's recipe (BCE, RMSProp, cosine
+annealing) is the default; a model declares another in its registry entry, and may register its
+own loss here, so the trainer never special-cases a model.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vpbench.errors import UserError
+
+# (model, inputs [B, T_in, C, H, W], targets [B, T_out, C, H, W]) -> (loss, predictions)
+LossFn = Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Tensor]]
+_LOSSES: dict[str, LossFn] = {}
+
+
+def register_loss(name: str) -> Callable[[LossFn], LossFn]:
+    def add(fn: LossFn) -> LossFn:
+        _LOSSES[name] = fn
+        return fn
+
+    return add
+
+
+def get_loss(name: str) -> LossFn:
+    if name not in _LOSSES:
+        raise UserError(f"unknown loss {name!r}; known losses: {', '.join(_LOSSES)}")
+    return _LOSSES[name]
+
+
+@register_loss("bce")
+def bce_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """Binary cross-entropy on [0, 1] frames (paper Sec. 4.3), computed in float32."""
+    pred = model(inputs, targets.shape[1])
+    return F.binary_cross_entropy(pred.float(), targets.float()), pred
+
+
+@register_loss("mse")
+def mse_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean squared error on [0, 1] frames (SimVP's loss)."""
+    pred = model(inputs, targets.shape[1])
+    return F.mse_loss(pred.float(), targets.float()), pred
+
+
+def make_optimizer(params, config: Mapping[str, Any]) -> torch.optim.Optimizer:
+    name, lr, wd = config["optimizer"], config["lr"], config.get("weight_decay", 0.0)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=config.get("momentum", 0.0), weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+
+
+class Schedule:
+    """A learning-rate schedule and when it steps (after every batch or every epoch)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: Mapping[str, Any], steps_per_epoch: int):
+        name, epochs = config.get("scheduler", "none"), max(1, config["epochs"])
+        self.per_batch = name == "onecycle"
+        if name == "cosine":  # stepped per epoch, as the official SRVP code
+            t_max = config.get("t_max_epochs") or epochs
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=t_max, eta_min=config.get("eta_min", 0.0)
+            )
+        elif name == "onecycle":
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=config["lr"], total_steps=epochs * steps_per_epoch
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+    def after_batch(self) -> None:
+        if self.per_batch:
+            self.scheduler.step()
+
+    def after_epoch(self) -> None:
+        if not self.per_batch:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)

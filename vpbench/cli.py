@@ -1,0 +1,160 @@
+"""The ``bench`` command line (also ``python -m vpbench.cli``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vpbench.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_common(p: argparse.ArgumentParser, *, models: bool = True) -> None:
+    if models:
+        p.add_argument("--models", required=True, help="comma-separated model names or groups (all, rnn, ablation)")
+    p.add_argument("--dataset", required=True, help="dataset name (see `bench list`)")
+    p.add_argument("--preset", help="quick | paper | tiny (default: paper on CUDA, quick on CPU)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a preset value, e.g. train.lr=1e-4 or model.hidden=64 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bench", description="vpbench: train, evaluate and compare video prediction models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="train and evaluate models, one run folder each")
+    _add_common(run)
+    run.add_argument("--epochs", type=int, help="override the preset's number of epochs")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--data-dir", help="folder with the dataset's files (optional for Moving MNIST)")
+    run.add_argument("--results-dir", default="results", help="where run folders go (default: results)")
+
+    sub.add_parser("list", help="models, model groups and datasets")
+
+    profile = sub.add_parser("profile", help="parameters, FLOPs, latency, train-step time and peak memory")
+    _add_common(profile)
+    profile.add_argument("--format", choices=("table", "json"), default="table")
+
+    report = sub.add_parser("report", help="markdown tables of the runs found")
+    report.add_argument("--results-dir", default="results")
+    report.add_argument("--out", default="reports")
+    return parser
+
+
+def _preset(args: argparse.Namespace, device) -> str:
+    from vpbench.config import PRESETS, default_preset
+
+    if args.preset is not None:
+        if args.preset not in PRESETS:
+            raise UserError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
+        print(f"preset: {args.preset}")
+        return args.preset
+    preset = default_preset(device.type)
+    other = "quick" if preset == "paper" else "paper"
+    print(f"preset: {preset} (default on {device.type.upper()}; --preset {other} to change)")
+    return preset
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from vpbench.benchmarks.runner import run_sweep
+    from vpbench.config import parse_sets
+    from vpbench.environment import resolve_device
+    from vpbench.models import expand
+
+    device = resolve_device(args.device)
+    preset = _preset(args, device)
+    models = expand(args.models)
+    print(f"models: {', '.join(models)} | dataset: {args.dataset} | device: {device} | seed: {args.seed}")
+    results = run_sweep(models, args.dataset, preset=preset, seed=args.seed, epochs=args.epochs,
+                        data_dir=args.data_dir, results_dir=args.results_dir, device=device,
+                        sets=parse_sets(args.sets))
+    print("\n| Model | MSE | SSIM | Status |\n|---|---:|---:|---|")
+    for m in results:
+        mse = "-" if m["mse"] is None else f"{m['mse']:.1f}"
+        ssim = "-" if m["ssim"] is None else f"{m['ssim']:.4f}"
+        print(f"| {m['label']} | {mse} | {ssim} | {m['status']} |")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from vpbench.datasets import dataset_entry, dataset_names
+    from vpbench.models import GROUPS, expand, get_entry, model_names
+
+    print("models:")
+    for name in model_names():
+        entry = get_entry(name)
+        tags = ", ".join(sorted(entry.tags)) or "-"
+        origin = "" if entry.origin.get("kind") == "builtin" else f"  [external: {entry.origin.get('source', '')}]"
+        print(f"  {name:<18} {entry.label:<22} {tags}{origin}")
+    print("groups:")
+    for group, description in GROUPS.items():
+        print(f"  {group:<18} {description}: {', '.join(expand(group))}")
+    print("datasets:")
+    for name in dataset_names():
+        entry = dataset_entry(name)
+        print(f"  {name:<18} {entry.description}")
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    from vpbench import config as cfg
+    from vpbench.benchmarks.profiling import profile_model
+    from vpbench.benchmarks.runner import build_model
+    from vpbench.datasets import dataset_entry
+    from vpbench.environment import resolve_device
+    from vpbench.models import expand
+
+    device = resolve_device(args.device)
+    preset = _preset(args, device)
+    rows = []
+    for name in expand(args.models):
+        config = cfg.resolve(preset, name, args.dataset, sets=cfg.parse_sets(args.sets))
+        spec = dataset_entry(args.dataset).spec(config["dataset"])
+        costs = profile_model(build_model(config), spec, config["train"], device)
+        rows.append({"model": name, "dataset": args.dataset, "preset": preset, **costs})
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"\ndevice: {device} | batch 1 for FLOPs and latency, batch {config['train']['batch_size']} for a train step")
+    print("| Model | Params | GFLOPs | Latency (ms) | Train step (ms) | Peak memory (MB) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['params']:,} | {r['flops'] / 1e9:.2f} | {r['latency_ms']:.1f} | "
+              f"{r['train_step_ms']:.1f} | {r['peak_mem_mb']:.0f} |")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from vpbench.report.collect import collect_runs
+    from vpbench.report.runs_table import runs_markdown
+    from vpbench.store import atomic_write_bytes
+
+    runs = collect_runs(args.results_dir)
+    out = Path(args.out) / "README.md"
+    atomic_write_bytes(out, ("# vpbench report\n\n" + runs_markdown(runs)).encode())
+    print(f"report: {out} ({len(runs)} runs from {args.results_dir})")
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "profile": cmd_profile, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except UserError as err:
+        print(f"bench {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bench {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

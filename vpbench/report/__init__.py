@@ -1,0 +1,1 @@
+"""``bench report``: tables and figures from result folders."""
