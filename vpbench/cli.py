@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from vpbench.errors import UserError
 
@@ -43,9 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(profile)
     profile.add_argument("--format", choices=("table", "json"), default="table")
 
-    report = sub.add_parser("report", help="markdown tables of the runs found")
-    report.add_argument("--results-dir", default="results")
-    report.add_argument("--out", default="reports")
+    report = sub.add_parser("report", help="the paper's tables and figures from the runs found")
+    report.add_argument("--results-dir", default="results", help="folder of run folders (default: results)")
+    report.add_argument("--out", default="reports", help="where the report goes (default: reports)")
+    report.add_argument("--convention", choices=("paper", "openstl"), default="paper",
+                        help="paper: per-pixel MSE/MAE on 0-255; openstl: per-frame sums over pixels on [0, 1]")
+    report.add_argument("--samples", default="0",
+                        help="comma-separated indices of the stored test samples to draw (default: 0)")
+
+    data = sub.add_parser("data", help="dataset utilities")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    check = data_sub.add_parser("check", help="videos, subjects and clips per split; missing or unreadable files")
+    check.add_argument("--dataset", required=True)
+    check.add_argument("--data-dir", required=True)
+    check.add_argument("--preset", help="preset whose dataset settings to use (default: quick)")
+
+    check_model = sub.add_parser("check-model", help="check that a model honours the contract")
+    check_model.add_argument("spec", help="a model name or module:factory")
+    check_model.add_argument("--dataset", default="mmnist")
+    check_model.add_argument("--preset", help="quick | paper | tiny (default: quick)")
     return parser
 
 
@@ -130,17 +145,31 @@ def cmd_profile(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from vpbench.report.collect import collect_runs
-    from vpbench.report.runs_table import runs_markdown
-    from vpbench.store import atomic_write_bytes
+    from vpbench.report.build import build_report
 
-    runs = collect_runs(args.results_dir)
-    out = Path(args.out) / "README.md"
-    atomic_write_bytes(out, ("# vpbench report\n\n" + runs_markdown(runs)).encode())
-    print(f"report: {out} ({len(runs)} runs from {args.results_dir})")
+    build_report(args.results_dir, args.out, convention=args.convention, samples=args.samples)
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "profile": cmd_profile, "report": cmd_report}
+def cmd_data(args: argparse.Namespace) -> None:
+    from vpbench.datasets.check import data_check
+
+    data_check(args.dataset, args.data_dir, preset=args.preset or "quick")
+
+
+def cmd_check_model(args: argparse.Namespace) -> None:
+    from vpbench.models.check import check_model
+
+    check_model(args.spec, args.dataset, preset=args.preset or "quick")
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "profile": cmd_profile,
+    "report": cmd_report,
+    "data": cmd_data,
+    "check-model": cmd_check_model,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
