@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile = sub.add_parser("profile", help="parameters, FLOPs, latency, train-step time and peak memory")
     _add_common(profile)
     profile.add_argument("--format", choices=("table", "json"), default="table")
+    profile.add_argument("--results-dir", default="results",
+                         help="profiles are also saved to <results-dir>/profiles/ for `bench report`")
 
     report = sub.add_parser("report", help="the paper's tables and figures from the runs found")
     report.add_argument("--results-dir", default="results", help="folder of run folders (default: results)")
@@ -119,7 +121,7 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> None:
     from vpbench import config as cfg
-    from vpbench.benchmarks.profiling import profile_model
+    from vpbench.benchmarks.profiling import profile_model, save_profiles
     from vpbench.benchmarks.runner import build_model
     from vpbench.datasets import dataset_entry
     from vpbench.environment import resolve_device
@@ -132,7 +134,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
         config = cfg.resolve(preset, name, args.dataset, sets=cfg.parse_sets(args.sets))
         spec = dataset_entry(args.dataset).spec(config["dataset"])
         costs = profile_model(build_model(config), spec, config["train"], device)
-        rows.append({"model": name, "dataset": args.dataset, "preset": preset, **costs})
+        rows.append({"model": name, "dataset": args.dataset, "preset": preset, "device": str(device), **costs})
+    save_profiles(rows, args.results_dir)
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return

@@ -6,9 +6,11 @@ are not counted by fvcore.
 """
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
@@ -140,3 +142,16 @@ def profile_model(model: nn.Module, spec: DataSpec, train: Mapping[str, Any], de
         "train_step_ms": step_ms,
         "peak_mem_mb": peak,
     }
+
+
+def save_profiles(rows: list[dict[str, Any]], results_dir: str | Path) -> Path:
+    """Merge rows into ``<results_dir>/profiles/<dataset>-<preset>-<device>.json`` (one object per model)."""
+    from vpbench.store import atomic_write_bytes, writable_results_dir
+
+    first = rows[0]
+    device = first["device"].replace(":", "")
+    path = writable_results_dir(results_dir) / "profiles" / f"{first['dataset']}-{first['preset']}-{device}.json"
+    merged = {r["model"]: r for r in (json.loads(path.read_text()) if path.is_file() else [])}
+    merged.update({r["model"]: r for r in rows})
+    atomic_write_bytes(path, (json.dumps(list(merged.values()), indent=2) + "\n").encode())
+    return path
