@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_list(args: argparse.Namespace) -> None:
     from vpbench.datasets import dataset_entry, dataset_names
-    from vpbench.models import GROUPS, expand, get_entry, model_names
+    from vpbench.models import GROUPS, get_entry, group_members, model_names
 
     print("models:")
     for name in model_names():
@@ -112,7 +112,7 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"  {name:<18} {entry.label:<22} {tags}{origin}")
     print("groups:")
     for group, description in GROUPS.items():
-        print(f"  {group:<18} {description}: {', '.join(expand(group))}")
+        print(f"  {group:<18} {description}: {', '.join(group_members(group)) or '(none registered)'}")
     print("datasets:")
     for name in dataset_names():
         entry = dataset_entry(name)
@@ -176,7 +176,10 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # usage errors and --help, as a return code for in-process callers
+        return int(exit_.code or 0)
     try:
         COMMANDS[args.command](args)
     except UserError as err:

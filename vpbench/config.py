@@ -74,11 +74,21 @@ def parse_sets(items: Iterable[str]) -> dict[str, dict[str, Any]]:
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or section not in SECTIONS or not name:
             raise UserError(f"--set {item!r}: expected SECTION.KEY=VALUE with SECTION one of {', '.join(SECTIONS)}")
-        try:
-            out[section][name] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise UserError(f"--set {item!r}: the value is not valid YAML") from None
+        out[section][name] = _parse_value(item, raw.strip())
     return out
+
+
+def _parse_value(item: str, raw: str) -> Any:
+    """Numbers as Python reads them (``1e-4`` is a float, unlike YAML 1.1), anything else as YAML."""
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise UserError(f"--set {item!r}: the value is not valid YAML") from None
 
 
 def dataset_config(preset: Mapping[str, Any], name: str, sets: Mapping[str, Any]) -> dict[str, Any]:

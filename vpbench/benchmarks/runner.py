@@ -119,7 +119,10 @@ def run_sweep(models: list[str], dataset: str, *, preset: str, seed: int, epochs
     so a bad option fails at once; a model that fails later is recorded and the sweep goes on."""
     out_dir = writable_results_dir(results_dir)
     configs = [cfg.resolve(preset, m, dataset, seed=seed, epochs=epochs, sets=sets) for m in models]
-    built = [build_model(c) for c in configs]
+    built = []
+    for config in configs:  # each model's initialisation depends on the seed only, not on the sweep
+        torch.manual_seed(config["seed"])
+        built.append(build_model(config))
     source = build_dataset(dataset, configs[0]["dataset"], data_dir, seed)
     print(f"data: {source.provenance['label']}")
     results, failures = [], []

@@ -76,7 +76,7 @@ def read_standard_test(path: Path, frames: int, count: int) -> np.ndarray:
         data = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as err:  # numpy raises several types for a damaged file
         raise UserError(f"{path}: cannot be read as .npy ({err}); expected {expected}; re-download it") from None
-    if data.dtype != np.uint8 or data.ndim != 3 or data.shape[0] < frames or data.shape[2:] != (CANVAS, CANVAS):
+    if data.dtype != np.uint8 or data.ndim != 4 or data.shape[0] < frames or data.shape[2:] != (CANVAS, CANVAS):
         raise UserError(f"{path}: holds a {data.dtype} array of shape {data.shape}; expected {expected}")
     try:
         seqs = np.asarray(data[:frames, :count]).transpose(1, 0, 2, 3)[:, :, None]
@@ -106,9 +106,9 @@ class MovingMNIST(SequenceSource):
         if len(self.train_digits) == 0 or len(held_out) == 0:
             raise UserError("the MNIST file holds too few digits to build training and test sequences")
         self.val = generate(np.random.default_rng(VAL_SEED), self.train_digits, int(config["val_sequences"]), frames)
-        standard = data_dir / STANDARD_TEST if data_dir is not None else None
         n_test = int(config["test_sequences"])
-        if standard is not None and standard.is_file() and frames <= 20:
+        standard = self._standard_test_file(config.get("test_set", "auto"), data_dir, frames)
+        if standard is not None:
             self.test = read_standard_test(standard, frames, n_test)
             test_set, kind = f"standard ({STANDARD_TEST})", "standard"
         else:
@@ -122,6 +122,25 @@ class MovingMNIST(SequenceSource):
             "test_sha256": array_digest(self.test),
             "label": f"{kind} test set [{array_digest(self.test)[:8]}]: {test_set}; digits {digits}",
         }
+
+    @staticmethod
+    def _standard_test_file(choice: str, data_dir: Path | None, frames: int) -> Path | None:
+        """The standard test file to use, if any: ``auto`` uses it when present (and long enough),
+        ``standard`` requires it, ``generated`` never uses it."""
+        if choice not in ("auto", "standard", "generated"):
+            raise UserError(f"invalid value dataset.test_set={choice!r}: must be auto, standard or generated")
+        path = data_dir / STANDARD_TEST if data_dir is not None else None
+        if choice == "standard":
+            if path is None or not path.is_file():
+                where = f"in {data_dir}" if data_dir is not None else "(no --data-dir given)"
+                raise UserError(f"{STANDARD_TEST} not found {where}; put the file of Srivastava et al. 2015 there "
+                                "or use dataset.test_set=auto")
+            if frames > 20:
+                raise UserError(f"{STANDARD_TEST} has 20 frames, but {frames} are needed; use dataset.test_set=auto")
+            return path
+        if choice == "auto" and path is not None and path.is_file() and frames <= 20:
+            return path
+        return None
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return max(1, self.train_sequences // batch_size)

@@ -2,9 +2,27 @@
 
 Built-in models register themselves on import, in the row order of the paper's tables.
 """
-from vpbench.models.registry import GROUPS, ModelEntry, create, expand, get_entry, model_names, register_model
+from vpbench.models.registry import (
+    GROUPS,
+    ModelEntry,
+    create,
+    expand,
+    get_entry,
+    group_members,
+    model_names,
+    register_model,
+)
 
 # Importing registers; the order is the row order of the paper's tables.
 from vpbench.models import convgru, persistence  # noqa: E402,F401  isort: skip
 
-__all__ = ["GROUPS", "ModelEntry", "create", "expand", "get_entry", "model_names", "register_model"]
+__all__ = [
+    "GROUPS",
+    "ModelEntry",
+    "create",
+    "expand",
+    "get_entry",
+    "group_members",
+    "model_names",
+    "register_model",
+]

@@ -101,6 +101,12 @@ def model_names() -> list[str]:
     return list(_REGISTRY)
 
 
+def group_members(group: str) -> list[str]:
+    """Models of a group, in registration order (``all`` = paper models + baselines)."""
+    wanted = {"paper", "baseline"} if group == "all" else {group}
+    return [name for name, entry in _REGISTRY.items() if entry.tags & wanted]
+
+
 def expand(names: str | list[str]) -> list[str]:
     """Expand a comma-separated list of model names and groups, keeping order, without repeats."""
     items = names.split(",") if isinstance(names, str) else list(names)
@@ -109,8 +115,7 @@ def expand(names: str | list[str]) -> list[str]:
         if not item:
             continue
         if item in GROUPS:
-            wanted = {"paper", "baseline"} if item == "all" else {item}
-            chosen = [n for n, e in _REGISTRY.items() if e.tags & wanted]
+            chosen = group_members(item)
         else:
             chosen = [get_entry(item).name]
         out.extend(n for n in chosen if n not in out)
