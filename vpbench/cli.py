@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from vpbench.errors import UserError
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--data-dir", help="folder with the dataset's files (optional for Moving MNIST)")
     run.add_argument("--results-dir", default="results", help="where run folders go (default: results)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the newest unfinished run of each model (same preset, seed and options); "
+                          "skip finished ones")
+    run.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                     help="training precision (default auto: bf16 autocast on CUDA, fp32 on CPU); "
+                          "evaluation is always fp32")
+    run.add_argument("--compile", action="store_true", help="train through torch.compile")
 
     sub.add_parser("list", help="models, model groups and datasets")
 
@@ -81,18 +89,28 @@ def _preset(args: argparse.Namespace, device) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from vpbench.benchmarks import distributed
     from vpbench.benchmarks.runner import run_sweep
+    from vpbench.benchmarks.trainer import Runtime
     from vpbench.config import parse_sets
     from vpbench.environment import resolve_device
     from vpbench.models import expand
 
-    device = resolve_device(args.device)
+    dist, device = distributed.from_environment(resolve_device(args.device))
+    precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    runtime = Runtime(device=device, precision=precision, compile=args.compile, dist=dist)
+    if not dist.is_main:  # rank 0 speaks for the job
+        sys.stdout = open(os.devnull, "w")
     preset = _preset(args, device)
     models = expand(args.models)
-    print(f"models: {', '.join(models)} | dataset: {args.dataset} | device: {device} | seed: {args.seed}")
+    print(f"models: {', '.join(models)} | dataset: {args.dataset} | device: {device} | precision: {precision} | "
+          f"seed: {args.seed}" + (f" | processes: {dist.world}" if dist.active else ""))
     results = run_sweep(models, args.dataset, preset=preset, seed=args.seed, epochs=args.epochs,
-                        data_dir=args.data_dir, results_dir=args.results_dir, device=device,
-                        sets=parse_sets(args.sets))
+                        data_dir=args.data_dir, results_dir=args.results_dir, runtime=runtime,
+                        sets=parse_sets(args.sets), resume=args.resume)
+    distributed.finish(dist)
+    if not dist.is_main:
+        return
     print("\n| Model | MSE | SSIM | Status |\n|---|---:|---:|---|")
     for m in results:
         mse = "-" if m["mse"] is None else f"{m['mse']:.1f}"

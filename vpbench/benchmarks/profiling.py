@@ -10,6 +10,7 @@ import json
 import logging
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -46,19 +47,21 @@ def dummy_batch(spec: DataSpec, batch: int, device: torch.device | str = "cpu") 
 
 @torch.no_grad()
 def count_flops(model: nn.Module, spec: DataSpec) -> int:
-    """fvcore FLOPs (multiply-adds) for one sequence, in eval mode, on the CPU."""
-    from fvcore.nn import FlopCountAnalysis
+    """fvcore FLOPs (multiply-adds) for one sequence, in eval mode, on the model's device."""
+    with warnings.catch_warnings():  # fvcore scripts and traces through torch.jit, which warns of its deprecation
+        warnings.simplefilter("ignore")
+        from fvcore.nn import FlopCountAnalysis
 
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    was_training = model.training
-    device = next(model.parameters(), torch.empty(0)).device
-    model.eval()
-    x, _ = dummy_batch(spec, 1, device)
-    analysis = FlopCountAnalysis(_FixedHorizon(model, spec.output_frames), (x,))
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
-    total = int(analysis.total())
-    model.train(was_training)
+        logging.getLogger("fvcore").setLevel(logging.ERROR)
+        was_training = model.training
+        device = next(model.parameters(), torch.empty(0)).device
+        model.eval()
+        x, _ = dummy_batch(spec, 1, device)
+        analysis = FlopCountAnalysis(_FixedHorizon(model, spec.output_frames), (x,))
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        total = int(analysis.total())
+        model.train(was_training)
     return total
 
 
@@ -130,8 +133,8 @@ def peak_memory_mb(fn: Callable[[], Any], device: torch.device) -> float:
 def profile_model(model: nn.Module, spec: DataSpec, train: Mapping[str, Any], device: torch.device, *,
                   repeats: int = 5) -> dict[str, Any]:
     """params, flops, latency_ms (batch 1), train_step_ms and peak_mem_mb (the preset's batch)."""
-    flops = count_flops(model.cpu(), spec)
     model.to(device)
+    flops = count_flops(model, spec)
     step = train_step_fn(model, spec, train, device, train["batch_size"])
     step_ms = _median_ms(step, device, repeats, warmup=1)
     peak = peak_memory_mb(step, device)

@@ -33,18 +33,27 @@ def get_loss(name: str) -> LossFn:
     return _LOSSES[name]
 
 
+def full_precision(device: torch.device):
+    """A region outside autocast: losses are computed in float32 (BCE is unsafe to autocast)."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
 @register_loss("bce")
 def bce_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-    """Binary cross-entropy on [0, 1] frames (paper Sec. 4.3), computed in float32."""
+    """Binary cross-entropy on [0, 1] frames (paper Sec. 4.3); NaN when the prediction is not finite."""
     pred = model(inputs, targets.shape[1])
-    return F.binary_cross_entropy(pred.float(), targets.float()), pred
+    with full_precision(pred.device):
+        if not torch.isfinite(pred).all():  # BCE would raise on NaN; report divergence instead
+            return pred.new_tensor(float("nan"), dtype=torch.float32), pred
+        return F.binary_cross_entropy(pred.float(), targets.float()), pred
 
 
 @register_loss("mse")
 def mse_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     """Mean squared error on [0, 1] frames (SimVP's loss)."""
     pred = model(inputs, targets.shape[1])
-    return F.mse_loss(pred.float(), targets.float()), pred
+    with full_precision(pred.device):
+        return F.mse_loss(pred.float(), targets.float()), pred
 
 
 def make_optimizer(params, config: Mapping[str, Any]) -> torch.optim.Optimizer:

@@ -1,6 +1,8 @@
 """``bench run``: train, evaluate and record each model of a sweep in its own run folder."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import traceback
 from pathlib import Path
@@ -12,15 +14,19 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vpbench import config as cfg
+from vpbench.benchmarks import distributed
 from vpbench.benchmarks.evaluate import evaluate, framewise_table
 from vpbench.benchmarks.metrics import METRICS
 from vpbench.benchmarks.profiling import count_flops, count_params
-from vpbench.benchmarks.trainer import fit
+from vpbench.benchmarks.trainer import Runtime, fit
 from vpbench.datasets import SequenceSource, build_dataset
 from vpbench.environment import describe
 from vpbench.errors import UserError
 from vpbench.models import registry
-from vpbench.store import RunDir, new_run, writable_results_dir
+from vpbench.store import RunDir, iter_runs, new_run, writable_results_dir
+
+PROTOCOL = ("preset", "seed", "dataset", "model", "train")  # what defines a run; "runtime" does not
+DONE = ("finished", "diverged")
 
 
 def build_model(config: Mapping[str, Any]) -> nn.Module:
@@ -33,9 +39,73 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
     return model
 
 
-def _echo(run: RunDir | None) -> Callable[[str], None]:
+def identity(config: Mapping[str, Any]) -> dict[str, str]:
+    """Model name and a digest of the protocol part of a configuration."""
+    protocol = json.dumps({k: config[k] for k in PROTOCOL}, sort_keys=True, default=str)
+    return {"model": config["model"]["name"], "config": hashlib.sha256(protocol.encode()).hexdigest()[:16]}
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
+    return out
+
+
+def config_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    fa, fb = _flat({k: a.get(k) for k in PROTOCOL}), _flat({k: b.get(k) for k in PROTOCOL})
+    keys = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+    return ", ".join(f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in keys[:3]) + (" ..." if len(keys) > 3 else "")
+
+
+def run_to_resume(results_dir: Path, config: Mapping[str, Any]) -> RunDir | None:
+    """The newest run of this model, preset and seed, if it has the same configuration.
+
+    A newest run with another configuration is an error: resuming it would mix two protocols."""
+    name, preset, seed = config["model"]["name"], config["preset"], config["seed"]
+    folder = results_dir / config["dataset"]["name"] / name
+    candidates = [r for r in iter_runs(results_dir) if r.path.parent == folder and f"-{preset}-s{seed}" in r.run_id]
+    if not candidates:
+        return None
+    newest = candidates[-1]
+    stored = newest.read_yaml("config.yaml")
+    if identity(stored) != identity(config):
+        raise UserError(f"cannot resume {name}: its newest run {newest.path} has another configuration "
+                        f"({config_difference(stored, config)}); run without --resume to start a new run")
+    return newest
+
+
+def load_checkpoint(run: RunDir, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``last.pt`` of ``run``, checked to belong to this model and configuration."""
+    if not run.exists("checkpoints/last.pt"):
+        return None
+    try:
+        checkpoint = run.load_torch("checkpoints/last.pt")
+    except Exception as err:
+        raise UserError(f"{run.file('checkpoints/last.pt')}: unreadable checkpoint ({err}); "
+                        "delete the run folder or run without --resume") from None
+    if checkpoint.get("identity") != identity(config):
+        raise UserError(f"{run.file('checkpoints/last.pt')} was written by {checkpoint.get('identity')}, "
+                        f"not by {identity(config)}; it cannot be resumed here")
+    return checkpoint
+
+
+def _prepare(results_dir: Path, config: Mapping[str, Any], resume: bool) -> tuple[str, Any, Any]:
+    """Rank 0's decision: (run folder, checkpoint to resume or None, metrics if already done)."""
+    run = run_to_resume(results_dir, config) if resume else None
+    if run is None:
+        run = new_run(results_dir, config["dataset"]["name"], config["model"]["name"], config["preset"],
+                      config["seed"])
+        return str(run.path), None, None
+    if run.status().get("status") in DONE and run.exists("metrics.json"):
+        return str(run.path), None, run.read_json("metrics.json")
+    return str(run.path), load_checkpoint(run, config), None
+
+
+def _echo(run: RunDir | None, active: bool) -> Callable[[str], None]:
     def log(line: str) -> None:
-        tqdm.write(line)
+        if active:
+            tqdm.write(line)
         if run is not None:
             run.append_log(line)
 
@@ -43,31 +113,50 @@ def _echo(run: RunDir | None) -> Callable[[str], None]:
 
 
 def run_one(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, results_dir: Path,
-            device: torch.device) -> dict[str, Any]:
-    """Train and evaluate one model in a new run folder; returns its metrics.json content.
+            runtime: Runtime, *, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate one model in its run folder; returns its metrics.json content.
 
-    A failure is recorded in the folder (status ``failed`` or ``interrupted``, traceback in log.txt)
-    before it propagates."""
-    name, dataset = config["model"]["name"], config["dataset"]["name"]
-    run = new_run(results_dir, dataset, name, config["preset"], config["seed"])
-    log = _echo(run)
-    run.write_yaml("config.yaml", dict(config))
-    run.write_json("environment.json", describe(device))
-    run.set_status("running")
-    log(f"{name}: run folder {run.path}")
+    With ``resume``, a finished run of the same configuration is skipped and an unfinished one is
+    continued from its last checkpoint. A failure is recorded in the folder (status ``failed`` or
+    ``interrupted``, traceback in log.txt) before it propagates."""
+    dist = runtime.dist
+    decision: Any = None
+    if dist.is_main:
+        try:
+            decision = _prepare(results_dir, config, resume)
+        except UserError as err:
+            decision = err
+    decision = distributed.broadcast(decision, dist)
+    if isinstance(decision, UserError):
+        raise decision
+    path, checkpoint, done = decision
+    if done is not None:
+        if dist.is_main:
+            print(f"{config['model']['name']}: already {done['status']} in {path}, skipped")
+        return done
+    run = RunDir(Path(path)) if dist.is_main else None
+    log = _echo(run, dist.is_main)
+    if run is not None:
+        run.write_yaml("config.yaml", dict(config))
+        run.write_json("environment.json", {**describe(runtime.device), "world_size": dist.world})
+        run.set_status("running")
+        log(f"{config['model']['name']}: run folder {run.path}")
     try:
-        return _train_and_evaluate(model, config, source, run, device, log)
+        return _train_and_evaluate(model, config, source, run, runtime, log, checkpoint)
     except KeyboardInterrupt:
-        run.set_status("interrupted")
+        if run is not None:
+            run.set_status("interrupted")
         raise
     except Exception as err:
-        run.append_log(traceback.format_exc())
-        run.set_status("failed", error=f"{type(err).__name__}: {err}")
+        if run is not None:
+            run.append_log(traceback.format_exc())
+            run.set_status("failed", error=f"{type(err).__name__}: {err}")
         raise
 
 
-def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir,
-                        device: torch.device, log: Callable[[str], None]) -> dict[str, Any]:
+def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir | None,
+                        runtime: Runtime, log: Callable[[str], None],
+                        checkpoint: Mapping[str, Any] | None) -> dict[str, Any]:
     name = config["model"]["name"]
     entry = registry.get_entry(name)
     metrics: dict[str, Any] = {
@@ -77,16 +166,25 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
         "dataset": config["dataset"]["name"],
         "preset": config["preset"],
         "seed": config["seed"],
-        "run_id": run.run_id,
+        "run_id": run.run_id if run else None,
         "provenance": source.provenance,
         "params": count_params(model),
-        "flops": count_flops(model, source.spec),
+        "flops": count_flops(model, source.spec) if run else None,
     }
-    model.to(device)
+    if checkpoint is not None:
+        try:
+            model.load_state_dict(checkpoint["model"])
+        except RuntimeError as err:
+            raise UserError(f"the checkpoint does not fit model {name} ({str(err).splitlines()[0]})") from None
+    model.to(runtime.device)
     started = time.time()
-    outcome = fit(model, source, config["train"], run, device=device, seed=config["seed"], log=log, name=name)
+    outcome = fit(model, source, config["train"], run, runtime=runtime, seed=config["seed"], log=log, name=name,
+                  identity=identity(config), resume=checkpoint)
     metrics.update(status=outcome.status, epochs=outcome.epochs_done, best_epoch=outcome.best_epoch,
                    train_seconds=round(time.time() - started, 1))
+    if run is None:  # other ranks: rank 0 evaluates and writes
+        distributed.barrier(runtime.dist)
+        return metrics
     if outcome.message:
         metrics["message"] = outcome.message
     if run.exists("checkpoints/best.pt"):
@@ -95,7 +193,7 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
         metrics.update({m: None for m in METRICS})
     else:
         started = time.time()
-        result = evaluate(model, source.split("test"), source.spec, device=device,
+        result = evaluate(model, source.split("test"), source.spec, device=runtime.device,
                           batch_size=config["train"]["eval_batch_size"], samples=config["train"]["samples"],
                           desc=f"{name} test")
         metrics["eval_seconds"] = round(time.time() - started, 1)
@@ -109,31 +207,39 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
     if metrics["mse"] is not None:
         log(f"{name}: test MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, "
             f"SSIM {metrics['ssim']:.4f} ({outcome.status})")
+    distributed.barrier(runtime.dist)
     return metrics
 
 
 def run_sweep(models: list[str], dataset: str, *, preset: str, seed: int, epochs: int | None,
-              data_dir: str | None, results_dir: str | Path, device: torch.device,
-              sets: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+              data_dir: str | None, results_dir: str | Path, runtime: Runtime,
+              sets: Mapping[str, Mapping[str, Any]], resume: bool = False) -> list[dict[str, Any]]:
     """Run every model in turn. Every configuration and model is built before any training starts,
-    so a bad option fails at once; a model that fails later is recorded and the sweep goes on."""
-    out_dir = writable_results_dir(results_dir)
+    so a bad option fails at once; a model that fails or diverges later is recorded and the sweep
+    goes on."""
+    out_dir = writable_results_dir(results_dir) if runtime.dist.is_main else Path(results_dir)
     configs = [cfg.resolve(preset, m, dataset, seed=seed, epochs=epochs, sets=sets) for m in models]
+    for config in configs:
+        config["runtime"] = {"device": str(runtime.device), "precision": runtime.precision,
+                             "compile": runtime.compile, "world_size": runtime.dist.world}
     built = []
     for config in configs:  # each model's initialisation depends on the seed only, not on the sweep
         torch.manual_seed(config["seed"])
         built.append(build_model(config))
     source = build_dataset(dataset, configs[0]["dataset"], data_dir, seed)
-    print(f"data: {source.provenance['label']}")
+    if runtime.dist.is_main:
+        print(f"data: {source.provenance['label']}")
     results, failures = [], []
     for model, config in zip(built, configs):
         name = config["model"]["name"]
         try:
-            results.append(run_one(model, config, source, out_dir, device))
-        except (UserError, RuntimeError) as err:
+            results.append(run_one(model, config, source, out_dir, runtime, resume=resume))
+        except UserError as err:
+            failures.append(f"{name} ({err})")
+        except RuntimeError as err:
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-            failures.append(f"{name} ({detail})")
-            print(f"{name}: failed: {detail} (traceback in its run folder's log.txt)")
+            failures.append(f"{name} ({detail}; traceback in its run folder's log.txt)")
+            print(f"{name}: failed: {detail}")
     if failures:
         raise UserError(f"{len(failures)} of {len(configs)} models failed: {'; '.join(failures)}")
     return results
