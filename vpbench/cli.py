@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"bench {args.command}: interrupted", file=sys.stderr)
+        hint = "; resume with --resume" if args.command == "run" else ""
+        print(f"bench {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     return 0
 

@@ -1,0 +1,94 @@
+"""Bad inputs not covered elsewhere: each gives one line naming the problem and the fix (exit 2)."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from vpbench.benchmarks.distributed import Dist, check_batch
+from vpbench.errors import UserError
+from vpbench.store import iter_runs
+
+TINY = ["--dataset", "mmnist", "--preset", "tiny"]
+
+
+def assert_one_line(code: int, err: str, *needles: str) -> None:
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err
+
+
+def test_an_idx_file_that_is_not_mnist_images(bench, tmp_path):
+    header = np.array([0x801, 3, 28, 28], dtype=">u4").tobytes()  # 0x801: a label file
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + bytes(3 * 784))
+    assert_one_line(*bench("run", "--models", "persistence", *TINY, "--data-dir", tmp_path,
+                           "--results-dir", tmp_path / "r")[::2], "not an MNIST image file")
+
+
+def test_a_horizon_longer_than_the_standard_test_file(bench, tmp_path):
+    np.save(tmp_path / "mnist_test_seq.npy", np.zeros((20, 4, 64, 64), np.uint8))
+    code, _, err = bench("run", "--models", "persistence", *TINY, "--data-dir", tmp_path, "--results-dir",
+                         tmp_path / "r", "--set", "dataset.test_set=standard", "--set", "dataset.output_frames=30")
+    assert_one_line(code, err, "has 20 frames, but 40 are needed")
+
+
+def test_cuda_requested_without_cuda(bench, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = bench("run", "--models", "persistence", *TINY, "--device", "cuda", "--results-dir", tmp_path)
+    assert_one_line(code, err, "CUDA is not available", "--device cpu")
+
+
+def test_an_unreadable_checkpoint_is_not_resumed(tiny_results, bench, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results, results)
+    run = next(r for r in iter_runs(results) if r.path.parent.name == "convgru")
+    run.set_status("interrupted")
+    run.file("checkpoints/last.pt").write_bytes(b"not a checkpoint")
+    code, _, err = bench("run", "--models", "convgru", *TINY, "--results-dir", results, "--resume")
+    assert_one_line(code, err, "last.pt: unreadable checkpoint", "without --resume")
+
+
+def test_a_checkpoint_of_another_model_is_not_loaded(tiny_results, bench, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results, results)
+    run = next(r for r in iter_runs(results) if r.path.parent.name == "convgru")
+    run.set_status("interrupted")
+    checkpoint = run.load_torch("checkpoints/last.pt")
+    checkpoint["identity"] = {"model": "srvp", "config": "0123456789abcdef"}
+    run.save_torch("checkpoints/last.pt", checkpoint)
+    code, _, err = bench("run", "--models", "convgru", *TINY, "--results-dir", results, "--resume")
+    assert_one_line(code, err, "was written by {'model': 'srvp'", "cannot be resumed here")
+
+
+def test_a_batch_that_does_not_split_over_the_processes():
+    check_batch(8, Dist(0, 4))
+    with pytest.raises(UserError, match="train.batch_size=8 cannot be split over 3 processes"):
+        check_batch(8, Dist(0, 3))
+
+
+def test_ctrl_c_leaves_a_resumable_run(tmp_path, bench):
+    args = ["run", "--models", "convgru", *TINY, "--epochs", "3", "--set", "dataset.train_sequences=400",
+            "--results-dir", str(tmp_path)]
+    proc = subprocess.Popen([sys.executable, "-m", "vpbench.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("mmnist/convgru/*/checkpoints/last.pt")):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "bench run: interrupted; resume with --resume"
+    (run,) = list(iter_runs(tmp_path))
+    assert run.status()["status"] == "interrupted"
+    code, _, _ = bench(*args, "--resume")
+    assert code == 0 and run.read_json("metrics.json")["status"] == "finished"
