@@ -148,3 +148,25 @@ def test_an_idx_file_of_the_wrong_size_is_a_clear_error(tmp_path):
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((10, 28, 28), np.uint8), declared=60000)
     with pytest.raises(UserError, match=r"train-images-idx3-ubyte.gz: 7856 bytes, but its header announces 60000"):
         build_dataset("mmnist", SMALL, tmp_path, seed=0)
+
+
+def test_vectorised_bounce_matches_the_scalar_generator():
+    from vpbench.benchmarks.reference import bounce_one
+
+    rng = np.random.default_rng(5)
+    y, x, theta = rng.random(200), rng.random(200), rng.random(200) * 2 * np.pi
+    tops, lefts = mm.bounce(y, x, theta, 30)
+    for i in range(200):
+        ref_tops, ref_lefts = bounce_one(y[i], x[i], theta[i], 30)
+        assert tops[i].tolist() == ref_tops and lefts[i].tolist() == ref_lefts
+
+
+def test_vectorised_render_matches_frame_by_frame_drawing():
+    from vpbench.benchmarks.reference import draw_one
+
+    rng = np.random.default_rng(6)
+    digits = embedded_digits()[0][rng.integers(0, 4000, size=(20, 2))]
+    tops, lefts = rng.integers(0, 37, size=(2, 20, 2, 12))
+    fast = mm.render(digits, tops, lefts)
+    for i in range(20):
+        assert np.array_equal(fast[i], draw_one(digits[i], tops[i], lefts[i]))

@@ -26,12 +26,21 @@ CHUNK = 64  # sequences rendered at once: small index arrays stay in cache
 
 
 def trajectories(rng: np.random.Generator, n: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-left corners [n, length] (int) of n bouncing digits, in canvas pixels."""
+    """Top-left corners [n, length] (int) of n digits with uniform starts and directions."""
     y, x = rng.random(n), rng.random(n)
     theta = rng.random(n) * 2 * np.pi
+    return bounce(y, x, theta, length)
+
+
+def bounce(y: np.ndarray, x: np.ndarray, theta: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Corners [n, length] of digits starting at (y, x) in [0, 1]^2 and moving along ``theta``.
+
+    Each frame takes a step of 0.1 first and then bounces off the edges, as the standard generator.
+    """
+    y, x = y.astype(float), x.astype(float)
     vy, vx = np.sin(theta), np.cos(theta)
-    ys, xs = np.empty((n, length)), np.empty((n, length))
-    for t in range(length):  # a step first, then the bounce, as the standard generator
+    ys, xs = np.empty((len(y), length)), np.empty((len(x), length))
+    for t in range(length):
         y, x = y + vy * STEP, x + vx * STEP
         for pos, vel in ((y, vy), (x, vx)):
             low, high = pos <= 0, pos >= 1
