@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from vpbench.errors import UserError
 
@@ -66,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dataset", required=True)
     check.add_argument("--data-dir", required=True)
     check.add_argument("--preset", help="preset whose dataset settings to use (default: quick)")
+
+    speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
+    speed.add_argument("--parts", default="models,metrics,generation", help="any of models, metrics, generation")
+    speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
+    speed.add_argument("--dataset", default="mmnist")
+    speed.add_argument("--preset", default="quick")
+    speed.add_argument("--batch-size", type=int, help="batch for the model timings (default: the preset's)")
+    speed.add_argument("--device", default="cpu")
+    speed.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; at least 5)")
+    speed.add_argument("--out", help="also write the markdown table to this file")
 
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")
@@ -171,6 +182,25 @@ def cmd_report(args: argparse.Namespace) -> None:
     build_report(args.results_dir, args.out, convention=args.convention, samples=args.samples)
 
 
+def cmd_speed(args: argparse.Namespace) -> None:
+    from vpbench.benchmarks.speed import PARTS, speed_markdown
+    from vpbench.environment import resolve_device
+    from vpbench.models import expand
+    from vpbench.store import atomic_write_bytes
+
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown or not parts:
+        raise UserError(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
+    if args.repeats < 5:
+        raise UserError(f"--repeats {args.repeats}: use at least 5 so the median means something")
+    text = speed_markdown(parts, models=expand(args.models), dataset=args.dataset, preset=args.preset,
+                          batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats)
+    print(text)
+    if args.out:
+        atomic_write_bytes(Path(args.out), text.encode())
+
+
 def cmd_data(args: argparse.Namespace) -> None:
     from vpbench.datasets.check import data_check
 
@@ -190,6 +220,7 @@ COMMANDS = {
     "report": cmd_report,
     "data": cmd_data,
     "check-model": cmd_check_model,
+    "speed": cmd_speed,
 }
 
 

@@ -10,6 +10,7 @@ from vpbench.datasets.base import (
 )
 
 from vpbench.datasets import moving_mnist  # noqa: E402,F401  registers mmnist, mmnist-long  isort: skip
+from vpbench.datasets import kth, human36m  # noqa: E402,F401  registers kth, human36m  isort: skip
 
 __all__ = [
     "DataSpec",

@@ -14,7 +14,13 @@ from vpbench.models.registry import (
 )
 
 # Importing registers; the order is the row order of the paper's tables.
-from vpbench.models import convgru, persistence  # noqa: E402,F401  isort: skip
+from vpbench.models import convlstm  # noqa: E402,F401  isort: skip
+from vpbench.models import stlstm  # noqa: E402,F401  isort: skip
+from vpbench.models import causallstm  # noqa: E402,F401  isort: skip
+from vpbench.models import mim  # noqa: E402,F401  isort: skip
+from vpbench.models import convgru  # noqa: E402,F401  isort: skip
+from vpbench.models import srvp  # noqa: E402,F401  isort: skip
+from vpbench.models import persistence  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "GROUPS",

@@ -5,11 +5,13 @@ Every entry builds an ``nn.Module`` honouring the one contract of the suite::
     forward(frames: Tensor[B, T_in, C, H, W], horizon: int) -> Tensor[B, horizon, C, H, W] in [0, 1]
 
 An entry declares its hyperparameters per preset and the training recipe it is trained with,
-so the harness never needs to know which model it runs.
+so the harness never needs to know which model it runs. Models from other packages join through
+``module:factory`` specs and the ``vpbench.models`` entry points (see :mod:`vpbench.models.plugins`).
 """
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -31,7 +33,7 @@ class ModelEntry:
     tags: frozenset[str] = frozenset()  # "paper", "rnn", "ablation", "baseline"
     defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # preset -> kwargs
     recipe: Mapping[str, Any] | str = "paper"  # recipe name, or train overrides, or per preset
-    origin: Mapping[str, str] = field(default_factory=lambda: {"kind": "builtin"})
+    origin: Mapping[str, str | None] = field(default_factory=lambda: {"kind": "builtin"})  # see plugins.origin_of
 
     def kwargs_for(self, preset: str) -> dict[str, Any]:
         """Default hyperparameters for ``preset`` (falls back to ``paper``)."""
@@ -53,6 +55,9 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_UNAVAILABLE: dict[str, str] = {}  # plug-in name -> the one-line reason it failed to load
+_PLUGINS_LOADED = False
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a model name is also a folder name
 
 # Model groups: a name on the command line that expands to several models.
 GROUPS: dict[str, str] = {
@@ -70,13 +75,21 @@ def register_model(
     tags: tuple[str, ...] = (),
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
     recipe: Mapping[str, Any] | str = "paper",
-    origin: Mapping[str, str] | None = None,
+    origin: Mapping[str, str | None] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator adding a factory to the registry under ``name``."""
+    """Decorator adding a factory to the registry under ``name``.
+
+    Plug-in models use it the same way; their origin (module path, package, version) is found
+    from the factory's module unless given."""
 
     def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        from vpbench.models.plugins import origin_of
+
+        if not NAME_PATTERN.fullmatch(name):
+            raise UserError(f"invalid model name {name!r}: use letters, digits, '_', '.' and '-' only")
         if name in _REGISTRY or name in GROUPS:
-            raise UserError(f"model name {name!r} is already taken; register it under another name")
+            owner = "a model group" if name in GROUPS else _REGISTRY[name].origin.get("source", "a built-in model")
+            raise UserError(f"model name {name!r} is already taken by {owner}; register it under another name")
         _REGISTRY[name] = ModelEntry(
             name=name,
             factory=factory,
@@ -84,31 +97,49 @@ def register_model(
             tags=frozenset(tags),
             defaults=defaults or {},
             recipe=recipe,
-            origin=origin or {"kind": "builtin"},
+            origin=origin or origin_of(factory),
         )
         return factory
 
     return add
 
 
+def entries() -> dict[str, ModelEntry]:
+    """Every registered model; the installed plug-ins' entry points load on the first call."""
+    global _PLUGINS_LOADED
+    if not _PLUGINS_LOADED:
+        _PLUGINS_LOADED = True
+        from vpbench.models.plugins import load_entry_points
+
+        load_entry_points()
+    return _REGISTRY
+
+
 def get_entry(name: str) -> ModelEntry:
-    if name not in _REGISTRY:
-        raise UserError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)} (see `bench list`)")
-    return _REGISTRY[name]
+    registry = entries()
+    if name not in registry:
+        if name in _UNAVAILABLE:
+            raise UserError(_UNAVAILABLE[name])
+        raise UserError(f"unknown model {name!r}; known models: {', '.join(registry)} (see `bench list`), "
+                        "or give a plug-in as module:factory")
+    return registry[name]
 
 
 def model_names() -> list[str]:
-    return list(_REGISTRY)
+    return list(entries())
 
 
 def group_members(group: str) -> list[str]:
     """Models of a group, in registration order (``all`` = paper models + baselines)."""
     wanted = {"paper", "baseline"} if group == "all" else {group}
-    return [name for name, entry in _REGISTRY.items() if entry.tags & wanted]
+    return [name for name, entry in entries().items() if entry.tags & wanted]
 
 
 def expand(names: str | list[str]) -> list[str]:
-    """Expand a comma-separated list of model names and groups, keeping order, without repeats."""
+    """Expand a comma-separated list of model names, groups and ``module:factory`` specs (registered
+    on the way, see :func:`vpbench.models.plugins.load_spec`), keeping order, without repeats."""
+    from vpbench.models.plugins import load_spec
+
     items = names.split(",") if isinstance(names, str) else list(names)
     out: list[str] = []
     for item in (i.strip() for i in items):
@@ -116,6 +147,8 @@ def expand(names: str | list[str]) -> list[str]:
             continue
         if item in GROUPS:
             chosen = group_members(item)
+        elif ":" in item:
+            chosen = [load_spec(item)]
         else:
             chosen = [get_entry(item).name]
         out.extend(n for n in chosen if n not in out)

@@ -1,0 +1,140 @@
+"""``bench speed``: re-runnable timings on the current machine, as a markdown table.
+
+Every timing is the median of ``repeats`` runs after a warm-up. Parts:
+
+* ``models``: training step and inference per model at a preset and batch size;
+* ``metrics``: the metrics engine on 10,000 sequences x 10 frames of 64x64 against a loop of
+  ``skimage.metrics.structural_similarity`` (timed on a subset, per frame, and scaled);
+* ``generation``: Moving MNIST sequences per second against the per-sequence generator.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from vpbench import config as cfg
+from vpbench.benchmarks import reference
+from vpbench.benchmarks.metrics import frame_metrics
+from vpbench.benchmarks.profiling import count_params, dummy_batch, train_step_fn
+from vpbench.datasets import dataset_entry
+from vpbench.datasets.mnist_digits import embedded_digits
+from vpbench.datasets.moving_mnist import generate
+
+PARTS = ("models", "metrics", "generation")
+
+
+def median_seconds(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1, sync: bool = False) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if sync:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if sync:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    import skimage
+
+    cpu = platform.processor() or platform.machine()
+    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__} with "
+            f"{torch.get_num_threads()} threads, numpy {np.__version__}, scikit-image {skimage.__version__}")
+
+
+def time_models(models: list[str], dataset: str, preset: str, batch: int | None, device: torch.device,
+                repeats: int) -> list[dict[str, Any]]:
+    """Training-step and inference milliseconds per model (random batches of the dataset's shape)."""
+    from vpbench.benchmarks.runner import build_model
+
+    rows = []
+    for name in models:
+        config = cfg.resolve(preset, name, dataset)
+        train = {**config["train"], "batch_size": batch or config["train"]["batch_size"]}
+        spec = dataset_entry(dataset).spec(config["dataset"])
+        torch.manual_seed(0)
+        model = build_model(config).to(device)
+        step = train_step_fn(model, spec, train, device, train["batch_size"])
+        train_s = median_seconds(step, repeats=repeats, sync=device.type == "cuda")
+        model.eval()
+        x, _ = dummy_batch(spec, train["batch_size"], device)
+        with torch.no_grad():
+            infer_s = median_seconds(lambda: model(x, spec.output_frames), repeats=repeats,
+                                     sync=device.type == "cuda")
+        rows.append({"model": name, "params": count_params(model), "batch": train["batch_size"],
+                     "train_step_ms": train_s * 1e3, "inference_ms": infer_s * 1e3})
+    return rows
+
+
+def prediction_like_frames(sequences: int, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Moving MNIST targets and blurred, shifted predictions: uint8 [N, T, 1, 64, 64] each."""
+    target = generate(np.random.default_rng(0), embedded_digits()[1], sequences, frames)
+    t = torch.from_numpy(target).float()
+    blurred = torch.nn.functional.avg_pool2d(t.flatten(0, 1), 3, stride=1, padding=1).view_as(t)
+    pred = torch.roll(blurred, shifts=2, dims=-1).round().to(torch.uint8)
+    return pred, torch.from_numpy(target)
+
+
+def time_metrics(sequences: int, frames: int, reference_frames: int, repeats: int) -> dict[str, Any]:
+    """The batched engine (MSE, MAE, PSNR, SSIM) against skimage's SSIM frame by frame."""
+    from skimage.metrics import structural_similarity
+
+    pred, target = prediction_like_frames(sequences, frames)
+    ours = median_seconds(lambda: frame_metrics(pred, target), repeats=repeats)
+    p = pred.reshape(-1, 64, 64)[:reference_frames].numpy()
+    t = target.reshape(-1, 64, 64)[:reference_frames].numpy()
+    loop = median_seconds(lambda: [structural_similarity(b, a, data_range=255) for a, b in zip(p, t)],
+                          repeats=repeats)
+    ref_values = np.array([structural_similarity(b, a, data_range=255) for a, b in zip(p, t)])
+    ours_values = frame_metrics(pred, target)[..., 3].reshape(-1)[:reference_frames].numpy()
+    n = sequences * frames
+    return {"frames": n, "ours_s": ours, "skimage_s": loop / reference_frames * n,
+            "reference_frames": reference_frames, "max_abs_diff": float(np.abs(ours_values - ref_values).max())}
+
+
+def time_generation(sequences: int, reference_sequences: int, repeats: int) -> dict[str, Any]:
+    """Sequences per second: the vectorised generator and the per-sequence one (20 frames each)."""
+    pool = embedded_digits()[0]
+    ours = median_seconds(lambda: generate(np.random.default_rng(0), pool, sequences, 20), repeats=repeats)
+    slow = median_seconds(lambda: reference.generate_per_sequence(np.random.default_rng(0), pool,
+                                                                  reference_sequences, 20), repeats=repeats)
+    return {"ours_per_s": sequences / ours, "reference_per_s": reference_sequences / slow}
+
+
+def speed_markdown(parts: list[str], *, models: list[str], dataset: str, preset: str, batch: int | None,
+                   device: torch.device, repeats: int) -> str:
+    lines = ["# vpbench speed", "", f"Machine: {machine()}; device {device}; medians of {repeats} runs after a warm-up.", ""]
+    if "models" in parts:
+        lines += [f"## Models ({dataset}, {preset} preset)", "",
+                  "| Model | Params | Batch | Train step (ms) | Inference (ms) |", "|---|---:|---:|---:|---:|"]
+        for r in time_models(models, dataset, preset, batch, device, repeats):
+            lines.append(f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['train_step_ms']:.1f} | "
+                         f"{r['inference_ms']:.1f} |")
+        lines.append("")
+    if "metrics" in parts:
+        m = time_metrics(10000, 10, 2000, repeats)
+        lines += ["## Metrics engine (10,000 sequences x 10 frames of 64x64)", "",
+                  "| Engine | Seconds | Per frame (us) | Speed-up |", "|---|---:|---:|---:|",
+                  f"| vpbench: MSE, MAE, PSNR and SSIM, batched | {m['ours_s']:.2f} | {m['ours_s'] / m['frames'] * 1e6:.1f} "
+                  f"| {m['skimage_s'] / m['ours_s']:.1f}x |",
+                  f"| loop of skimage structural_similarity (SSIM only; timed on {m['reference_frames']:,} frames) | "
+                  f"{m['skimage_s']:.2f} | {m['skimage_s'] / m['frames'] * 1e6:.1f} | 1.0x |",
+                  "", f"Largest SSIM difference from skimage on those frames: {m['max_abs_diff']:.1e}.", ""]
+    if "generation" in parts:
+        g = time_generation(10000, 500, repeats)
+        lines += ["## Moving MNIST generation (20 frames per sequence)", "",
+                  "| Generator | Sequences / s | Speed-up |", "|---|---:|---:|",
+                  f"| vpbench, vectorised over sequences | {g['ours_per_s']:,.0f} | "
+                  f"{g['ours_per_s'] / g['reference_per_s']:.1f}x |",
+                  f"| per sequence and frame, as the standard generator | {g['reference_per_s']:,.0f} | 1.0x |", ""]
+    return "\n".join(lines)

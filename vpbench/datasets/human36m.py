@@ -1,0 +1,76 @@
+"""Human3.6M (Ionescu et al. 2014), Walking and WalkTogether: ``human36m`` (4->4), 100x100 RGB.
+
+Layouts, under ``--data-dir`` (the folder holding ``S1``, ``S5``, ...):
+
+* the videos ``S<k>/Videos/<Action>.<camera>.mp4`` as distributed, read with PyAV;
+* pre-extracted frames, either one folder per video (``S1/Images/Walking 1.54138969/frame_000001.jpg``)
+  or OpenSTL's flat folder (``images/S9_Walking.54138969_000001.jpg``).
+
+Only ``Walking`` and ``WalkTogether`` and their numbered variants (``Walking 1``, ``WalkTogether_2``)
+are used, from all four cameras; ``WalkDog``/``WalkingDog`` and the other actions are not.
+Preprocessing (paper Sec. 4.1): every ``frame_step``-th frame (5: 50 fps -> 10 fps, as OpenSTL and
+STRPM), center crop to the largest square (1000x1002 -> 1000x1000; a no-op at 1000x1000), resize
+to 100x100, RGB. Splits: S1, S5, S6, S7, S8 train, S9, S11 test; validation holds out whole training
+videos (see :func:`vpbench.datasets.video.make_splits`). Clips: T = 8 consecutive kept frames
+counted back from the end of each video, ``train_stride`` kept frames apart in training and
+``test_stride`` apart in validation and test.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from vpbench.datasets.base import DataSpec, SequenceSource, register_dataset
+from vpbench.datasets.video import Catalog, Preprocess, Video, VideoClips, find_sources, positive_int
+from vpbench.errors import UserError
+
+ACTIONS = ("Walking", "WalkTogether")
+CAMERAS = ("54138969", "55011271", "58860488", "60457274")
+SUBJECTS = {"train": [1, 5, 6, 7, 8], "test": [9, 11]}
+# S<k>, then folders or "_", then the action, an optional variant number and the 8-digit camera.
+NAME = re.compile(rf"(?:^|/)S(\d+)[/_](?:[^/]+/)*?({'|'.join(ACTIONS)})(?:[ _](\d+))?\.(\d{{8}})(?=$|/)")
+HINT = "S<k>/Videos/Walking.<camera>.mp4 (and WalkTogether, numbered variants) or their frames"
+
+
+def catalog(root: Path | None, config: Mapping[str, Any], spec: DataSpec) -> Catalog:
+    """The Walking and WalkTogether videos of Human3.6M under ``root``, split by subject."""
+    if root is None:
+        raise UserError(f"human36m needs --data-dir: the folder holding S1, S5, ... with {HINT}")
+    prep = Preprocess(spec.height, gray=False, interpolation=config["interpolation"],
+                      step=positive_int(config, "frame_step"))
+    train_stride, test_stride = positive_int(config, "train_stride"), positive_int(config, "test_stride")
+    found: dict[str, Video] = {}
+    duplicates = 0
+    for source in find_sources(root):
+        match = NAME.search(source.name)
+        if match is None:
+            continue
+        subject, action, variant, camera = match.groups()
+        action = f"{action} {variant}" if variant else action
+        key = f"S{int(subject)} {action}.{camera}"
+        if key in found:  # the same video as a file and as frames: the file wins
+            duplicates += 1
+            continue
+        found[key] = Video(source, key, int(subject), action, train_stride, test_stride)
+    videos = {split: [v for v in found.values() if v.subject in ids] for split, ids in SUBJECTS.items()}
+    missing: dict[str, list[str]] = {}
+    for subject in SUBJECTS["train"] + SUBJECTS["test"]:
+        actions = sorted({v.action for v in found.values() if v.subject == subject})
+        if not actions:
+            missing[f"S{subject}"] = ["no Walking or WalkTogether video"]
+        for action in actions:
+            absent = [c for c in CAMERAS if f"S{subject} {action}.{c}" not in found]
+            if absent:
+                missing.setdefault(f"S{subject}", []).append(f"{action} (cameras {', '.join(absent)})")
+    notes = [f"frames: one in {prep.step} kept; clips {train_stride} (train) and {test_stride} (val, test) kept "
+             "frames apart"]
+    if duplicates:
+        notes.append(f"{duplicates} videos found both as a file and as frames: the files are used")
+    return Catalog("human36m", root, prep, videos, SUBJECTS, lambda s: f"S{s}", HINT, missing, notes)
+
+
+@register_dataset("human36m", description="Human3.6M Walking/WalkTogether 4->4, 100x100 RGB, S1,S5-S8 train / "
+                                          "S9,S11 test (needs --data-dir)", frames=(4, 4), shape=(3, 100, 100))
+def build(spec: DataSpec, config: Mapping[str, Any], data_dir: Path | None, seed: int) -> SequenceSource:
+    return VideoClips(spec, catalog(data_dir, config, spec), config, seed)

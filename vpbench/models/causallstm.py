@@ -1,0 +1,76 @@
+"""PredRNN++'s Causal LSTM (Wang et al. 2018) and the ``causallstm`` encoder-forecaster with its GHU."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from vpbench.models.convlstm import gated_update, same_conv
+from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State
+from vpbench.models.ghu import GHU
+from vpbench.models.registry import register_model
+from vpbench.models.stlstm import DualMemoryCell
+
+
+class CausalLSTMCell(DualMemoryCell):
+    """Causal LSTM (PredRNN++, Wang et al. 2018, Eq. 1): the two memories in cascade, M after C::
+
+        C_t = sigma(W_xf * X_t + W_hf * H_{t-1} + W_cf * C_{t-1} + 1) o C_{t-1}
+              + sigma(W_xi * X_t + W_hi * H_{t-1} + W_ci * C_{t-1})
+              o tanh(W_xg * X_t + W_hg * H_{t-1} + W_cg * C_{t-1})
+        M_t = sigma(W_xf' * X_t + W_mf * M + W_kf * C_t + 1) o tanh(W_mm * M)
+              + sigma(W_xi' * X_t + W_mi * M + W_ki * C_t) o tanh(W_xg' * X_t + W_kg * C_t)
+        o_t = tanh(W_xo * X_t + W_ho * H_{t-1} + W_ko * C_t + W_om * M_t)
+        H_t = o_t o tanh(W_11 * [C_t, M_t])
+
+    M is the spatiotemporal memory from the layer below (the top layer at t-1 for the bottom one).
+    As in the PredRNN++ code (and OpenSTL's port): g' sees X_t and C_t only, the output gate also
+    sees H_{t-1} and is a tanh; bias-free convolutions, forget bias 1, no layer norm.
+    Shapes: x [B, C_in, h, w]; state h, c and memory m [B, M, h, w].
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int) -> None:
+        super().__init__(in_channels, hidden, kernel_size)
+        self.x_conv = same_conv(in_channels, 7 * hidden, kernel_size)  # [i, f, g, i', f', g', o]
+        self.h_conv = same_conv(hidden, 4 * hidden, kernel_size)  # [i, f, g, o]
+        self.c_conv = same_conv(hidden, 3 * hidden, kernel_size)  # [i, f, g] on C_{t-1}
+        self.m_conv = same_conv(hidden, 3 * hidden, kernel_size)  # [i', f', W_mm]
+        self.k_conv = same_conv(hidden, 4 * hidden, kernel_size)  # [i', f', g', o] on C_t
+        self.om_conv = same_conv(hidden, hidden, kernel_size)  # W_om on M_t
+
+    def input_conv(self, x: Tensor) -> Tensor:
+        return self.x_conv(x)
+
+    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+        xi, xf, xg, xi2, xf2, xg2, xo = xp.chunk(7, dim=1)
+        hi, hf, hg, ho = self.h_conv(state["h"]).chunk(4, dim=1)
+        ci, cf, cg = self.c_conv(state["c"]).chunk(3, dim=1)
+        c = gated_update(state["c"], xi + hi + ci, xf + hf + cf, xg + hg + cg)
+        ki, kf, kg, ko = self.k_conv(c).chunk(4, dim=1)
+        mi, mf, mm = self.m_conv(carry["m"]).chunk(3, dim=1)
+        m = gated_update(torch.tanh(mm), xi2 + mi + ki, xf2 + mf + kf, xg2 + kg)
+        carry["m"] = m
+        o = torch.tanh(xo + ho + ko + self.om_conv(m))
+        return {"h": self.hidden_state(o, torch.cat([c, m], dim=1)), "c": c}
+
+
+def predrnnpp_layers(in_channels: int, hidden: int, layers: int, kernel_size: int) -> list[RecurrentCell]:
+    """Layer factory: L Causal LSTM layers with a GHU between the first and the second (PredRNN++).
+
+    With L=4 this is the paper's five recurrent layers; with L=1 there is no second layer to feed,
+    so no GHU.
+    """
+    cells: list[RecurrentCell] = [CausalLSTMCell(in_channels if i == 0 else hidden, hidden, kernel_size)
+                                  for i in range(layers)]
+    if layers > 1:
+        cells.insert(1, GHU(hidden, hidden, kernel_size))
+    return cells
+
+
+@register_model("causallstm", label="Causal LSTM", tags=("paper", "rnn"), defaults=RNN_PRESETS)
+def causallstm(*, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 1,
+               hidden: int = 128, layers: int = 4, kernel_size: int = 5) -> EncoderForecaster:
+    """PredRNN++ encoder-forecaster: Causal LSTM layers, a GHU after the first one."""
+    return EncoderForecaster(predrnnpp_layers, in_channels=in_channels, img_size=img_size,
+                             patch_size=patch_size, hidden=hidden, layers=layers, kernel_size=kernel_size)

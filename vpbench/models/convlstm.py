@@ -1,0 +1,85 @@
+"""ConvLSTM (Shi et al. 2015) and the ``convlstm`` encoder-forecaster.
+
+Also home of what the LSTM-family cells (ConvLSTM, ST-LSTM, Causal LSTM, GHU, MIM) share, following
+the PredRNN code base they come from: "same" convolutions without bias, a constant forget bias of 1.0
+and no layer normalisation (PredRNN's Moving MNIST scripts run with ``layer_norm 0``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from vpbench.models.encoder_forecaster import (
+    RNN_PRESETS,
+    EncoderForecaster,
+    RecurrentCell,
+    State,
+    check_patch,
+)
+from vpbench.models.registry import register_model
+
+FORGET_BIAS = 1.0  # added to every forget gate's pre-activation, as in PredRNN and MIM
+
+
+def same_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
+    """A bias-free convolution keeping the grid size (odd ``kernel_size``)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
+
+
+def gated_update(memory: Tensor, i: Tensor, f: Tensor, g: Tensor) -> Tensor:
+    """LSTM memory update from pre-activations: sigma(f + 1) o memory + sigma(i) o tanh(g)."""
+    return torch.sigmoid(f + FORGET_BIAS) * memory + torch.sigmoid(i) * torch.tanh(g)
+
+
+class ConvLSTMCell(RecurrentCell):
+    """Convolutional LSTM with peephole connections (Shi et al. 2015, Eq. 3)::
+
+        i_t = sigma(W_xi * X_t + W_hi * H_{t-1} + W_ci o C_{t-1})
+        f_t = sigma(W_xf * X_t + W_hf * H_{t-1} + W_cf o C_{t-1} + 1)
+        C_t = f_t o C_{t-1} + i_t o tanh(W_xc * X_t + W_hc * H_{t-1})
+        o_t = sigma(W_xo * X_t + W_ho * H_{t-1} + W_co o C_t)
+        H_t = o_t o tanh(C_t)
+
+    The peephole weights W_c* are per position ([M, h, w], zero at initialisation, as in MIM's
+    ConvLSTMs), so the cell is built for one grid size. Bias-free convolutions with a constant forget
+    bias 1 (PredRNN's convention) stand in for Shi's learnt b_*. MIM's non-stationary (MIM-N) and
+    stationary (MIM-S) modules are this same cell.
+    Shapes: x [B, C_in, h, w]; state h (H), c (C) [B, M, h, w].
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int, grid: Sequence[int]) -> None:
+        super().__init__(in_channels, hidden, kernel_size)
+        self.x_conv = same_conv(in_channels, 4 * hidden, kernel_size)  # [W_xi; W_xf; W_xc; W_xo]
+        self.h_conv = same_conv(hidden, 4 * hidden, kernel_size)  # [W_hi; W_hf; W_hc; W_ho]
+        self.peephole = nn.Parameter(torch.zeros(3, hidden, *grid))  # [W_ci; W_cf; W_co]
+
+    def input_conv(self, x: Tensor) -> Tensor:
+        return self.x_conv(x)
+
+    def update(self, xp: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """(H_t, C_t) from the input convolution xp = input_conv(X_t), H_{t-1} and C_{t-1}."""
+        i, f, g, o = (xp + self.h_conv(h)).chunk(4, dim=1)
+        w_ci, w_cf, w_co = self.peephole
+        c = gated_update(c, i + w_ci * c, f + w_cf * c, g)
+        return torch.sigmoid(o + w_co * c) * torch.tanh(c), c
+
+    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+        h, c = self.update(xp, state["h"], state["c"])
+        return {"h": h, "c": c}
+
+
+@register_model("convlstm", label="ConvLSTM", tags=("paper", "rnn"), defaults=RNN_PRESETS)
+def convlstm(*, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 1, hidden: int = 128,
+             layers: int = 4, kernel_size: int = 5) -> EncoderForecaster:
+    """ConvLSTM encoder-forecaster: L ConvLSTM layers of M channels."""
+    grid = check_patch(img_size, patch_size)
+
+    def make(in_ch: int, hid: int, n: int, k: int) -> list[RecurrentCell]:
+        return [ConvLSTMCell(in_ch if i == 0 else hid, hid, k, grid) for i in range(n)]
+
+    return EncoderForecaster(make, in_channels=in_channels, img_size=img_size, patch_size=patch_size,
+                             hidden=hidden, layers=layers, kernel_size=kernel_size)

@@ -1,0 +1,95 @@
+"""Memory In Memory (MIM, Wang et al. 2019) and the ``mim`` encoder-forecaster.
+
+The stack is MIM's: an ST-LSTM first layer, then MIM blocks. Non-stationarity enters as the
+difference of the first layer's adjacent hidden states, sent up through ``carry["d"]``; each MIM
+block turns the signal it receives into its own D_t (its MIM-N output) and sends that up instead.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from vpbench.models.convlstm import ConvLSTMCell, gated_update, same_conv
+from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State, check_patch
+from vpbench.models.registry import register_model
+from vpbench.models.stlstm import DualMemoryCell, STLSTMCell
+
+
+class DifferencingSTLSTMCell(STLSTMCell):
+    """MIM's first layer: an ST-LSTM that also sends d_t = H_t - H_{t-1} up as ``carry["d"]``.
+
+    Before the first step there is no H_{t-1}: d is then zero, and (all convolutions being bias-free)
+    every MIM-N and MIM-S of the stack stays exactly at its zero state for that step, which is what
+    the original code gets by skipping MIM-N at t=1. ``init_state`` marks the state as ``first``.
+    """
+
+    signals = ("d",)
+
+    def init_state(self, like: Tensor) -> State:
+        return {**super().init_state(like), "first": True}
+
+    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+        new = super().step(x, xp, state, carry)
+        carry["d"] = torch.zeros_like(new["h"]) if state.get("first") else new["h"] - state["h"]
+        return new
+
+
+class MIMBlock(DualMemoryCell):
+    """A MIM block: an ST-LSTM whose forget path C_{t-1} -> C_t is two cascaded ConvLSTMs::
+
+        D_t, N_t = MIM-N(d_t; D_{t-1}, N_{t-1})        non-stationary module, input d_t from below
+        T_t, S_t = MIM-S(D_t; C_{t-1}, S_{t-1})        stationary module, hidden state C_{t-1}
+        C_t = T_t + sigma(W_xi * X_t + W_hi * H_{t-1}) o tanh(W_xg * X_t + W_hg * H_{t-1})
+        M_t = sigma(W_xf' * X_t + W_mf * M + 1) o M
+              + sigma(W_xi * X_t + W_mi * M) o tanh(W_xg * X_t + W_mg * M)
+        o_t = sigma(W_xo * X_t + W_ho * H_{t-1} + W_mo * M)
+        H_t = o_t o tanh(W_11 * [C_t, M_t])
+
+    MIM-N and MIM-S are peephole ConvLSTMs (:class:`ConvLSTMCell`, written "(input; hidden, cell)");
+    d_t is the difference H_t - H_{t-1} of the first layer for the lowest block, the D_t of the block
+    below for the others; D_t goes up. As in the original, the gates i and g of C and M share their
+    input convolution. Unlike the original, which keeps MIM-S's cell S on the module (detached, and
+    carried over from one batch to the next), S is ordinary cell state here, reset per sequence.
+    Shapes: x [B, M, h, w]; state h, c, d (D), n (N), s (S), memory m and signal d: [B, M, h, w].
+    """
+
+    state_names = ("h", "c", "d", "n", "s")
+    signals = ("d",)
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int, grid: Sequence[int]) -> None:
+        super().__init__(in_channels, hidden, kernel_size)
+        self.x_conv = same_conv(in_channels, 4 * hidden, kernel_size)  # [i, f', g, o]
+        self.h_conv = same_conv(hidden, 3 * hidden, kernel_size)  # [i, g, o]
+        self.m_conv = same_conv(hidden, 4 * hidden, kernel_size)  # [i', f', g', o]
+        self.mim_n = ConvLSTMCell(hidden, hidden, kernel_size, grid)
+        self.mim_s = ConvLSTMCell(hidden, hidden, kernel_size, grid)
+
+    def input_conv(self, x: Tensor) -> Tensor:
+        return self.x_conv(x)
+
+    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+        xi, xf, xg, xo = xp.chunk(4, dim=1)
+        hi, hg, ho = self.h_conv(state["h"]).chunk(3, dim=1)
+        mi, mf, mg, mo = self.m_conv(carry["m"]).chunk(4, dim=1)
+        m = gated_update(carry["m"], xi + mi, xf + mf, xg + mg)
+        d, n = self.mim_n.update(self.mim_n.input_conv(carry["d"]), state["d"], state["n"])
+        t, s = self.mim_s.update(self.mim_s.input_conv(d), state["c"], state["s"])
+        c = t + torch.sigmoid(xi + hi) * torch.tanh(xg + hg)
+        carry["m"], carry["d"] = m, d
+        h = self.hidden_state(torch.sigmoid(xo + ho + mo), torch.cat([c, m], dim=1))
+        return {"h": h, "c": c, "d": d, "n": n, "s": s}
+
+
+@register_model("mim", label="MIM", tags=("paper", "rnn"), defaults=RNN_PRESETS)
+def mim(*, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 1, hidden: int = 128,
+        layers: int = 4, kernel_size: int = 5) -> EncoderForecaster:
+    """MIM encoder-forecaster: an ST-LSTM layer, then L-1 MIM blocks."""
+    grid = check_patch(img_size, patch_size)
+
+    def make(in_ch: int, hid: int, n: int, k: int) -> list[RecurrentCell]:
+        return [DifferencingSTLSTMCell(in_ch, hid, k)] + [MIMBlock(hid, hid, k, grid) for _ in range(n - 1)]
+
+    return EncoderForecaster(make, in_channels=in_channels, img_size=img_size, patch_size=patch_size,
+                             hidden=hidden, layers=layers, kernel_size=kernel_size)

@@ -1,0 +1,79 @@
+"""PredRNN's spatiotemporal LSTM (ST-LSTM, Wang et al. 2017) and the ``stlstm`` encoder-forecaster."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from vpbench.models.convlstm import gated_update, same_conv
+from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State
+from vpbench.models.registry import register_model
+
+
+class DualMemoryCell(RecurrentCell):
+    """Base of the PredRNN family: a temporal memory C in the cell's state and a spatiotemporal
+    memory M flowing in a zigzag through ``carry["m"]`` (up the layers, then from the top layer at t
+    to the bottom layer at t+1). The hidden state reads both memories: H_t = o_t o tanh(W_11 * [C_t, M_t]),
+    W_11 a 1x1 convolution.
+    """
+
+    state_names: tuple[str, ...] = ("h", "c")
+    memory = "m"
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int) -> None:
+        super().__init__(in_channels, hidden, kernel_size)
+        self.fuse = nn.Conv2d(2 * hidden, hidden, 1, bias=False)  # W_11
+
+    def hidden_state(self, o: Tensor, cm: Tensor) -> Tensor:
+        """H_t from the activated output gate o and [C_t, M_t] (concatenated on channels)."""
+        return o * torch.tanh(self.fuse(cm))
+
+
+class STLSTMCell(DualMemoryCell):
+    """Spatiotemporal LSTM (PredRNN, Wang et al. 2017, Eq. 3)::
+
+        C_t = sigma(W_xf * X_t + W_hf * H_{t-1} + 1) o C_{t-1}
+              + sigma(W_xi * X_t + W_hi * H_{t-1}) o tanh(W_xg * X_t + W_hg * H_{t-1})
+        M_t = sigma(W_xf' * X_t + W_mf * M + 1) o M
+              + sigma(W_xi' * X_t + W_mi * M) o tanh(W_xg' * X_t + W_mg * M)
+        o_t = sigma(W_xo * X_t + W_ho * H_{t-1} + W_co * [C_t, M_t])
+        H_t = o_t o tanh(W_11 * [C_t, M_t])
+
+    where M is the spatiotemporal memory coming from the layer below (from the top layer at t-1 for
+    the bottom layer). As in thuml/predrnn-pytorch: bias-free convolutions, forget bias 1, no
+    layer norm. Shapes: x [B, C_in, h, w]; state h, c and memory m [B, M, h, w].
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int) -> None:
+        super().__init__(in_channels, hidden, kernel_size)
+        self.x_conv = same_conv(in_channels, 7 * hidden, kernel_size)  # [i, f, g, i', f', g', o]
+        self.h_conv = same_conv(hidden, 4 * hidden, kernel_size)  # [i, f, g, o]
+        self.m_conv = same_conv(hidden, 3 * hidden, kernel_size)  # [i', f', g']
+        self.o_conv = same_conv(2 * hidden, hidden, kernel_size)  # W_co on [C_t, M_t]
+
+    def input_conv(self, x: Tensor) -> Tensor:
+        return self.x_conv(x)
+
+    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+        xi, xf, xg, xi2, xf2, xg2, xo = xp.chunk(7, dim=1)
+        hi, hf, hg, ho = self.h_conv(state["h"]).chunk(4, dim=1)
+        mi, mf, mg = self.m_conv(carry["m"]).chunk(3, dim=1)
+        c = gated_update(state["c"], xi + hi, xf + hf, xg + hg)
+        m = gated_update(carry["m"], xi2 + mi, xf2 + mf, xg2 + mg)
+        cm = torch.cat([c, m], dim=1)
+        carry["m"] = m
+        return {"h": self.hidden_state(torch.sigmoid(xo + ho + self.o_conv(cm)), cm), "c": c}
+
+
+def stlstm_layers(in_channels: int, hidden: int, layers: int, kernel_size: int) -> list[RecurrentCell]:
+    """Layer factory for :class:`EncoderForecaster`: L ST-LSTM layers of M channels."""
+    return [STLSTMCell(in_channels if i == 0 else hidden, hidden, kernel_size) for i in range(layers)]
+
+
+@register_model("stlstm", label="ST-LSTM", tags=("paper", "rnn"), defaults=RNN_PRESETS)
+def stlstm(*, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 1, hidden: int = 128,
+           layers: int = 4, kernel_size: int = 5) -> EncoderForecaster:
+    """ST-LSTM (PredRNN) encoder-forecaster, the spatiotemporal memory zigzagging through both stacks."""
+    return EncoderForecaster(stlstm_layers, in_channels=in_channels, img_size=img_size, patch_size=patch_size,
+                             hidden=hidden, layers=layers, kernel_size=kernel_size)
