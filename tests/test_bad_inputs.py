@@ -76,7 +76,8 @@ def test_a_batch_that_does_not_split_over_the_processes():
         check_batch(8, Dist(0, 3))
 
 
-def test_ctrl_c_leaves_a_resumable_run(tmp_path, bench):
+@pytest.mark.parametrize("signum, said", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
+def test_ctrl_c_and_sigterm_leave_a_resumable_run(tmp_path, bench, signum, said):
     args = ["run", "--models", "convgru", *TINY, "--epochs", "3", "--set", "dataset.train_sequences=400",
             "--results-dir", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, "-m", "vpbench.cli", *args], stdout=subprocess.DEVNULL,
@@ -85,9 +86,9 @@ def test_ctrl_c_leaves_a_resumable_run(tmp_path, bench):
     while not list(tmp_path.glob("mmnist/convgru/*/checkpoints/last.pt")):
         assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "bench run: interrupted; resume with --resume"
+    assert proc.returncode == 128 + signum and err.strip().splitlines()[-1] == f"bench run: {said}; resume with --resume"
     (run,) = list(iter_runs(tmp_path))
     assert run.status()["status"] == "interrupted"
     code, _, _ = bench(*args, "--resume")

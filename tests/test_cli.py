@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from vpbench import store
 from vpbench.store import iter_runs
 
 RUN_FILES = {"config.yaml", "environment.json", "status.json", "metrics.json", "framewise.csv", "per_sequence.npz",
@@ -32,6 +35,15 @@ def test_run_writes_a_self_contained_folder(tiny_results):
     config = yaml.safe_load(run.file("config.yaml").read_text())
     assert config["model"]["name"] == "convgru" and config["preset"] == "tiny"
     assert json.loads(run.file("environment.json").read_text())["torch"]
+
+
+def test_atomic_writes_get_the_mode_of_an_ordinary_file(tmp_path):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    store.atomic_write_bytes(tmp_path / "a.json", b"{}")
+    (tmp_path / "b.json").write_bytes(b"{}")
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == stat.S_IMODE((tmp_path / "b.json").stat().st_mode)
 
 
 def test_same_seed_same_metrics_and_no_overwrite(tiny_results, bench):

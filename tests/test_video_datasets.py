@@ -327,7 +327,7 @@ def test_errors(bench, kth_dir, tmp_path):
 
 @pytest.mark.slow
 def test_bench_run_end_to_end(bench, kth_dir, tmp_path):
-    models = "convgru,srvp" if "srvp" in model_names() else "convgru,persistence"
+    models = "convgru,srvp"
     code, out, err = bench("run", "--models", models, "--dataset", "kth", "--data-dir", kth_dir, "--preset", "tiny",
                            "--device", "cpu", "--results-dir", tmp_path / "results")
     assert code == 0, err

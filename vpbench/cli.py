@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from vpbench.errors import UserError
@@ -224,20 +226,34 @@ COMMANDS = {
 }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler, torchrun stopping its workers): handled like Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # usage errors and --help, as a return code for in-process callers
         return int(exit_.code or 0)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         COMMANDS[args.command](args)
     except UserError as err:
         print(f"bench {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         hint = "; resume with --resume" if args.command == "run" else ""
-        print(f"bench {args.command}: interrupted{hint}", file=sys.stderr)
-        return 130
+        what = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"bench {args.command}: {what}{hint}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

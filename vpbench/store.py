@@ -33,6 +33,8 @@ import yaml
 
 from vpbench.errors import UserError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process's umask (os.umask can only read it by setting it)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -40,6 +42,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -1,17 +1,70 @@
-"""``bench report``: everything under ``--out`` from the runs under ``--results-dir``."""
+"""``bench report``: everything under ``--out`` from the runs under ``--results-dir``.
+
+    <out>/README.md                  index: datasets, presets, test sets, models, skipped runs
+    <out>/<dataset>.md               tables, paired comparison, cost and figures per preset/test set
+    <out>/<dataset>-framewise.csv    model, seed, frame, metric, value (+ label, preset, test_set)
+    <out>/<dataset>-<preset>-<test hash>-{framewise,framewise-ablation,sample<i>}.png
+"""
 from __future__ import annotations
 
+import sys
+from itertools import groupby
 from pathlib import Path
 
-from vpbench.report.collect import collect_runs
-from vpbench.report.runs_table import runs_markdown
+import pandas as pd
+
+from vpbench.errors import UserError
+from vpbench.report.collect import collect, read_profiles
+from vpbench.report.conventions import CONVENTIONS
+from vpbench.report.framewise import framewise_long
+from vpbench.report.index import index_markdown
+from vpbench.report.page import Options, group_section
 from vpbench.store import atomic_write_bytes
 
 
+def parse_samples(text: str) -> tuple[int, ...]:
+    """``"0,3"`` -> ``(0, 3)``: positions among the test sequences each run stores."""
+    try:
+        positions = tuple(dict.fromkeys(int(p) for p in text.split(",") if p.strip()))
+    except ValueError:
+        positions = (-1,)
+    if any(p < 0 for p in positions):
+        raise UserError(f"--samples {text!r}: expected comma-separated indices >= 0 of the stored test samples, "
+                        "e.g. --samples 0,3")
+    return positions
+
+
+def _writable(out: str | Path) -> Path:
+    path = Path(out).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"report folder {str(path)!r} cannot be created ({err.strerror}); pass --out DIR") from None
+    return path
+
+
 def build_report(results_dir: str | Path, out: str | Path, *, convention: str = "paper", samples: str = "0") -> Path:
-    """Write ``<out>/README.md``; returns its path."""
-    runs = collect_runs(results_dir)
-    index = Path(out) / "README.md"
-    atomic_write_bytes(index, ("# vpbench report\n\n" + runs_markdown(runs)).encode())
-    print(f"report: {index} ({len(runs)} runs from {results_dir})")
+    """Write the report into ``out``; returns the index's path. Warnings go to stderr, one line each."""
+    if convention not in CONVENTIONS:
+        raise UserError(f"--convention {convention!r}: choose one of {', '.join(CONVENTIONS)}")
+    options = Options(convention, parse_samples(samples))
+    collection = collect(results_dir)
+    profiles, warnings = read_profiles(results_dir)
+    warnings = collection.warnings + warnings
+    out = _writable(out)
+    for dataset, groups in groupby(collection.groups, key=lambda g: g.dataset):
+        groups = list(groups)
+        lines = [f"# {dataset}", "", f"Back to the [index](README.md). Frame-wise values: "
+                 f"[{dataset}-framewise.csv]({dataset}-framewise.csv).", ""]
+        for group in groups:
+            lines += group_section(group, out, options, profiles, warnings)
+        atomic_write_bytes(out / f"{dataset}.md", ("\n".join(lines).rstrip("\n") + "\n").encode())
+        table = pd.concat([framewise_long(g, convention) for g in groups], ignore_index=True)
+        atomic_write_bytes(out / f"{dataset}-framewise.csv", table.to_csv(index=False).encode())
+    index = out / "README.md"
+    atomic_write_bytes(index, index_markdown(collection.groups, Path(results_dir), convention, warnings).encode())
+    for warning in warnings:
+        print(f"bench report: warning: {warning}", file=sys.stderr)
+    runs = sum(len(g.runs) for g in collection.groups)
+    print(f"report: {index} ({runs} runs in {len(collection.groups)} tables from {results_dir})")
     return index

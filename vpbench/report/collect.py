@@ -1,28 +1,192 @@
-"""Read result folders into one table of runs."""
+"""Read result folders into runs, and runs into groups that may share a table.
+
+A group is one (dataset, preset, test set): runs of different presets or of different test data
+(``provenance.test_sha256``) never meet in one table. Within a group the newest run of each
+(model, seed) counts. A folder that cannot be read is skipped with a warning, never fatal.
+"""
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
+import numpy as np
 
-from vpbench.store import iter_runs
+from vpbench import config as cfg
+from vpbench.benchmarks.metrics import METRICS
+from vpbench.benchmarks.runner import config_difference
+from vpbench.datasets import dataset_entry
+from vpbench.errors import UserError
+from vpbench.models import registry
+from vpbench.store import RunDir, iter_runs
 
-RUN_COLUMNS = ["dataset", "model", "label", "preset", "seed", "run_id", "status", "epochs", "mse", "mae",
-               "psnr", "ssim", "params", "flops", "provenance", "path"]
+DONE = ("finished", "diverged")
 
 
-def collect_runs(results_dir: str | Path) -> pd.DataFrame:
-    """One row per finished (or diverged) run with a metrics.json, newest last."""
-    rows = []
-    for run in iter_runs(results_dir):
-        if not run.exists("metrics.json"):
+@dataclass(frozen=True)
+class Run:
+    """One finished (or diverged) run. ``per_frame``: [N, T_out, 4] on 0-255 (columns ``METRICS``),
+    None when a diverged run has no evaluation."""
+
+    path: Path
+    dataset: str
+    model: str
+    label: str
+    preset: str
+    seed: int
+    run_id: str
+    status: str
+    epochs: int
+    frames: tuple[int, int]  # (input, output)
+    shape: tuple[int, int, int]  # (C, H, W)
+    provenance: str
+    test_sha256: str
+    origin: dict[str, Any]
+    params: int | None
+    flops: int | None
+    per_frame: np.ndarray | None
+    overrides: str = ""  # settings that differ from the preset's (``--set``), as "key: preset -> run"
+
+    @property
+    def external(self) -> bool:
+        return self.origin.get("kind") == "external"
+
+
+@dataclass
+class Group:
+    """The runs of one (dataset, preset, test set), newest per (model, seed), models in registry order."""
+
+    dataset: str
+    preset: str
+    test_sha256: str
+    provenance: str
+    frames: tuple[int, int]
+    shape: tuple[int, int, int]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        """File-name stem of this group's figures: ``<dataset>-<preset>-<test hash>``."""
+        return f"{self.dataset}-{self.preset}-{self.test_sha256[:8]}"
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(r.model for r in self.runs))
+
+    def runs_of(self, model: str) -> list[Run]:
+        """The model's runs, one per seed, by seed."""
+        return sorted((r for r in self.runs if r.model == model), key=lambda r: r.seed)
+
+    def label(self, model: str) -> str:
+        return self.runs_of(model)[0].label
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({r.seed for r in self.runs})
+
+
+@dataclass
+class Collection:
+    groups: list[Group]
+    warnings: list[str]
+
+
+def _per_frame(run: RunDir) -> np.ndarray:
+    """per_sequence.npz's array with its columns in ``METRICS`` order."""
+    with np.load(run.file("per_sequence.npz")) as data:
+        names = [str(n) for n in data["metrics"]]
+        array = np.asarray(data["per_frame"], dtype=np.float64)
+    if array.ndim != 3 or array.shape[-1] != len(names):
+        raise ValueError(f"per_frame has shape {array.shape} for metrics {names}")
+    return array[..., [names.index(m) for m in METRICS]]
+
+
+def read_run(run: RunDir) -> Run | None:
+    """The run, or None when it has not finished (still running, failed, interrupted).
+    Raises (whatever the reader meets) when a file is damaged."""
+    if not run.exists("metrics.json"):
+        return None
+    metrics = run.read_json("metrics.json")
+    if metrics.get("status") not in DONE:
+        return None
+    config = run.read_yaml("config.yaml")
+    data = config["dataset"]
+    evaluated = metrics.get("mse") is not None
+    if evaluated and not run.exists("per_sequence.npz"):
+        raise ValueError("per_sequence.npz is missing")
+    per_frame = _per_frame(run) if evaluated else None
+    frames = (int(data["input_frames"]), int(data["output_frames"]))
+    if per_frame is not None and per_frame.shape[1] != frames[1]:
+        raise ValueError(f"per_sequence.npz holds {per_frame.shape[1]} frames, config.yaml says {frames[1]}")
+    return Run(
+        path=run.path, dataset=metrics["dataset"], model=metrics["model"],
+        label=metrics.get("label") or metrics["model"],
+        preset=metrics["preset"], seed=int(metrics["seed"]), run_id=run.run_id, status=metrics["status"],
+        epochs=int(metrics.get("epochs") if metrics.get("epochs") is not None else config["train"]["epochs"]),
+        frames=frames, shape=tuple(dataset_entry(metrics["dataset"]).shape),
+        provenance=metrics["provenance"]["label"], test_sha256=metrics["provenance"]["test_sha256"],
+        origin=dict(metrics.get("origin") or {"kind": "builtin"}),
+        params=metrics.get("params"), flops=metrics.get("flops"), per_frame=per_frame, overrides=_overrides(config),
+    )
+
+
+def _overrides(config: dict[str, Any]) -> str:
+    """How the run's configuration differs from its preset's for the same model, dataset, seed and
+    epochs; "" when it does not, or when the model is not installed here to tell."""
+    try:
+        default = cfg.resolve(config["preset"], config["model"]["name"], config["dataset"]["name"],
+                              seed=config["seed"], epochs=config["train"]["epochs"])
+    except UserError:
+        return ""
+    return config_difference(default, config)
+
+
+def _model_order(model: str) -> tuple[int, str]:
+    names = registry.model_names()
+    return (names.index(model), "") if model in names else (len(names), model)
+
+
+def collect(results_dir: str | Path) -> Collection:
+    """Every finished run under ``results_dir``, grouped; damaged folders become warnings."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise UserError(f"results directory {str(root)!r} does not exist; pass --results-dir DIR "
+                        "(the folder given to `bench run --results-dir`)")
+    newest: dict[tuple, Run] = {}
+    warnings = []
+    for folder in iter_runs(root):
+        try:
+            run = read_run(folder)
+        except Exception as err:  # noqa: BLE001  a damaged folder (any file, any way) must not stop the report
+            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            warnings.append(f"skipped {folder.path}: unreadable run ({type(err).__name__}: {detail})")
             continue
-        metrics = run.read_json("metrics.json")
-        config = run.read_yaml("config.yaml")
-        rows.append({
-            **{k: metrics.get(k) for k in RUN_COLUMNS},
-            "epochs": config["train"]["epochs"] if metrics.get("epochs") is None else metrics["epochs"],
-            "provenance": metrics.get("provenance", {}).get("label", "unknown"),
-            "path": str(run.path),
-        })
-    return pd.DataFrame(rows, columns=RUN_COLUMNS).sort_values("run_id", kind="stable").reset_index(drop=True)
+        if run is None:
+            continue
+        key = (run.dataset, run.preset, run.test_sha256, run.model, run.seed)
+        if key not in newest or run.run_id > newest[key].run_id:
+            newest[key] = run
+    groups: dict[tuple, Group] = {}
+    for run in sorted(newest.values(), key=lambda r: (_model_order(r.model), r.seed)):
+        key = (run.dataset, run.preset, run.test_sha256)
+        if key not in groups:
+            groups[key] = Group(run.dataset, run.preset, run.test_sha256, run.provenance, run.frames, run.shape)
+        groups[key].runs.append(run)
+    ordered = sorted(groups.values(), key=lambda g: (g.dataset, g.preset, g.test_sha256))
+    return Collection(ordered, warnings)
+
+
+def read_profiles(results_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of every ``<results_dir>/profiles/*.json`` written by ``bench profile``, and warnings."""
+    rows, warnings = [], []
+    for path in sorted(Path(results_dir, "profiles").glob("*.json")):
+        try:
+            found = json.loads(path.read_text())
+            if not isinstance(found, list) or not all(isinstance(r, dict) and "model" in r for r in found):
+                raise ValueError("expected a list of objects with a model")
+        except (OSError, ValueError) as err:
+            warnings.append(f"skipped {path}: unreadable profile ({type(err).__name__}: {err})")
+            continue
+        rows.extend(found)
+    return rows, warnings

@@ -1,0 +1,204 @@
+"""One dataset page: a section per group (preset and test set) with its tables and figures."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from vpbench.models import registry
+from vpbench.report import paper
+from vpbench.report.collect import Group, Run
+from vpbench.report.conventions import CONVENTIONS, scale
+from vpbench.report.figures import framewise_figure, sample_grid
+from vpbench.report.framewise import framewise_long
+from vpbench.report.stats import LEVEL, RESAMPLES, paired_mse
+from vpbench.report.tables import EXTERNAL_MARK, cost_table, paired_table, results_table, step_table
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the user chose: the metric convention and the stored samples to draw."""
+
+    convention: str
+    samples: tuple[int, ...]
+
+
+def _tags(model: str) -> frozenset[str]:
+    entry = registry.entries().get(model)
+    return entry.tags if entry else frozenset()
+
+
+def split_models(group: Group) -> tuple[list[str], list[str]]:
+    """(main-table models, ablation-table models). Models tagged only ``ablation`` go to the
+    ablation table, which appears when there is one; models tagged ``ablation`` and ``paper``
+    (SRVP) are in both."""
+    ablation_only = [m for m in group.models if "ablation" in _tags(m) and "paper" not in _tags(m)]
+    main = [m for m in group.models if m not in ablation_only]
+    ablation = [m for m in group.models if "ablation" in _tags(m)] if ablation_only else []
+    return main, ablation
+
+
+def caption(group: Group, models: Sequence[str]) -> str:
+    """What every table names: preset, seeds and epochs of the runs it shows, and the test data."""
+    runs = [r for m in models for r in group.runs_of(m)]
+    seeds = ", ".join(map(str, sorted({r.seed for r in runs})))
+    epochs = sorted({r.epochs for r in runs})
+    epoch_text = f"epochs {epochs[0]}" if len(epochs) == 1 else "epochs per model in the Epochs column"
+    return f"*Preset `{group.preset}` · seeds {seeds} · {epoch_text} · data: {group.provenance}.*"
+
+
+def _sequences(group: Group) -> int:
+    return next((r.per_frame.shape[0] for r in group.runs if r.per_frame is not None), 0)
+
+
+def _external_notes(group: Group, models: Sequence[str]) -> list[str]:
+    notes = []
+    for model in models:
+        origin = group.runs_of(model)[0].origin
+        if origin.get("kind") == "external":
+            package = origin.get("package") or "no installed package"
+            version = origin.get("version") or "unknown version"
+            notes.append(f"- {EXTERNAL_MARK} {group.label(model)}: external plug-in model `{origin.get('source')}` "
+                         f"({package}, {version}).")
+    return notes
+
+
+def _override_notes(group: Group, models: Sequence[str]) -> list[str]:
+    """One line per run whose settings differ from the preset's (``bench run --set``)."""
+    return [f"- Changed from preset `{group.preset}`: {group.label(m)} seed {r.seed}: {r.overrides}."
+            for m in models for r in group.runs_of(m) if r.overrides]
+
+
+def _results_section(group: Group, models: list[str], heading: str, tables: list[paper.PaperTable],
+                     options: Options) -> list[str]:
+    mean_table = next((t for t in tables if not t.per_step), None)
+    source = (f"paper: the values of the paper's {mean_table.title}; Δ = (measured − paper) / paper. "
+              if mean_table else "")
+    title = f"{heading}, as the paper's {mean_table.title}" if mean_table else heading
+    lines = [f"### {title}", "", caption(group, models), "",
+             *results_table(group, models, mean_table, options.convention), "",
+             f"Means over {_sequences(group)} test sequences and {group.frames[1]} predicted frames; n: seeds; "
+             f"mean ± sample std over seeds when n > 1; best per column in bold. {source}"
+             f"{CONVENTIONS[options.convention]}.", ""]
+    for table in (t for t in tables if t.per_step):
+        lines += [f"### {table.title}", "", caption(group, models), "",
+                  *step_table(group, models, table, options.convention),
+                  "", f"Means over {_sequences(group)} test sequences at each predicted frame; paper: the paper's "
+                  f"{table.title}; best per column in bold.", ""]
+    notes = _external_notes(group, models) + _override_notes(group, models)
+    return lines + ([*notes, ""] if notes else [])
+
+
+def _paired_section(group: Group, options: Options) -> list[str]:
+    reference = paper.reference_model()
+    lines = ["### Paired comparison", "", caption(group, group.models), ""]
+    if reference not in group.models or all(r.per_frame is None for r in group.runs_of(reference)):
+        name = registry.entries()[reference].label if reference in registry.entries() else reference
+        return lines + [f"No evaluated {name} run in this group: run `bench run --models {reference}` with the same "
+                        "preset and data for the paired comparison.", ""]
+    label = group.label(reference)
+    factor = scale(options.convention, "mse", group.shape)
+    comparisons = [paired_mse(group.runs_of(reference), group.runs_of(m), m, factor=factor)
+                   for m in group.models if m != reference]
+    comparisons = [c for c in comparisons if c is not None]
+    if not comparisons:
+        return lines + [f"No other evaluated model in this group to compare with {label}.", ""]
+    return lines + [*paired_table(comparisons, label, group), "",
+                    f"Per test sequence: MSE averaged over the predicted frames, then over each model's seeds "
+                    f"(seed-mean per sequence); the difference {label} − model, averaged over the shared test "
+                    f"sequences. Negative: {label} has the lower error. {int(LEVEL * 100)}% CI: percentile "
+                    f"bootstrap over the sequences ({RESAMPLES:,} resamples, fixed seed). "
+                    f"{CONVENTIONS[options.convention]}.", ""]
+
+
+def _cost_section(group: Group, profiles: Sequence[dict[str, Any]]) -> list[str]:
+    mine = [p for p in profiles if p.get("dataset") == group.dataset and p.get("preset") == group.preset]
+    hint = ("Timings from `bench profile` (latency: one sequence, batch 1; train step and peak memory: the preset's "
+            "batch)." if mine else f"No timings yet: run `bench profile --models ... --dataset {group.dataset} "
+            f"--preset {group.preset}` to add latency, train-step time and peak memory.")
+    return ["### Cost", "", f"*Preset `{group.preset}`.*", "", *cost_table(group, mine), "",
+            f"Params; GFLOPs: fvcore multiply-adds for one test sequence. {hint}", ""]
+
+
+def _framewise_section(group: Group, models: list[str], suffix: str, out: Path, options: Options) -> list[str]:
+    long = framewise_long(group, options.convention, models)
+    if long.empty:
+        return []
+    name = f"{group.slug}-framewise{suffix}.png"
+    units = "per pixel, 0-255" if options.convention == "paper" else "per frame, [0, 1]"
+    panels = [("mse", f"MSE ({units})"), ("ssim", "SSIM")]
+    framewise_figure(long, [group.label(m) for m in group.models], panels, out / name,
+                     f"{group.dataset} {group.frames[0]} → {group.frames[1]} · preset {group.preset} · "
+                     f"test set {group.test_sha256[:8]}")
+    band = " Band: ± std over seeds." if long.groupby("label")["seed"].nunique().max() > 1 else ""
+    return [f"![MSE and SSIM per predicted frame]({name})", "",
+            f"MSE and SSIM per predicted frame (as the paper's Fig. 6), means over the test sequences.{band}", ""]
+
+
+def _samples_of(run: Run) -> dict[str, np.ndarray] | None:
+    path = run.path / "samples.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return {k: data[k] for k in ("indices", "inputs", "targets", "predictions")}
+
+
+def _samples_section(group: Group, out: Path, options: Options, warnings: list[str]) -> list[str]:
+    stored: list[tuple[str, Run, dict[str, np.ndarray]]] = []
+    for model in group.models:
+        run = next((r for r in group.runs_of(model) if r.per_frame is not None), None)
+        try:
+            samples = _samples_of(run) if run is not None else None
+        except Exception as err:  # noqa: BLE001  a damaged file leaves one model out of the figure
+            warnings.append(f"left {run.path}/samples.npz out of the figures ({type(err).__name__}: {err})")
+            samples = None
+        if samples is not None:
+            stored.append((model, run, samples))
+    if not stored or not options.samples:
+        return []
+    indices = stored[0][2]["indices"]
+    lines = []
+    for position in options.samples:
+        if position >= len(indices):
+            warnings.append(f"--samples {position}: the {group.preset} runs of {group.dataset} keep {len(indices)} "
+                            f"test sequences (samples 0-{len(indices) - 1}); skipped")
+            continue
+        sequence = int(indices[position])
+        rows, seeds = [], []
+        for model, run, samples in stored:
+            where = np.flatnonzero(samples["indices"] == sequence)
+            if len(where):
+                rows.append((group.label(model), samples["predictions"][where[0]]))
+                seeds.append(f"{group.label(model)} seed {run.seed}")
+        first = stored[0][2]
+        name = f"{group.slug}-sample{position}.png"
+        sample_grid(first["inputs"][position], first["targets"][position], rows, out / name,
+                    f"{group.dataset}, test sequence {sequence} · preset {group.preset}")
+        lines += [f"![Test sequence {sequence}]({name})", "",
+                  f"Test sequence {sequence} (stored sample {position}): inputs, ground truth, then each model's "
+                  f"prediction and |GT − P| (mean over channels; darker = larger error). Predictions of "
+                  f"{', '.join(seeds)}.", ""]
+    return lines
+
+
+def group_section(group: Group, out: Path, options: Options, profiles: Sequence[dict[str, Any]],
+                  warnings: list[str]) -> list[str]:
+    """Markdown of one group; writes its figures into ``out``."""
+    main, ablation = split_models(group)
+    lines = [f"## {group.dataset} {group.frames[0]} → {group.frames[1]} · preset `{group.preset}` · test set "
+             f"`{group.test_sha256[:8]}`", "", f"Data: {group.provenance} ({_sequences(group)} test sequences).", ""]
+    if main:
+        lines += _results_section(group, main, "Results", paper.tables_for(group.dataset, group.frames, "main"),
+                                  options)
+    if ablation:
+        lines += _results_section(group, ablation, "Ablations",
+                                  paper.tables_for(group.dataset, group.frames, "ablation"), options)
+    lines += _paired_section(group, options)
+    lines += _cost_section(group, profiles)
+    figures = _framewise_section(group, main, "", out, options)
+    if ablation:
+        figures += _framewise_section(group, ablation, "-ablation", out, options)
+    figures += _samples_section(group, out, options, warnings)
+    return lines + (["### Figures", "", *figures] if figures else [])

@@ -1,0 +1,157 @@
+"""Markdown tables of one group: results (paper layouts), per-step SSIM, paired comparison, cost."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from vpbench.benchmarks.metrics import HIGHER_IS_BETTER, METRICS
+from vpbench.report.collect import Group
+from vpbench.report.conventions import scale
+from vpbench.report.paper import PaperTable
+from vpbench.report.stats import Estimate, Paired, estimate, seed_values
+
+DECIMALS = {"mse": 2, "mae": 2, "psnr": 2, "ssim": 4}
+NAMES = {"mse": "MSE", "mae": "MAE", "psnr": "PSNR", "ssim": "SSIM"}
+EXTERNAL_MARK = "†"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    """Lines of a markdown table; ``align`` has one character per column: ``l`` or ``r``."""
+    rule = ["---" if a == "l" else "---:" for a in align]
+    return [f"| {' | '.join(cells)} |" for cells in (header, rule, *rows)]
+
+
+def number(value: float | None, metric: str) -> str:
+    return "-" if value is None else f"{value:.{DECIMALS[metric]}f}"
+
+
+def measured(est: Estimate | None, metric: str) -> str:
+    """``mean`` for one seed, ``mean ± std`` for several."""
+    if est is None:
+        return "-"
+    text = number(est.mean, metric)
+    return text if est.std is None else f"{text} ± {number(est.std, metric)}"
+
+
+def relative(est: Estimate | None, paper: float | None) -> str:
+    """Relative difference to the paper's value, in percent."""
+    return "-" if est is None or paper is None else f"{(est.mean - paper) / paper * 100:+.1f}%"
+
+
+def _best(estimates: Sequence[Estimate | None], metric: str) -> str | None:
+    """The best mean as printed (lower MSE/MAE, higher PSNR/SSIM)."""
+    means = [e.mean for e in estimates if e is not None]
+    if not means:
+        return None
+    return number(max(means) if HIGHER_IS_BETTER[metric] else min(means), metric)
+
+
+def _bolded(estimates: Sequence[Estimate | None], metric: str) -> list[str]:
+    best = _best(estimates, metric)
+    cells = [measured(e, metric) for e in estimates]
+    return [f"**{c}**" if e is not None and number(e.mean, metric) == best else c for c, e in zip(cells, estimates)]
+
+
+def row_label(group: Group, model: str) -> str:
+    """The model's label, with † for a plug-in model and a note for diverged runs."""
+    runs = group.runs_of(model)
+    label = group.label(model) + (f" {EXTERNAL_MARK}" if runs[0].external else "")
+    diverged = [str(r.seed) for r in runs if r.status == "diverged"]
+    return label + (f" (diverged: seed {', '.join(diverged)})" if diverged else "")
+
+
+def _epochs(group: Group, model: str) -> str:
+    return "/".join(str(e) for e in sorted({r.epochs for r in group.runs_of(model)}))
+
+
+def _n(estimates: Sequence[Estimate | None]) -> str:
+    return str(max((e.n for e in estimates if e is not None), default=0))
+
+
+def results_table(group: Group, models: Sequence[str], paper: PaperTable | None, convention: str) -> list[str]:
+    """Means over test sequences and predicted frames of every metric, with the paper's value and
+    the relative difference beside each metric the paper's table reports."""
+    with_paper = paper.columns if paper else ()
+    header, align = ["Model", "n", "Epochs"], "lrr"
+    for metric in METRICS:
+        header.append(f"{NAMES[metric]} {'↑' if HIGHER_IS_BETTER[metric] else '↓'}")
+        header += ["paper", "Δ"] if metric in with_paper else []
+        align += "rrr" if metric in with_paper else "r"
+    columns = {}
+    for metric in METRICS:
+        factor = scale(convention, metric, group.shape)
+        columns[metric] = [_scaled(estimate(seed_values(group.runs_of(m), metric)), factor) for m in models]
+    cells = {metric: _bolded(columns[metric], metric) for metric in METRICS}
+    rows = []
+    for i, model in enumerate(models):
+        row = [row_label(group, model), _n([columns[m][i] for m in METRICS]), _epochs(group, model)]
+        for metric in METRICS:
+            row.append(cells[metric][i])
+            if metric in with_paper:
+                value = paper.value(group.label(model), metric)
+                value = None if value is None else value * scale(convention, metric, group.shape)
+                row += [number(value, metric), relative(columns[metric][i], value)]
+        rows.append(row)
+    return markdown_table(header, rows, align)
+
+
+def step_table(group: Group, models: Sequence[str], paper: PaperTable, convention: str) -> list[str]:
+    """The paper's per-step layout (Table 3): one metric per predicted frame, with the paper's values."""
+    metric = paper.metric
+    factor = scale(convention, metric, group.shape)
+    header, align = ["Model", "n"], "lr"
+    for step in paper.steps:
+        header += [f"{NAMES[metric]} t={step}", "paper", "Δ"]
+        align += "rrr"
+    per_step = {s: [_scaled(estimate(seed_values(group.runs_of(m), metric, s)), factor) for m in models]
+                for s in paper.steps}
+    cells = {s: _bolded(per_step[s], metric) for s in paper.steps}
+    rows = []
+    for i, model in enumerate(models):
+        row = [row_label(group, model), _n([per_step[s][i] for s in paper.steps])]
+        for step in paper.steps:
+            value = paper.value(group.label(model), step)
+            value = None if value is None else value * factor
+            row += [cells[step][i], number(value, metric), relative(per_step[step][i], value)]
+        rows.append(row)
+    return markdown_table(header, rows, align)
+
+
+def paired_table(comparisons: Sequence[Paired], reference: str, group: Group) -> list[str]:
+    header = ["Model", f"Seeds ({reference} / model)", "Sequences", f"Mean MSE difference ({reference} − model)",
+              "95% CI", "Verdict"]
+    rows = [[group.label(p.other), f"{p.seeds[0]} / {p.seeds[1]}", str(p.sequences), f"{p.mean:+.2f}",
+             f"[{p.low:+.2f}, {p.high:+.2f}]", p.verdict(reference)] for p in comparisons]
+    return markdown_table(header, rows, "lrrrrl")
+
+
+def cost_table(group: Group, profiles: Sequence[dict[str, Any]]) -> list[str]:
+    """Params and FLOPs of each model (``bench profile``'s, else the run's), and the timings of each
+    profiled device."""
+    devices = sorted({p["device"] for p in profiles})
+    header, align = ["Model", "Params", "GFLOPs"], "lrr"
+    for device in devices:
+        header += [f"Latency ms ({device})", f"Train step ms ({device})", f"Peak memory MB ({device})"]
+        align += "rrr"
+    rows = []
+    for model in group.models:
+        found = {p["device"]: p for p in profiles if p["model"] == model}
+        newest = max(group.runs_of(model), key=lambda r: r.run_id)
+        first = next(iter(found.values()), {})
+        params, flops = first.get("params", newest.params), first.get("flops", newest.flops)
+        row = [row_label(group, model), "-" if params is None else f"{params:,}",
+               "-" if flops is None else f"{flops / 1e9:.2f}"]
+        for device in devices:
+            p = found.get(device, {})
+            row += [_ms(p.get("latency_ms"), 1), _ms(p.get("train_step_ms"), 1), _ms(p.get("peak_mem_mb"), 0)]
+        rows.append(row)
+    return markdown_table(header, rows, align)
+
+
+def _ms(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:,.{decimals}f}"
+
+
+def _scaled(est: Estimate | None, factor: float) -> Estimate | None:
+    if est is None or factor == 1.0:
+        return est
+    return Estimate(est.mean * factor, None if est.std is None else est.std * factor, est.n)
