@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--preset", help="preset whose dataset settings to use (default: quick)")
 
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
-    speed.add_argument("--parts", default="models,metrics,generation", help="any of models, metrics, generation")
+    speed.add_argument("--parts", default="models,metrics,generation",
+                       help="any of models, metrics, generation, srvp-official (needs --official-srvp)")
     speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
     speed.add_argument("--dataset", default="mmnist")
     speed.add_argument("--preset", default="quick")
@@ -79,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--device", default="cpu")
     speed.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; at least 5)")
     speed.add_argument("--out", help="also write the markdown table to this file")
+    speed.add_argument("--official-srvp", metavar="PATH",
+                       help="your clone of github.com/yuseonk/SRVP, for --parts srvp-official (needs einops)")
 
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")
@@ -196,8 +199,12 @@ def cmd_speed(args: argparse.Namespace) -> None:
         raise UserError(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
     if args.repeats < 5:
         raise UserError(f"--repeats {args.repeats}: use at least 5 so the median means something")
+    if "srvp-official" in parts and not args.official_srvp:
+        raise UserError("--parts srvp-official needs --official-srvp PATH, the folder of your clone of "
+                        "github.com/yuseonk/SRVP")
     text = speed_markdown(parts, models=expand(args.models), dataset=args.dataset, preset=args.preset,
-                          batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats)
+                          batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats,
+                          official_path=args.official_srvp)
     print(text)
     if args.out:
         atomic_write_bytes(Path(args.out), text.encode())
@@ -246,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"bench {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt as interrupt:
         hint = "; resume with --resume" if args.command == "run" else ""
         what = "terminated" if isinstance(interrupt, Terminated) else "interrupted"

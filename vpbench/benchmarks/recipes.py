@@ -56,6 +56,25 @@ def mse_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor,
         return F.mse_loss(pred.float(), targets.float()), pred
 
 
+@register_loss("mse_l1_layers")
+def mse_l1_layers_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """MIMO-VP's loss: 10 * MSE + L1, averaged over the outputs of every decoder layer.
+
+    The model returns them through ``model(inputs, horizon, all_layers=True)`` as [L, B, T_out, C, H, W]
+    (the last is the prediction), so that DDP and torch.compile see one ordinary forward call."""
+    try:
+        layers = model(inputs, targets.shape[1], all_layers=True)
+    except TypeError as err:
+        if "all_layers" not in str(err):
+            raise
+        raise UserError("loss mse_l1_layers needs a model whose forward takes all_layers=True (MIMO-VP); "
+                        "choose another train.loss") from None
+    with full_precision(layers.device):
+        layers32, targets32 = layers.float(), targets.float().expand_as(layers)
+        loss = 10 * F.mse_loss(layers32, targets32) + F.l1_loss(layers32, targets32)
+    return loss, layers[-1]
+
+
 def make_optimizer(params, config: Mapping[str, Any]) -> torch.optim.Optimizer:
     name, lr, wd = config["optimizer"], config["lr"], config.get("weight_decay", 0.0)
     if name == "rmsprop":

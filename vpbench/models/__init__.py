@@ -19,6 +19,8 @@ from vpbench.models import stlstm  # noqa: E402,F401  isort: skip
 from vpbench.models import causallstm  # noqa: E402,F401  isort: skip
 from vpbench.models import mim  # noqa: E402,F401  isort: skip
 from vpbench.models import convgru  # noqa: E402,F401  isort: skip
+from vpbench.models import mimovp  # noqa: E402,F401  isort: skip
+from vpbench.models import simvp  # noqa: E402,F401  isort: skip
 from vpbench.models import srvp  # noqa: E402,F401  isort: skip
 from vpbench.models import persistence  # noqa: E402,F401  isort: skip
 

@@ -1,0 +1,168 @@
+"""SimVP (Gao et al., CVPR 2022): a CNN spatial encoder, an Inception U-Net translator over the stacked
+frames, and a CNN spatial decoder; T frames in, the next T frames out, all at once."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from vpbench.errors import UserError
+from vpbench.models.multiframe import chunked_rollout, pad_to_multiple
+from vpbench.models.registry import register_model
+
+
+def clamp_straight_through(x: Tensor) -> Tensor:
+    """x clamped to [0, 1], with the gradient of the identity: the loss is that of the clamped frames,
+    and a pixel outside [0, 1] whose clamped value is wrong still receives a gradient."""
+    return x + (x.clamp(0, 1) - x).detach()
+
+
+class ConvSC(nn.Module):
+    """3x3 conv (a transposed one when upsampling by 2) + GroupNorm(2) + LeakyReLU(0.2).
+
+    [N, C_in, H, W] -> [N, C_out, H', W'] with H' = H / stride, or H * 2 when ``upsample``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, upsample: bool = False) -> None:
+        super().__init__()
+        if upsample and stride == 2:
+            self.conv: nn.Module = nn.ConvTranspose2d(in_channels, out_channels, 3, 2, 1, output_padding=1)
+        else:
+            self.conv = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
+        self.norm = nn.GroupNorm(2, out_channels)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class Inception(nn.Module):
+    """The translator's block: a 1x1 conv to ``mid_channels``, then the sum of grouped k x k convs
+    (k in ``kernels``), each followed by GroupNorm and LeakyReLU(0.2). [N, C_in, h, w] -> [N, C_out, h, w].
+
+    As in the official code, the grouped convs fall back to one group when ``mid_channels`` does not
+    divide by ``groups``."""
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, kernels: Sequence[int],
+                 groups: int) -> None:
+        super().__init__()
+        groups = groups if mid_channels % groups == 0 else 1
+        if out_channels % groups:
+            raise UserError(f"SimVP: {out_channels} translator channels do not divide into {groups} groups; "
+                            "choose temporal_hidden and spatial_hidden x input frames divisible by groups")
+        self.reduce = nn.Conv2d(in_channels, mid_channels, 1)
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(mid_channels, out_channels, k, padding=k // 2, groups=groups),
+                          nn.GroupNorm(groups, out_channels), nn.LeakyReLU(0.2, inplace=True))
+            for k in kernels
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.reduce(x)
+        if x.device.type == "cpu":  # the CPU backward of grouped convs is ~20x faster in channels-last layout
+            x = x.contiguous(memory_format=torch.channels_last)
+        return sum(branch(x) for branch in self.branches)
+
+
+class Translator(nn.Module):
+    """The temporal module: a U-Net of 2 x ``layers`` Inception blocks over the frames stacked as channels.
+
+    The first ``layers`` blocks go down (in -> hidden), the next go up, each reading the previous output
+    concatenated with the mirrored down block's (hidden -> in). [N, C_in, h, w] -> [N, C_in, h, w].
+    """
+
+    def __init__(self, channels: int, hidden: int, layers: int, kernels: Sequence[int], groups: int) -> None:
+        super().__init__()
+        if layers < 2:
+            raise UserError(f"SimVP needs temporal_layers >= 2 (the translator is a U-Net), got {layers}")
+        mid = hidden // 2
+        self.down = nn.ModuleList(
+            Inception(channels if i == 0 else hidden, mid, hidden, kernels, groups) for i in range(layers)
+        )
+        self.up = nn.ModuleList(
+            Inception(hidden if i == 0 else 2 * hidden, mid, channels if i == layers - 1 else hidden, kernels, groups)
+            for i in range(layers)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        x = self.up[0](skips.pop())
+        for block in self.up[1:]:
+            x = block(torch.cat([x, skips.pop()], dim=1))
+        return x
+
+
+class SimVP(nn.Module):
+    """SimVP, as the official code (A4Bio/SimVP) builds it.
+
+    * Spatial encoder: ``spatial_layers`` ConvSC blocks of ``spatial_hidden`` channels (hid_S, N_S),
+      strides 1, 2, 1, 2, ...; per frame.
+    * Translator: the encoder's features of the T frames stacked as T x hid_S channels, through the
+      Inception U-Net of ``temporal_layers`` (N_T) down and up blocks of ``temporal_hidden`` (hid_T) channels.
+    * Spatial decoder: the mirrored ConvSC blocks (transposed convs where the encoder strides), the last
+      one reading the first encoder block's output as a skip, and a 1x1 conv to C channels.
+
+    The official output has no activation and is clipped only when scored; here it is clamped to
+    [0, 1] with a straight-through gradient (:func:`clamp_straight_through`). Frames whose sides do
+    not divide by 2^(strided blocks) (4 at N_S = 4: 64 and 100 do) are replicate-padded and the
+    prediction cropped. One call maps T_in frames to the next T_in; other horizons are rolled out in
+    chunks (:func:`~vpbench.models.multiframe.chunked_rollout`). Shapes: [B, T_in, C, H, W] -> [B, horizon, C, H, W].
+    """
+
+    def __init__(self, *, in_channels: int = 1, input_frames: int = 10, spatial_hidden: int = 64,
+                 temporal_hidden: int = 256, spatial_layers: int = 4, temporal_layers: int = 8,
+                 kernels: Sequence[int] = (3, 5, 7, 11), groups: int = 8) -> None:
+        super().__init__()
+        if spatial_layers < 1 or spatial_hidden < 2 or spatial_hidden % 2:
+            raise UserError(f"SimVP needs spatial_layers >= 1 and an even spatial_hidden (GroupNorm of 2 groups), "
+                            f"got {spatial_layers} and {spatial_hidden}")
+        if input_frames < 1:
+            raise UserError(f"input_frames must be positive, got {input_frames}")
+        strides = [1 + i % 2 for i in range(spatial_layers)]
+        self.input_frames = input_frames
+        self.size_multiple = 2 ** strides.count(2)
+        self.encoder = nn.ModuleList(
+            ConvSC(in_channels if i == 0 else spatial_hidden, spatial_hidden, s) for i, s in enumerate(strides)
+        )
+        self.translator = Translator(input_frames * spatial_hidden, temporal_hidden, temporal_layers, kernels, groups)
+        self.decoder = nn.ModuleList(
+            ConvSC((2 if i == spatial_layers - 1 else 1) * spatial_hidden, spatial_hidden, s, upsample=True)
+            for i, s in enumerate(reversed(strides))
+        )
+        self.readout = nn.Conv2d(spatial_hidden, in_channels, 1)
+
+    def block(self, frames: Tensor) -> Tensor:
+        """The next T frames: [B, T, C, H, W] -> [B, T, C, H, W] in [0, 1]."""
+        b, t, c, h, w = frames.shape
+        if t != self.input_frames:
+            raise UserError(f"this SimVP was built for {self.input_frames} input frames (its translator stacks "
+                            f"them as channels), got {t}; build it with input_frames={t}")
+        x = pad_to_multiple(frames.reshape(b * t, c, h, w), self.size_multiple)
+        skip = x = self.encoder[0](x)
+        for layer in self.encoder[1:]:
+            x = layer(x)
+        x = self.translator(x.reshape(b, -1, *x.shape[-2:])).reshape(x.shape)
+        for layer in self.decoder[:-1]:
+            x = layer(x)
+        x = self.readout(self.decoder[-1](torch.cat([x, skip], dim=1)))
+        return clamp_straight_through(x[..., :h, :w].reshape(b, t, c, h, w))
+
+    def forward(self, frames: Tensor, horizon: int) -> Tensor:
+        """frames [B, T_in, C, H, W] in [0, 1] -> predictions [B, horizon, C, H, W] in [0, 1]."""
+        return chunked_rollout(self.block, frames, horizon)
+
+
+SIMVP_PRESETS: dict[str, dict] = {
+    # The official Moving MNIST configuration (A4Bio/SimVP main.py): hid_S 64, hid_T 256, N_S 4, N_T 8.
+    "paper": {"spatial_hidden": 64, "temporal_hidden": 256, "spatial_layers": 4, "temporal_layers": 8},
+    # About one ConvGRU quick step per step on a CPU: narrower, with half the translator's blocks.
+    "quick": {"spatial_hidden": 16, "temporal_hidden": 64, "spatial_layers": 4, "temporal_layers": 4},
+    "tiny": {"spatial_hidden": 4, "temporal_hidden": 16, "spatial_layers": 2, "temporal_layers": 2,
+             "kernels": [3, 5], "groups": 4},
+}
+
+register_model("simvp", label="SimVP", tags=("paper",), defaults=SIMVP_PRESETS, recipe="simvp")(SimVP)
