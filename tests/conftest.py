@@ -1,6 +1,7 @@
 """Shared fixtures: small data specs, a CLI runner and a tiny results folder."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,9 @@ def tiny_results(tmp_path_factory) -> Path:
                  "--results-dir", str(results)])
     assert code == 0
     return results
+
+
+@pytest.fixture
+def own_results(tiny_results, tmp_path) -> Path:
+    """A private copy of ``tiny_results`` for a test that adds runs to it."""
+    return Path(shutil.copytree(tiny_results, tmp_path / "results"))

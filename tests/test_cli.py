@@ -46,21 +46,21 @@ def test_atomic_writes_get_the_mode_of_an_ordinary_file(tmp_path):
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == stat.S_IMODE((tmp_path / "b.json").stat().st_mode)
 
 
-def test_same_seed_same_metrics_and_no_overwrite(tiny_results, bench):
+def test_same_seed_same_metrics_and_no_overwrite(own_results, bench):
     code, out, _ = bench("run", "--models", "convgru", "--dataset", "mmnist", "--preset", "tiny",
-                         "--results-dir", tiny_results)
+                         "--results-dir", own_results)
     assert code == 0
-    first, second = runs_of(tiny_results, "convgru")
+    first, second = runs_of(own_results, "convgru")
     keys = ("mse", "mae", "psnr", "ssim")
     a, b = first.read_json("metrics.json"), second.read_json("metrics.json")
     assert [a[k] for k in keys] == [b[k] for k in keys]
     assert first.path != second.path
 
 
-def test_first_line_names_the_preset(tiny_results, bench):
+def test_first_line_names_the_preset(own_results, bench):
     code, out, _ = bench("run", "--models", "persistence", "--dataset", "mmnist", "--set",
                          "dataset.test_sequences=2", "--set", "dataset.train_sequences=8", "--set",
-                         "dataset.val_sequences=2", "--results-dir", tiny_results)
+                         "dataset.val_sequences=2", "--results-dir", own_results)
     assert code == 0
     assert out.splitlines()[0] == "preset: quick (default on CPU; --preset paper to change)"
 

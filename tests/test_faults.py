@@ -50,16 +50,16 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, bench):
     pd.testing.assert_frame_equal(*logs)
 
 
-def test_a_resumed_sweep_skips_finished_models(tiny_results, bench):
+def test_a_resumed_sweep_skips_finished_models(own_results, bench):
     code, out, _ = bench("run", "--models", "convgru,persistence", "--dataset", "mmnist", "--preset", "tiny",
-                         "--results-dir", tiny_results, "--resume")
+                         "--results-dir", own_results, "--resume")
     assert code == 0
     assert "convgru: already finished" in out and "persistence: already finished" in out
 
 
-def test_resume_refuses_a_run_with_another_configuration(tiny_results, bench):
+def test_resume_refuses_a_run_with_another_configuration(own_results, bench):
     code, _, err = bench("run", "--models", "convgru", "--dataset", "mmnist", "--preset", "tiny",
-                         "--results-dir", tiny_results, "--resume", "--set", "train.lr=0.5")
+                         "--results-dir", own_results, "--resume", "--set", "train.lr=0.5")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "has another configuration (train.lr: 0.001 -> 0.5)" in err
 

@@ -5,7 +5,9 @@ Every timing is the median of ``repeats`` runs after a warm-up. Parts:
 * ``models``: training step and inference per model at a preset and batch size;
 * ``metrics``: the metrics engine on 10,000 sequences x 10 frames of 64x64 against a loop of
   ``skimage.metrics.structural_similarity`` (timed on a subset, per frame, and scaled);
-* ``generation``: Moving MNIST sequences per second against the per-sequence generator.
+* ``generation``: Moving MNIST sequences per second against the per-sequence generator;
+* ``srvp-official``: SRVP's training step against the official code from the user's own clone
+  (``--official-srvp PATH``, see :mod:`vpbench.benchmarks.official_srvp`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from vpbench.datasets import dataset_entry
 from vpbench.datasets.mnist_digits import embedded_digits
 from vpbench.datasets.moving_mnist import generate
 
-PARTS = ("models", "metrics", "generation")
+PARTS = ("models", "metrics", "generation", "srvp-official")
 
 
 def median_seconds(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1, sync: bool = False) -> float:
@@ -112,7 +114,7 @@ def time_generation(sequences: int, reference_sequences: int, repeats: int) -> d
 
 
 def speed_markdown(parts: list[str], *, models: list[str], dataset: str, preset: str, batch: int | None,
-                   device: torch.device, repeats: int) -> str:
+                   device: torch.device, repeats: int, official_path: str | None = None) -> str:
     lines = ["# vpbench speed", "", f"Machine: {machine()}; device {device}; medians of {repeats} runs after a warm-up.", ""]
     if "models" in parts:
         lines += [f"## Models ({dataset}, {preset} preset)", "",
@@ -137,4 +139,8 @@ def speed_markdown(parts: list[str], *, models: list[str], dataset: str, preset:
                   f"| vpbench, vectorised over sequences | {g['ours_per_s']:,.0f} | "
                   f"{g['ours_per_s'] / g['reference_per_s']:.1f}x |",
                   f"| per sequence and frame, as the standard generator | {g['reference_per_s']:,.0f} | 1.0x |", ""]
+    if "srvp-official" in parts:  # on the CPU, at a batch of 4 unless --batch-size says otherwise
+        from vpbench.benchmarks import official_srvp
+
+        lines += official_srvp.markdown(official_srvp.compare(official_path, batch=batch or 4, repeats=repeats))
     return "\n".join(lines)

@@ -51,18 +51,20 @@ def bounce(y: np.ndarray, x: np.ndarray, theta: np.ndarray, length: int) -> tupl
     return (free * ys).astype(np.int64), (free * xs).astype(np.int64)
 
 
-def render(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray) -> np.ndarray:
-    """Draw digits [n, K, 28, 28] at corners [n, K, T] on black canvases: uint8 [n, T, 64, 64]."""
+def render(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Draw digits [n, K, 28, 28] at corners [n, K, T] on black canvases: uint8 [n, T, 64, 64] (into ``out``)."""
     n, k, t = tops.shape
-    canvas = np.zeros(n * t * CANVAS * CANVAS, dtype=np.uint8)
-    offsets = np.arange(DIGIT)[:, None] * CANVAS + np.arange(DIGIT)[None, :]  # [28, 28]
-    frame_base = (np.arange(n * t) * CANVAS * CANVAS).reshape(n, t)
+    canvas = np.empty((n, t, CANVAS, CANVAS), dtype=np.uint8) if out is None else out
+    canvas.fill(0)
+    # Every 28x28 window of every frame, as a writable view: [n, T, 37, 37, 28, 28].
+    corners = CANVAS - DIGIT + 1
+    windows = np.lib.stride_tricks.as_strided(canvas, shape=(n, t, corners, corners, DIGIT, DIGIT),
+                                              strides=canvas.strides + canvas.strides[2:])
+    seq, frame = np.arange(n)[:, None], np.arange(t)[None, :]
     for d in range(k):  # one digit never overlaps itself, so gather-max-scatter is exact
-        corner = frame_base + tops[:, d] * CANVAS + lefts[:, d]  # [n, T]
-        index = corner[:, :, None, None] + offsets  # [n, T, 28, 28]
-        pixels = np.broadcast_to(digits[:, d, None], index.shape)
-        canvas[index] = np.maximum(canvas[index], pixels)
-    return canvas.reshape(n, t, CANVAS, CANVAS)
+        at = (seq, frame, tops[:, d], lefts[:, d])
+        windows[at] = np.maximum(windows[at], digits[:, d, None])
+    return canvas
 
 
 def generate(rng: np.random.Generator, pool: np.ndarray, n: int, length: int, num_digits: int = 2) -> np.ndarray:
@@ -74,7 +76,7 @@ def generate(rng: np.random.Generator, pool: np.ndarray, n: int, length: int, nu
         for d in range(num_digits):
             tops[:, d], lefts[:, d] = trajectories(rng, m, length)
         digits = pool[rng.integers(0, len(pool), size=(m, num_digits))]
-        out[start : start + m, :, 0] = render(digits, tops, lefts)
+        render(digits, tops, lefts, out=out[start : start + m, :, 0])
     return out
 
 

@@ -19,7 +19,9 @@ class ConvGRUCell(RecurrentCell):
 
     As in the official SRVP code, dropout (p=0.5 there) acts on the input of the reset and update
     gates only, and every convolution has a bias. The three input convolutions are one conv of 3M
-    channels (same parameters as three), batched over time by the encoder.
+    channels (same parameters as three), batched over time by the encoder. The convolutions of the
+    zero initial state are kept, although they equal their biases: fvcore then counts the FLOPs the
+    official code runs.
     Shapes: x [B, C_in, h, w], state h [B, M, h, w].
     """
 
@@ -41,12 +43,10 @@ class ConvGRUCell(RecurrentCell):
 
     def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
         h = state["h"]
-        xz, xr, xg = xp.split(self.hidden, dim=1)
-        hz, hr = self.h_conv(h).split(self.hidden, dim=1)
-        r = torch.sigmoid(xr + hr)
-        z = torch.sigmoid(xz + hz)
+        xzr, xg = xp.split([2 * self.hidden, self.hidden], dim=1)
+        z, r = torch.sigmoid(xzr + self.h_conv(h)).chunk(2, dim=1)  # update and reset gates at once
         g = torch.tanh(xg + self.hg_conv(r * h))
-        return {"h": (1 - z) * g + z * h}
+        return {"h": g + z * (h - g)}  # (1 - z) o g + z o h, in fewer passes
 
 
 def convgru_layers(dropout: float):

@@ -175,21 +175,22 @@ class EncoderForecaster(nn.Module):
     def encode(self, x: Tensor) -> tuple[list[State], State, Tensor]:
         """Run the encoder over x [B, N, C, h, w]: final states, memory, top-layer outputs [B, N, M, h, w]."""
         states, carry = self._init(self.encoder, x[:, 0])
-        n = x.shape[1]
         if self.layer_major:
             seq = x
             for i, cell in enumerate(self.encoder):
                 xp = self._batched_input_conv(cell, seq)
                 state, outs = states[i], []
-                for t in range(n):
-                    state = cell.step(seq[:, t], xp[:, t], state, carry)
+                # unbind, not seq[:, t]: indexing backpropagates through a zero-filled copy of the whole
+                # sequence per step, unbind through one stack.
+                for x_t, xp_t in zip(seq.unbind(1), xp.unbind(1)):
+                    state = cell.step(x_t, xp_t, state, carry)
                     outs.append(state["h"])
                 states[i], seq = state, torch.stack(outs, dim=1)
             return states, carry, seq
         xp0 = self._batched_input_conv(self.encoder[0], x)
         outs = []
-        for t in range(n):
-            states = self._step_stack(self.encoder, x[:, t], states, carry, xp0[:, t])
+        for x_t, xp_t in zip(x.unbind(1), xp0.unbind(1)):
+            states = self._step_stack(self.encoder, x_t, states, carry, xp_t)
             outs.append(states[-1]["h"])
         return states, carry, torch.stack(outs, dim=1)
 

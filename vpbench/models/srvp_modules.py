@@ -21,9 +21,10 @@ def conv_tanh(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 def l2_norm(x: Tensor, dim: int) -> Tensor:
-    """L2 norm over ``dim``, in float32, with gradient 0 where it is 0 (as torch.linalg.vector_norm,
-    whose reduction over an outer dimension is some 100x slower on CPU)."""
-    return x.float().square().sum(dim).clamp_min(torch.finfo(torch.float32).tiny).sqrt()
+    """L2 norm over ``dim`` in float32 or wider (float64 stays float64), with gradient 0 where it is 0
+    (as torch.linalg.vector_norm, whose reduction over an outer dimension is some 100x slower on CPU)."""
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    return wide.square().sum(dim).clamp_min(torch.finfo(wide.dtype).tiny).sqrt()
 
 
 def temporal_attention(query: Tensor, ref: Tensor) -> Tensor:
@@ -115,13 +116,15 @@ class FrameBatchNorm(nn.BatchNorm2d):
         b, n, c, h, w = x.shape
         if not self.training:
             return super().forward(x.view(b * n, c, h, w)).view_as(x)
-        mean, var = x.new_zeros(n * c), x.new_ones(n * c)  # momentum 1: receive each frame's statistics
+        # Momentum 1: these receive each frame's statistics, in the running statistics' dtype (float32
+        # also under bf16 autocast, where batch_norm takes bf16 input with float32 statistics).
+        mean, var = self.running_mean.new_zeros(n * c), self.running_var.new_ones(n * c)
         y = F.batch_norm(x.view(b, n * c, h, w), mean, var, self.weight.repeat(n), self.bias.repeat(n),
                          training=True, momentum=1.0, eps=self.eps)
         with torch.no_grad():
             m = self.momentum
             # After N updates r <- (1-m) r + m s_t, frame t's statistics weigh m (1-m)^(N-1-t).
-            weights = m * (1 - m) ** torch.arange(n - 1, -1, -1, dtype=x.dtype, device=x.device)
+            weights = m * (1 - m) ** torch.arange(n - 1, -1, -1, dtype=mean.dtype, device=x.device)
             self.running_mean.mul_((1 - m) ** n).add_(weights @ mean.view(n, c))
             self.running_var.mul_((1 - m) ** n).add_(weights @ var.view(n, c))
             self.num_batches_tracked.add_(n)

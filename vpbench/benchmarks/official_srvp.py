@@ -1,0 +1,121 @@
+"""SRVP's training step side by side with the official implementation (github.com/yuseonk/SRVP).
+
+vpbench never ships or fetches the official code: the user points ``bench speed --parts srvp-official
+--official-srvp PATH`` at their own clone. Both models are built at one identical configuration (same
+parameter count, checked), trained on the same random batch with the official recipe (BCE, RMSProp with
+lr 1e-5, momentum 0.9, weight decay 1e-4), and timed alternately (official, vpbench, official, ...) so
+that a change of machine load affects both alike.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vpbench.errors import UserError
+
+# The comparison's configuration (issue 9): M=32, L=2, kernel 5, 10 -> 10 frames of 1x64x64.
+HIDDEN, LAYERS, KERNEL, FRAMES, SIZE = 32, 2, 5, 10, 64
+PACKAGE = "_vpbench_official_srvp"  # prefix of the name the official ``model/`` folder is imported under
+
+
+def load_official(path: str | Path) -> type[nn.Module]:
+    """The official ``EncoderDecoder`` class from a clone of yuseonk/SRVP at ``path``."""
+    folder = Path(path).expanduser() / "model"
+    if not (folder / "SRVP.py").is_file():
+        raise UserError(f"--official-srvp {path}: no model/SRVP.py there; give the folder of a clone of "
+                        "github.com/yuseonk/SRVP")
+    if importlib.util.find_spec("einops") is None:
+        raise UserError("the official SRVP code imports einops, which is not installed: pip install einops")
+    # ``model/`` has no __init__.py and imports its siblings relatively: import it as a package of its
+    # own, named after the folder so that two clones never mix.
+    name = f"{PACKAGE}_{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]}"
+    if name not in sys.modules:
+        package = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None, is_package=True))
+        package.__path__ = [str(folder)]
+        sys.modules[name] = package
+    return importlib.import_module(f"{name}.SRVP").EncoderDecoder
+
+
+def build_pair(official_path: str | Path) -> tuple[nn.Module, nn.Module]:
+    """(official, vpbench) SRVP at the comparison's configuration, each initialised from seed 0."""
+    from vpbench.models import create
+
+    encoder_decoder = load_official(official_path)
+    torch.manual_seed(0)
+    official = encoder_decoder(HIDDEN // 2, FRAMES, 1, [HIDDEN] * LAYERS, [KERNEL] * LAYERS, (SIZE, SIZE),
+                               0.5, FRAMES, 1, torch.device("cpu"))
+    torch.manual_seed(0)
+    ours = create("srvp", hidden=HIDDEN, layers=LAYERS, kernel_size=KERNEL, patch_size=1, img_size=(SIZE, SIZE),
+                  input_frames=FRAMES, dropout=0.5)
+    return official, ours
+
+
+def train_step(model: nn.Module, predict: Callable[[nn.Module, Tensor], Tensor], x: Tensor,
+               y: Tensor) -> Callable[[], None]:
+    """One step of the official recipe on the batch (x, y)."""
+    model.train()
+    optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-5, momentum=0.9, weight_decay=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.binary_cross_entropy(predict(model, x), y).backward()
+        optimizer.step()
+
+    return step
+
+
+def compare(official_path: str | Path, *, batch: int = 4, repeats: int = 5) -> dict[str, Any]:
+    """Median wall and CPU seconds of a training step of each, timed alternately after one warm-up each."""
+    official, ours = build_pair(official_path)
+    params = {name: sum(p.numel() for p in m.parameters()) for name, m in (("official", official), ("vpbench", ours))}
+    if params["official"] != params["vpbench"]:
+        raise UserError(f"the official SRVP at {official_path} has {params['official']:,} parameters and vpbench's "
+                        f"{params['vpbench']:,} at the same configuration; is it another version of the code?")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, FRAMES, 1, SIZE, SIZE, generator=g)
+    y = torch.rand(batch, FRAMES, 1, SIZE, SIZE, generator=g)
+    steps = {"official": train_step(official, lambda m, v: m(v), x, y),
+             "vpbench": train_step(ours, lambda m, v: m(v, FRAMES), x, y)}
+    wall: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
+    for step in steps.values():
+        step()  # warm-up
+    load_before = os.getloadavg()[0]
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            step()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {
+        "params": params["vpbench"], "batch": batch, "threads": torch.get_num_threads(), "repeats": repeats,
+        "load": (load_before, os.getloadavg()[0]),
+        "wall_s": {name: statistics.median(v) for name, v in wall.items()},
+        "cpu_s": {name: statistics.median(v) for name, v in cpu.items()},
+    }
+
+
+def markdown(result: dict[str, Any]) -> list[str]:
+    wall, cpu = result["wall_s"], result["cpu_s"]
+    lines = [f"## SRVP training step against the official code (M={HIDDEN}, L={LAYERS}, kernel {KERNEL}, "
+             f"batch {result['batch']}, {SIZE}x{SIZE}, {FRAMES} -> {FRAMES}, CPU)", "",
+             "| Implementation | Params | Train step, wall (s) | Train step, CPU (s) | Speed-up (wall) |",
+             "|---|---:|---:|---:|---:|"]
+    for name, label in (("vpbench", "vpbench `srvp`"), ("official", "official (yuseonk/SRVP)")):
+        lines.append(f"| {label} | {result['params']:,} | {wall[name]:.2f} | {cpu[name]:.2f} | "
+                     f"{wall['official'] / wall[name]:.2f}x |")
+    lines += ["", f"Medians of {result['repeats']} steps each after a warm-up, timed alternately; "
+              f"torch threads: {result['threads']}; 1-minute load average {result['load'][0]:.2f} before, "
+              f"{result['load'][1]:.2f} after.", ""]
+    return lines
