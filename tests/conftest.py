@@ -15,6 +15,15 @@ from vpbench.datasets import DataSpec
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models: faster, and immune to other processes on the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def mmnist_spec() -> DataSpec:
     """Moving MNIST shapes with short sequences: 3 frames in, 2 out."""

@@ -27,12 +27,7 @@ from vpbench.models.srvp_modules import (
 B, N, C, H, W = 3, 5, 6, 7, 9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

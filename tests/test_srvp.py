@@ -23,13 +23,7 @@ SMALL = {"hidden": M, "layers": L, "kernel_size": 3, "patch_size": 2, "img_size"
 ABLATIONS = ["srvp", "srvp-no-sa", "srvp-no-rfa", "srvp-no-crossatt"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is faster, and immune to other processes on the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(name: str = "srvp", **overrides) -> nn.Module:

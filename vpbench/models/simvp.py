@@ -160,7 +160,7 @@ SIMVP_PRESETS: dict[str, dict] = {
     # The official Moving MNIST configuration (A4Bio/SimVP main.py): hid_S 64, hid_T 256, N_S 4, N_T 8.
     "paper": {"spatial_hidden": 64, "temporal_hidden": 256, "spatial_layers": 4, "temporal_layers": 8},
     # About one ConvGRU quick step per step on a CPU: narrower, with half the translator's blocks.
-    "quick": {"spatial_hidden": 16, "temporal_hidden": 64, "spatial_layers": 4, "temporal_layers": 4},
+    "quick": {"spatial_hidden": 8, "temporal_hidden": 32, "spatial_layers": 4, "temporal_layers": 4},
     "tiny": {"spatial_hidden": 4, "temporal_hidden": 16, "spatial_layers": 2, "temporal_layers": 2,
              "kernels": [3, 5], "groups": 4},
 }
