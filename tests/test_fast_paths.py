@@ -17,6 +17,7 @@ from vpbench.models.srvp_modules import (
     AddNorm,
     CrossAttention,
     FrameBatchNorm,
+    FrameMatmul,
     SelfAttention,
     TemporalSelfCorrelation,
     l2_norm,
@@ -70,6 +71,17 @@ def test_temporal_attention_equals_frame_by_frame_scores(queries):
     weights = torch.softmax(scores.reshape(B, N), dim=-1)
     expected = sum(weights[:, i, None] * ref[:, i] for i in range(N))
     torch.testing.assert_close(temporal_attention(query, ref), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("inner", [1, 2, 10])
+def test_frame_matmul_has_the_value_and_gradients_of_bmm(inner):
+    a = torch.randn(B, 3, inner, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(B, inner, 50, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(B, 3, 50, dtype=torch.float64)
+    fast, plain = FrameMatmul.apply(a, b), torch.bmm(a, b)
+    torch.testing.assert_close(fast, plain)
+    for x, y in zip(torch.autograd.grad(fast, (a, b), g), torch.autograd.grad(plain, (a, b), g)):
+        torch.testing.assert_close(x, y)
 
 
 def test_fused_qkv_self_attention_equals_three_projections():

@@ -134,7 +134,9 @@ def test_paper_values_are_the_papers_tables():
 
 
 def test_results_table_cells_are_the_means_of_the_per_sequence_metrics(results, report):
-    header, rows = _table(_tiny_section(report), "Results")
+    tiny = _tiny_section(report)
+    assert "Preset `tiny` trains other model sizes for fewer epochs than the paper" in tiny
+    header, rows = _table(tiny, "Results")
     assert list(rows) == ["ConvGRU", "SRVP", "Persistence", "TinyNet †"]  # registry order, plug-ins last
     assert header[:6] == ["Model", "n", "Epochs", "MSE ↓", "paper", "Δ"]
     for model, label in [("srvp", "SRVP"), ("persistence", "Persistence")]:

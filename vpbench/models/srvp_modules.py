@@ -6,6 +6,7 @@ of the official code; the details the paper leaves open follow it (see :mod:`vpb
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -27,6 +28,40 @@ def l2_norm(x: Tensor, dim: int) -> Tensor:
     return wide.square().sum(dim).clamp_min(torch.finfo(wide.dtype).tiny).sqrt()
 
 
+SMALL_INNER = 4  # products over at most this many terms are summed term by term (see _bmm)
+
+
+def _bmm(a: Tensor, b: Tensor) -> Tensor:
+    """a [B, P, K] @ b [B, K, R]; for K <= SMALL_INNER as a sum of K broadcast products, which on the
+    CPU is some 10x faster than bmm's kernels for such thin operands (e.g. an outer product, K = 1)."""
+    if a.shape[-1] > SMALL_INNER:
+        return torch.bmm(a, b)
+    if a.shape[-2] > b.shape[-1]:  # build the transpose, so that the long axis is the contiguous one
+        return _bmm(b.transpose(1, 2), a.transpose(1, 2)).transpose(1, 2)
+    out = a[..., :, :1] * b[..., :1, :]
+    for k in range(1, a.shape[-1]):
+        out.addcmul_(a[..., :, k : k + 1], b[..., k : k + 1, :])
+    return out
+
+
+class FrameMatmul(torch.autograd.Function):
+    """a [B, P, K] @ b [B, K, R] whose backward avoids thin matrix products.
+
+    Temporal attention multiplies L (or 1) queries with N frames of D = M*h*w values: in the
+    backward pass bmm would multiply over an inner dimension of L or 1 (dL/dref), the slowest case.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return torch.bmm(a, b)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+        a, b = ctx.saved_tensors
+        return _bmm(grad, b.transpose(1, 2)), _bmm(a.transpose(1, 2), grad)
+
+
 def temporal_attention(query: Tensor, ref: Tensor) -> Tensor:
     """Temporal attention (Eq. 2): query [B, Q, D], ref (keys = values) [B, N, D] -> A^T [B, D].
 
@@ -34,10 +69,21 @@ def temporal_attention(query: Tensor, ref: Tensor) -> Tensor:
     the L2 norm over the Q axis, which leaves one row of N scores; for Q = 1 the official code
     applies no norm (the signed score goes to the softmax).
     """
-    omega = query @ ref.transpose(1, 2) / math.sqrt(query.shape[-1])
+    query, ref = _same_dtype(query, ref)
+    omega = FrameMatmul.apply(query, ref.transpose(1, 2)) / math.sqrt(query.shape[-1])
     if query.shape[1] > 1:
         omega = l2_norm(omega, dim=1).unsqueeze(1)
-    return (torch.softmax(omega, dim=-1) @ ref).squeeze(1)
+    weights = torch.softmax(omega, dim=-1).to(ref.dtype)
+    return FrameMatmul.apply(weights, ref).squeeze(1)
+
+
+def _same_dtype(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors in their common dtype, as autocast would give bmm (a custom Function is not cast)."""
+    if torch.is_autocast_enabled(tensors[0].device.type):
+        dtype = torch.get_autocast_dtype(tensors[0].device.type)
+    else:
+        dtype = functools.reduce(torch.promote_types, (t.dtype for t in tensors))
+    return tuple(t.to(dtype) for t in tensors)
 
 
 def channel_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:

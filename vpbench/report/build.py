@@ -66,5 +66,7 @@ def build_report(results_dir: str | Path, out: str | Path, *, convention: str = 
     for warning in warnings:
         print(f"bench report: warning: {warning}", file=sys.stderr)
     runs = sum(len(g.runs) for g in collection.groups)
-    print(f"report: {index} ({runs} runs in {len(collection.groups)} tables from {results_dir})")
+    sections = len(collection.groups)
+    print(f"report: {index} ({runs} run{'s' * (runs != 1)} in {sections} section{'s' * (sections != 1)} "
+          f"from {results_dir})")
     return index

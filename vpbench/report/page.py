@@ -76,6 +76,9 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
     mean_table = next((t for t in tables if not t.per_step), None)
     source = (f"paper: the values of the paper's {mean_table.title}; Δ = (measured − paper) / paper. "
               if mean_table else "")
+    if mean_table and group.preset != "paper":
+        source += (f"Preset `{group.preset}` trains other model sizes for fewer epochs than the paper: the paper "
+                   "columns show where the paper's values stand, not a like-for-like comparison. ")
     title = f"{heading}, as the paper's {mean_table.title}" if mean_table else heading
     lines = [f"### {title}", "", caption(group, models), "",
              *results_table(group, models, mean_table, options.convention), "",
