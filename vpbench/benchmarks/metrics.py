@@ -19,7 +19,7 @@ HIGHER_IS_BETTER = {"mse": False, "mae": False, "psnr": True, "ssim": True}
 DATA_RANGE = 255.0
 SSIM_WIN = 7
 MIN_MSE = 1e-10  # PSNR of an exact prediction is capped at 10 log10(255^2 / 1e-10) = 148 dB
-CHUNK = 64  # frames per SSIM pass: the working set stays in cache
+CHUNK = 32  # frames per SSIM pass: the working set stays in cache
 
 
 def to_uint8(frames: Tensor) -> Tensor:
@@ -41,10 +41,9 @@ def _window_sum(x: Tensor) -> Tensor:
     return s4[..., : w - 6] + s2[..., 4 : w - 2] + x[..., 6:]
 
 
-def _ssim_chunk(x: Tensor, y: Tensor) -> Tensor:
-    """SSIM of 8-bit frames [N, H, W] -> [N] (float64)."""
+def _ssim_maps(xi: Tensor, yi: Tensor) -> Tensor:
+    """SSIM of int32 frames [N, H, W] (values 0-255) -> [N] (float64)."""
     n = SSIM_WIN * SSIM_WIN
-    xi, yi = x.to(torch.int32), y.to(torch.int32)
     # Four maps suffice: sum_x, sum_y, sum(x^2 + y^2), sum(xy).
     sx, sy, sq, sxy = _window_sum(torch.stack([xi, yi, xi * xi + yi * yi, xi * yi])).unbind(0)
     # With S the window sums: var_x + var_y = (n*S(x^2+y^2) - Sx^2 - Sy^2) / (n (n-1)), and alike.
@@ -57,11 +56,30 @@ def _ssim_chunk(x: Tensor, y: Tensor) -> Tensor:
     return s.mean(dim=(-2, -1))
 
 
-def ssim(pred: Tensor, target: Tensor) -> Tensor:
-    """SSIM of each 2-D 8-bit frame: [N, H, W] x2 (uint8) -> [N] (float64)."""
+def _chunk_metrics(pred: Tensor, target: Tensor) -> Tensor:
+    """MSE, MAE and SSIM of 8-bit frames [N, C, H, W] -> [N, 3] (float64); SSIM is the channel mean."""
+    xi, yi = pred.to(torch.int32), target.to(torch.int32)
+    diff = xi - yi
+    pixels = diff[0].numel()
+    mse = diff.square().sum(dim=(1, 2, 3), dtype=torch.int64).double() / pixels  # exact integer sums
+    mae = diff.abs().sum(dim=(1, 2, 3), dtype=torch.int64).double() / pixels
+    n, c, h, w = xi.shape
+    s = _ssim_maps(xi.view(n * c, h, w), yi.view(n * c, h, w)).view(n, c).mean(dim=1)
+    return torch.stack([mse, mae, s], dim=1)
+
+
+def _per_frame(pred: Tensor, target: Tensor) -> Tensor:
+    """:func:`_chunk_metrics` over frames [N, C, H, W], a chunk at a time: the working set stays in cache."""
     if min(pred.shape[-2:]) < SSIM_WIN:
         raise ValueError(f"SSIM needs frames of at least {SSIM_WIN}x{SSIM_WIN}, got {tuple(pred.shape[-2:])}")
-    return torch.cat([_ssim_chunk(pred[i : i + CHUNK], target[i : i + CHUNK]) for i in range(0, len(pred), CHUNK)])
+    step = max(1, CHUNK // pred.shape[1])
+    return torch.cat([_chunk_metrics(pred[i : i + step].contiguous(), target[i : i + step].contiguous())
+                      for i in range(0, len(pred), step)])
+
+
+def ssim(pred: Tensor, target: Tensor) -> Tensor:
+    """SSIM of each 2-D 8-bit frame: [N, H, W] x2 (uint8) -> [N] (float64)."""
+    return _per_frame(pred.unsqueeze(1), target.unsqueeze(1))[:, 2]
 
 
 def frame_metrics(pred: Tensor, target: Tensor) -> Tensor:
@@ -69,10 +87,7 @@ def frame_metrics(pred: Tensor, target: Tensor) -> Tensor:
 
     pred, target: uint8 [B, T, C, H, W] -> [B, T, 4] float64 (columns: ``METRICS``).
     """
-    diff = pred.to(torch.int32) - target.to(torch.int32)
-    mse = diff.square().double().mean(dim=(2, 3, 4))
-    mae = diff.abs().double().mean(dim=(2, 3, 4))
+    b, t = pred.shape[:2]
+    mse, mae, s = _per_frame(pred.flatten(0, 1), target.flatten(0, 1)).view(b, t, 3).unbind(-1)
     psnr = 10 * torch.log10(DATA_RANGE**2 / mse.clamp_min(MIN_MSE))
-    b, t, c, h, w = pred.shape
-    s = ssim(pred.reshape(-1, h, w), target.reshape(-1, h, w)).reshape(b, t, c).mean(dim=2)
     return torch.stack([mse, mae, psnr, s], dim=-1)

@@ -1,10 +1,12 @@
-"""SRVP's training step side by side with the official implementation (github.com/yuseonk/SRVP).
+"""SRVP's training step and Moving MNIST generator side by side with the official implementation
+(github.com/yuseonk/SRVP).
 
 vpbench never ships or fetches the official code: the user points ``bench speed --parts srvp-official
 --official-srvp PATH`` at their own clone. Both models are built at one identical configuration (same
 parameter count, checked), trained on the same random batch with the official recipe (BCE, RMSProp with
 lr 1e-5, momentum 0.9, weight decay 1e-4), and timed alternately (official, vpbench, official, ...) so
-that a change of machine load affects both alike.
+that a change of machine load affects both alike. The official generator (``datasets/moving_mnist.py``,
+one sequence per call) is timed on the same digits as vpbench's vectorised one.
 """
 from __future__ import annotations
 
@@ -12,16 +14,22 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import random
 import statistics
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vpbench.benchmarks.speed import median_seconds
+from vpbench.datasets.mnist_digits import embedded_digits
+from vpbench.datasets.moving_mnist import CANVAS, DIGIT, STEP, generate
 from vpbench.errors import UserError
 
 # The comparison's configuration (issue 9): M=32, L=2, kernel 5, 10 -> 10 frames of 1x64x64.
@@ -29,22 +37,43 @@ HIDDEN, LAYERS, KERNEL, FRAMES, SIZE = 32, 2, 5, 10, 64
 PACKAGE = "_vpbench_official_srvp"  # prefix of the name the official ``model/`` folder is imported under
 
 
-def load_official(path: str | Path) -> type[nn.Module]:
-    """The official ``EncoderDecoder`` class from a clone of yuseonk/SRVP at ``path``."""
-    folder = Path(path).expanduser() / "model"
-    if not (folder / "SRVP.py").is_file():
-        raise UserError(f"--official-srvp {path}: no model/SRVP.py there; give the folder of a clone of "
+def _import_official(path: str | Path, folder_name: str, module: str) -> ModuleType:
+    """``<path>/<folder_name>/<module>.py`` of a clone of yuseonk/SRVP, imported as a package of its own.
+
+    The official folders have no __init__.py and import their siblings relatively; the package is named
+    after the folder so that two clones never mix.
+    """
+    folder = Path(path).expanduser() / folder_name
+    if not (folder / f"{module}.py").is_file():
+        raise UserError(f"--official-srvp {path}: no {folder_name}/{module}.py there; give the folder of a clone of "
                         "github.com/yuseonk/SRVP")
-    if importlib.util.find_spec("einops") is None:
-        raise UserError("the official SRVP code imports einops, which is not installed: pip install einops")
-    # ``model/`` has no __init__.py and imports its siblings relatively: import it as a package of its
-    # own, named after the folder so that two clones never mix.
     name = f"{PACKAGE}_{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]}"
     if name not in sys.modules:
         package = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None, is_package=True))
         package.__path__ = [str(folder)]
         sys.modules[name] = package
-    return importlib.import_module(f"{name}.SRVP").EncoderDecoder
+    return importlib.import_module(f"{name}.{module}")
+
+
+def load_official(path: str | Path) -> type[nn.Module]:
+    """The official ``EncoderDecoder`` class from a clone of yuseonk/SRVP at ``path``."""
+    if importlib.util.find_spec("einops") is None:
+        _import_official(path, "model", "SRVP")  # a clear error for a wrong path first
+        raise UserError("the official SRVP code imports einops, which is not installed: pip install einops")
+    return _import_official(path, "model", "SRVP").EncoderDecoder
+
+
+def compare_generation(official_path: str | Path, *, sequences: int = 2000, repeats: int = 5) -> dict[str, float]:
+    """Sequences of 20 frames per second: the official per-sequence generator and vpbench's, same digits."""
+    official = _import_official(official_path, "datasets", "moving_mnist").MovingMNIST
+    pool = embedded_digits()[0]
+    loader = official.__new__(official)  # its __init__ reads the MNIST file; give it the same digits instead
+    loader.mnist, loader.n_frames_total = pool, 20
+    loader.image_size_, loader.digit_size_, loader.step_length_ = CANVAS, DIGIT, STEP
+    random.seed(0)
+    runs = {"official": lambda: [loader.generate_moving_mnist(2) for _ in range(sequences)],
+            "vpbench": lambda: generate(np.random.default_rng(0), pool, sequences, 20)}
+    return {name: sequences / median_seconds(run, repeats=repeats) for name, run in runs.items()}
 
 
 def build_pair(official_path: str | Path) -> tuple[nn.Module, nn.Module]:
@@ -103,6 +132,7 @@ def compare(official_path: str | Path, *, batch: int = 4, repeats: int = 5) -> d
         "load": (load_before, os.getloadavg()[0]),
         "wall_s": {name: statistics.median(v) for name, v in wall.items()},
         "cpu_s": {name: statistics.median(v) for name, v in cpu.items()},
+        "generation_per_s": compare_generation(official_path, repeats=repeats),
     }
 
 
@@ -118,4 +148,10 @@ def markdown(result: dict[str, Any]) -> list[str]:
     lines += ["", f"Medians of {result['repeats']} steps each after a warm-up, timed alternately; "
               f"torch threads: {result['threads']}; 1-minute load average {result['load'][0]:.2f} before, "
               f"{result['load'][1]:.2f} after.", ""]
+    gen = result["generation_per_s"]
+    lines += ["## Moving MNIST generation against the official generator (20 frames, 2 digits)", "",
+              "| Generator | Sequences / s | Speed-up |", "|---|---:|---:|",
+              f"| vpbench, vectorised over sequences | {gen['vpbench']:,.0f} | {gen['vpbench'] / gen['official']:.1f}x |",
+              f"| official `MovingMNIST.generate_moving_mnist`, one sequence per call | {gen['official']:,.0f} | 1.0x |",
+              ""]
     return lines

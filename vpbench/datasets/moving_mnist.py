@@ -63,7 +63,8 @@ def render(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray, out: np.ndar
     seq, frame = np.arange(n)[:, None], np.arange(t)[None, :]
     for d in range(k):  # one digit never overlaps itself, so gather-max-scatter is exact
         at = (seq, frame, tops[:, d], lefts[:, d])
-        windows[at] = np.maximum(windows[at], digits[:, d, None])
+        # The first digit lands on a black canvas: max(0, digit) is the digit.
+        windows[at] = digits[:, d, None] if d == 0 else np.maximum(windows[at], digits[:, d, None])
     return canvas
 
 
@@ -72,9 +73,7 @@ def generate(rng: np.random.Generator, pool: np.ndarray, n: int, length: int, nu
     out = np.empty((n, length, 1, CANVAS, CANVAS), dtype=np.uint8)
     for start in range(0, n, CHUNK):
         m = min(CHUNK, n - start)
-        tops, lefts = np.empty((m, num_digits, length), np.int64), np.empty((m, num_digits, length), np.int64)
-        for d in range(num_digits):
-            tops[:, d], lefts[:, d] = trajectories(rng, m, length)
+        tops, lefts = (c.reshape(m, num_digits, length) for c in trajectories(rng, m * num_digits, length))
         digits = pool[rng.integers(0, len(pool), size=(m, num_digits))]
         render(digits, tops, lefts, out=out[start : start + m, :, 0])
     return out
