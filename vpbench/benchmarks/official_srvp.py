@@ -37,16 +37,21 @@ HIDDEN, LAYERS, KERNEL, FRAMES, SIZE = 32, 2, 5, 10, 64
 PACKAGE = "_vpbench_official_srvp"  # prefix of the name the official ``model/`` folder is imported under
 
 
+def _official_folder(path: str | Path, folder_name: str, module: str) -> Path:
+    folder = Path(path).expanduser() / folder_name
+    if not (folder / f"{module}.py").is_file():
+        raise UserError(f"--official-srvp {path}: no {folder_name}/{module}.py there; give the folder of a clone of "
+                        "github.com/yuseonk/SRVP")
+    return folder
+
+
 def _import_official(path: str | Path, folder_name: str, module: str) -> ModuleType:
     """``<path>/<folder_name>/<module>.py`` of a clone of yuseonk/SRVP, imported as a package of its own.
 
     The official folders have no __init__.py and import their siblings relatively; the package is named
     after the folder so that two clones never mix.
     """
-    folder = Path(path).expanduser() / folder_name
-    if not (folder / f"{module}.py").is_file():
-        raise UserError(f"--official-srvp {path}: no {folder_name}/{module}.py there; give the folder of a clone of "
-                        "github.com/yuseonk/SRVP")
+    folder = _official_folder(path, folder_name, module)
     name = f"{PACKAGE}_{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]}"
     if name not in sys.modules:
         package = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None, is_package=True))
@@ -57,8 +62,8 @@ def _import_official(path: str | Path, folder_name: str, module: str) -> ModuleT
 
 def load_official(path: str | Path) -> type[nn.Module]:
     """The official ``EncoderDecoder`` class from a clone of yuseonk/SRVP at ``path``."""
+    _official_folder(path, "model", "SRVP")  # a wrong path is the first thing to report
     if importlib.util.find_spec("einops") is None:
-        _import_official(path, "model", "SRVP")  # a clear error for a wrong path first
         raise UserError("the official SRVP code imports einops, which is not installed: pip install einops")
     return _import_official(path, "model", "SRVP").EncoderDecoder
 
