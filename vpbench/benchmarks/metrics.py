@@ -64,7 +64,7 @@ def _chunk_metrics(pred: Tensor, target: Tensor) -> Tensor:
     mse = diff.square().sum(dim=(1, 2, 3), dtype=torch.int64).double() / pixels  # exact integer sums
     mae = diff.abs().sum(dim=(1, 2, 3), dtype=torch.int64).double() / pixels
     n, c, h, w = xi.shape
-    s = _ssim_maps(xi.view(n * c, h, w), yi.view(n * c, h, w)).view(n, c).mean(dim=1)
+    s = _ssim_maps(xi.reshape(n * c, h, w), yi.reshape(n * c, h, w)).view(n, c).mean(dim=1)
     return torch.stack([mse, mae, s], dim=1)
 
 
@@ -73,8 +73,7 @@ def _per_frame(pred: Tensor, target: Tensor) -> Tensor:
     if min(pred.shape[-2:]) < SSIM_WIN:
         raise ValueError(f"SSIM needs frames of at least {SSIM_WIN}x{SSIM_WIN}, got {tuple(pred.shape[-2:])}")
     step = max(1, CHUNK // pred.shape[1])
-    return torch.cat([_chunk_metrics(pred[i : i + step].contiguous(), target[i : i + step].contiguous())
-                      for i in range(0, len(pred), step)])
+    return torch.cat([_chunk_metrics(pred[i : i + step], target[i : i + step]) for i in range(0, len(pred), step)])
 
 
 def ssim(pred: Tensor, target: Tensor) -> Tensor:

@@ -110,7 +110,8 @@ def train_step(model: nn.Module, predict: Callable[[nn.Module, Tensor], Tensor],
 
 
 def compare(official_path: str | Path, *, batch: int = 4, repeats: int = 5) -> dict[str, Any]:
-    """Median wall and CPU seconds of a training step of each, timed alternately after one warm-up each."""
+    """Median wall and CPU seconds of a training step of each, timed alternately after one warm-up each,
+    and the sequences per second of each Moving MNIST generator."""
     official, ours = build_pair(official_path)
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in (("official", official), ("vpbench", ours))}
     if params["official"] != params["vpbench"]:

@@ -6,7 +6,8 @@ Every timing is the median of ``repeats`` runs after a warm-up. Parts:
 * ``metrics``: the metrics engine on 10,000 sequences x 10 frames of 64x64 against a loop of
   ``skimage.metrics.structural_similarity`` (timed on a subset, per frame, and scaled);
 * ``generation``: Moving MNIST sequences per second against the per-sequence generator;
-* ``srvp-official``: SRVP's training step against the official code from the user's own clone
+* ``srvp-official``: SRVP's training step and the Moving MNIST generator against the official code
+  from the user's own clone
   (``--official-srvp PATH``, see :mod:`vpbench.benchmarks.official_srvp`).
 """
 from __future__ import annotations
