@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vpbench.models import create
+from vpbench.models.dropout import Dropout, dropout
 from vpbench.models.srvp_modules import (
     AddNorm,
     CrossAttention,
@@ -153,3 +154,30 @@ def test_layer_major_encoder_has_the_gradients_of_the_time_major_loop(name):
     plain = torch.autograd.grad(F.mse_loss(model(frames, 3), target), params)
     for a, b in zip(fast, plain):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_dropout_keeps_each_element_independently_with_probability_one_minus_p(p):
+    x = torch.rand(1000, 1000, dtype=torch.float64) + 0.5
+    out = dropout(x, p)
+    kept = out != 0
+    # 1e6 elements: the keep rate's standard deviation is 5e-4.
+    assert abs(kept.double().mean().item() - (1 - p)) < 3e-3
+    torch.testing.assert_close(out[kept], x[kept] / (1 - p))
+    # Neighbours (which share one 64-bit random number) are independent: both kept with probability (1-p)^2.
+    pairs = kept.view(-1, 2)
+    assert abs(pairs.all(dim=1).double().mean().item() - (1 - p) ** 2) < 3e-3
+    assert not torch.equal(kept, dropout(x, p) != 0)  # a fresh mask per call
+
+
+def test_dropout_gradient_is_the_scaled_mask_and_eval_is_the_identity():
+    x = torch.randn(3, 7, 5, requires_grad=True)  # an odd number of elements
+    torch.manual_seed(1)
+    out = dropout(x, 0.3)
+    (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
+    torch.testing.assert_close(grad, (out != 0).float() / 0.7)
+    torch.manual_seed(1)
+    assert torch.equal(dropout(x, 0.3), out)  # reproducible from the seed
+    module = Dropout(0.3).eval()
+    assert module(x) is x and dropout(x, 0.0) is x
+    assert dropout(x.bfloat16(), 0.3).dtype == torch.bfloat16

@@ -65,6 +65,28 @@ def test_exact_prediction_has_capped_psnr_and_ssim_one():
     assert m[2].item() == pytest.approx(10 * math.log10(255**2 / 1e-10))
 
 
+def test_mse_and_mae_agree_with_numpy_on_random_frames_of_odd_size():
+    rng = np.random.default_rng(3)
+    pred, target = (torch.from_numpy(rng.integers(0, 256, (2, 3, 3, 9, 13), dtype=np.uint8)) for _ in range(2))
+    diff = pred.numpy().astype(float) - target.numpy()
+    m = frame_metrics(pred, target)
+    assert np.abs(m[..., 0].numpy() - (diff**2).mean(axis=(2, 3, 4))).max() < 1e-9
+    assert np.abs(m[..., 1].numpy() - np.abs(diff).mean(axis=(2, 3, 4))).max() < 1e-9
+    reference = [[structural_similarity(target[b, t].permute(1, 2, 0).numpy(), pred[b, t].permute(1, 2, 0).numpy(),
+                                        data_range=255, channel_axis=-1) for t in range(3)] for b in range(2)]
+    assert np.abs(m[..., 3].numpy() - reference).max() < 1e-6
+
+
+def test_metrics_refuse_float_frames_and_mismatched_shapes():
+    frames = torch.zeros(1, 2, 1, 8, 8, dtype=torch.uint8)
+    with pytest.raises(TypeError, match="to_uint8"):
+        frame_metrics(frames.float(), frames)
+    with pytest.raises(ValueError, match="differ in shape"):
+        frame_metrics(frames, frames[:, :1])
+    with pytest.raises(ValueError, match="at least 7x7"):
+        frame_metrics(frames[..., :6], frames[..., :6])
+
+
 def test_quantisation_rounds_like_saved_images():
     x = torch.tensor([0.0, 0.4 / 255, 0.6 / 255, 1.0, 1.2, -0.1])
     assert to_uint8(x).tolist() == [0, 0, 1, 255, 255, 0]

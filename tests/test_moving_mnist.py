@@ -46,6 +46,12 @@ def test_render_places_digits_and_takes_the_max_where_they_overlap():
     assert frame[11, 6] == 100  # b's dark pixel does not erase a
 
 
+def test_render_refuses_corners_outside_the_canvas():
+    digits = np.zeros((1, 1, 28, 28), np.uint8)
+    with pytest.raises(ValueError, match="corners"):
+        mm.render(digits, np.array([[[37]]]), np.array([[[0]]]))
+
+
 def test_generated_sequences_are_two_moving_digits():
     pool = embedded_digits()[0]
     seqs = mm.generate(np.random.default_rng(1), pool, 5, 20)

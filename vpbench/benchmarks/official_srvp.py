@@ -6,7 +6,7 @@ vpbench never ships or fetches the official code: the user points ``bench speed 
 parameter count, checked), trained on the same random batch with the official recipe (BCE, RMSProp with
 lr 1e-5, momentum 0.9, weight decay 1e-4), and timed alternately (official, vpbench, official, ...) so
 that a change of machine load affects both alike. The official generator (``datasets/moving_mnist.py``,
-one sequence per call) is timed on the same digits as vpbench's vectorised one.
+one sequence per call) is timed on the same digits as vpbench's.
 """
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
     gen = result["generation_per_s"]
     lines += ["## Moving MNIST generation against the official generator (20 frames, 2 digits)", "",
               "| Generator | Sequences / s | Speed-up |", "|---|---:|---:|",
-              f"| vpbench, vectorised over sequences | {gen['vpbench']:,.0f} | {gen['vpbench'] / gen['official']:.1f}x |",
+              f"| vpbench, compiled, parallel over sequences | {gen['vpbench']:,.0f} | {gen['vpbench'] / gen['official']:.1f}x |",
               f"| official `MovingMNIST.generate_moving_mnist`, one sequence per call | {gen['official']:,.0f} | 1.0x |",
               ""]
     return lines

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vpbench.models.dropout import dropout
 from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State
 from vpbench.models.registry import register_model
 
@@ -38,7 +39,7 @@ class ConvGRUCell(RecurrentCell):
             return self.x_conv(x)
         m, pad = 2 * self.hidden, self.kernel_size // 2
         w, b = self.x_conv.weight, self.x_conv.bias
-        gates = F.conv2d(F.dropout(x, self.dropout, training=True), w[:m], b[:m], padding=pad)
+        gates = F.conv2d(dropout(x, self.dropout), w[:m], b[:m], padding=pad)
         return torch.cat([gates, F.conv2d(x, w[m:], b[m:], padding=pad)], dim=1)
 
     def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vpbench.models.dropout import Dropout
+
 ADD_NORM_DROPOUT = 0.2  # the official AddNorm's dropout on the residual input (Eqs. 8, 10)
 
 
@@ -145,7 +147,7 @@ class AddNorm(nn.Module):
     def __init__(self, groups: int) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(groups, groups)
-        self.dropout = nn.Dropout(ADD_NORM_DROPOUT)
+        self.dropout = Dropout(ADD_NORM_DROPOUT)
 
     def forward(self, x: Tensor, a: Tensor, b: Tensor) -> Tensor:
         return self.norm(torch.addcmul(self.dropout(x), a.unsqueeze(2), b.unsqueeze(1)))
