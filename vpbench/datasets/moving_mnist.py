@@ -67,7 +67,8 @@ def _draw(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray, canvas: np.nd
         canvas[i] = 0
         for d in range(k):
             for t in range(length):
-                window = canvas[i, t, tops[i, d, t] : tops[i, d, t] + DIGIT, lefts[i, d, t] : lefts[i, d, t] + DIGIT]
+                top, left = tops[i, d, t], lefts[i, d, t]
+                window = canvas[i, t, top : top + DIGIT, left : left + DIGIT]
                 for r in range(DIGIT):
                     for c in range(DIGIT):
                         window[r, c] = max(window[r, c], digits[i, d, r, c])
@@ -79,7 +80,8 @@ def render(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray, out: np.ndar
     Overlapping digits take the pixel-wise max.
     """
     n, k, t = tops.shape
-    if tops.min(initial=0) < 0 or lefts.min(initial=0) < 0 or max(tops.max(initial=0), lefts.max(initial=0)) > CANVAS - DIGIT:
+    corners = np.concatenate([np.ravel(tops), np.ravel(lefts)])
+    if corners.size and (corners.min() < 0 or corners.max() > CANVAS - DIGIT):  # the kernel does not bound-check
         raise ValueError(f"digit corners must lie in [0, {CANVAS - DIGIT}]")
     canvas = np.empty((n, t, CANVAS, CANVAS), dtype=np.uint8) if out is None else out
     _draw(np.ascontiguousarray(digits, dtype=np.uint8), np.asarray(tops, np.int64), np.asarray(lefts, np.int64), canvas)
