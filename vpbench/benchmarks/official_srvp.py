@@ -157,7 +157,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
     gen = result["generation_per_s"]
     lines += ["## Moving MNIST generation against the official generator (20 frames, 2 digits)", "",
               "| Generator | Sequences / s | Speed-up |", "|---|---:|---:|",
-              f"| vpbench, compiled, parallel over sequences | {gen['vpbench']:,.0f} | {gen['vpbench'] / gen['official']:.1f}x |",
+              f"| vpbench, compiled, parallel over sequences | {gen['vpbench']:,.0f} | "
+              f"{gen['vpbench'] / gen['official']:.1f}x |",
               f"| official `MovingMNIST.generate_moving_mnist`, one sequence per call | {gen['official']:,.0f} | 1.0x |",
               ""]
     return lines
