@@ -65,13 +65,15 @@ def _draw(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray, canvas: np.nd
     n, k, length = tops.shape
     for i in numba.prange(n):
         canvas[i] = 0
-        for d in range(k):
+        for t in range(length):  # the first digit lands on a black frame: max(0, digit) is the digit
+            top, left = tops[i, 0, t], lefts[i, 0, t]
+            canvas[i, t, top : top + DIGIT, left : left + DIGIT] = digits[i, 0]
+        for d in range(1, k):
             for t in range(length):
                 top, left = tops[i, d, t], lefts[i, d, t]
-                window = canvas[i, t, top : top + DIGIT, left : left + DIGIT]
                 for r in range(DIGIT):
-                    for c in range(DIGIT):
-                        window[r, c] = max(window[r, c], digits[i, d, r, c])
+                    row = canvas[i, t, top + r, left : left + DIGIT]
+                    np.maximum(row, digits[i, d, r], row)
 
 
 def render(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
