@@ -178,6 +178,7 @@ def test_dropout_gradient_is_the_scaled_mask_and_eval_is_the_identity():
     torch.testing.assert_close(grad, (out != 0).float() / 0.7)
     torch.manual_seed(1)
     assert torch.equal(dropout(x, 0.3), out)  # reproducible from the seed
+    assert not dropout(x, 1 - 1e-11).any()  # p so close to 1 that its threshold leaves int32
     module = Dropout(0.3).eval()
     assert module(x) is x and dropout(x, 0.0) is x
     assert dropout(x.bfloat16(), 0.3).dtype == torch.bfloat16

@@ -47,10 +47,16 @@ def test_render_places_digits_and_takes_the_max_where_they_overlap():
     assert frame[11, 6] == 100  # b's dark pixel does not erase a
 
 
-def test_render_refuses_corners_outside_the_canvas():
+def test_render_refuses_what_its_unchecked_kernel_cannot_draw():
     digits = np.zeros((1, 1, 28, 28), np.uint8)
-    with pytest.raises(ValueError, match="corners"):
-        mm.render(digits, np.array([[[37]]]), np.array([[[0]]]))
+    corner = np.zeros((1, 1, 3), np.int64)
+    with pytest.raises(ValueError, match="corners must lie"):
+        mm.render(digits, corner + 37, corner)
+    with pytest.raises(ValueError, match="do not match"):
+        mm.render(np.zeros((1, 2, 28, 28), np.uint8), corner, corner)
+    with pytest.raises(ValueError, match="out must be"):
+        mm.render(digits, corner, corner, out=np.empty((1, 2, 64, 64), np.uint8))
+    assert not mm.render(np.zeros((1, 0, 28, 28), np.uint8), corner[:, :0], corner[:, :0]).any()  # no digits
 
 
 def test_the_embedded_test_set_is_the_one_of_earlier_runs():

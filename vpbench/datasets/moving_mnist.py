@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numba
 import numpy as np
 
+from vpbench import parallel
 from vpbench.datasets.base import DataSpec, SequenceSource, array_digest, register_dataset
 from vpbench.datasets.mnist_digits import TEST_NAME, TRAIN_NAME, embedded_digits, find_idx, read_idx_images
 from vpbench.errors import UserError
@@ -82,11 +83,20 @@ def render(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray, out: np.ndar
     Overlapping digits take the pixel-wise max.
     """
     n, k, t = tops.shape
-    corners = np.concatenate([np.ravel(tops), np.ravel(lefts)])
-    if corners.size and (corners.min() < 0 or corners.max() > CANVAS - DIGIT):  # the kernel does not bound-check
-        raise ValueError(f"digit corners must lie in [0, {CANVAS - DIGIT}]")
     canvas = np.empty((n, t, CANVAS, CANVAS), dtype=np.uint8) if out is None else out
-    _draw(np.ascontiguousarray(digits, dtype=np.uint8), np.asarray(tops, np.int64), np.asarray(lefts, np.int64), canvas)
+    # The kernel does not bound-check: shapes and corners are checked here.
+    if np.shape(lefts) != tops.shape or np.shape(digits) != (n, k, DIGIT, DIGIT):
+        raise ValueError(f"corners {tops.shape} and {np.shape(lefts)} and digits {np.shape(digits)} do not match")
+    if canvas.shape != (n, t, CANVAS, CANVAS) or canvas.dtype != np.uint8:
+        raise ValueError(f"out must be uint8 of shape {(n, t, CANVAS, CANVAS)}, got {canvas.dtype} {canvas.shape}")
+    corners = np.concatenate([np.ravel(tops), np.ravel(lefts)])
+    if corners.size and (corners.min() < 0 or corners.max() > CANVAS - DIGIT):
+        raise ValueError(f"digit corners must lie in [0, {CANVAS - DIGIT}]")
+    if k == 0:
+        canvas.fill(0)
+        return canvas
+    parallel.run(_draw, np.ascontiguousarray(digits, dtype=np.uint8), np.asarray(tops, np.int64),
+                 np.asarray(lefts, np.int64), canvas)
     return canvas
 
 

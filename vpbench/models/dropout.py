@@ -3,7 +3,7 @@
 torch draws a CPU dropout mask element by element with ``bernoulli_``. Here 64 random bits give two
 elements: an element is kept when its 32 bits, read as a signed integer, reach round(p 2^32) - 2^31,
 so P(drop) = p to within 2^-32. Kept elements are scaled by 1/(1-p), as nn.Dropout does. Other
-devices (and p = 1) use torch's own dropout.
+devices (and p within 2^-33 of 1) use torch's own dropout.
 """
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """Zero each element of x with probability p and scale the rest by 1/(1-p) (training only)."""
     if not training or p == 0:
         return x
-    if p >= 1 or x.device.type != "cpu":
+    threshold = round(p * 2**32) - 2**31
+    if threshold >= 2**31 or x.device.type != "cpu":  # p within 2^-33 of 1 drops everything
         return F.dropout(x, p, training=True)
     n = x.numel()
     bits = torch.empty((n + 1) // 2, dtype=torch.int64).random_(-(2**63), None).view(torch.int32)[:n]
-    keep = (bits >= round(p * 2**32) - 2**31).view(x.shape)
+    keep = (bits >= threshold).view(x.shape)
     return x * keep.to(x.dtype).mul_(1 / (1 - p))
 
 
