@@ -10,7 +10,7 @@ the final SSIM formula runs in float64: SSIM agrees with
 ``skimage.metrics.structural_similarity(data_range=255)`` frame by frame to 1e-12 (skimage's own
 rounding dominates the difference, most on nearly flat frames). The kernel
 (numba, parallel over frames) slides the 7x7 window down the frame, keeping running column sums, so
-every pixel is read twice and no frame-sized temporary is made.
+every pixel is read twice (entering and leaving the window) and no frame-sized temporary is made.
 """
 from __future__ import annotations
 
@@ -45,32 +45,28 @@ def _plane_sums(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:  # pragm
     oh, ow = h - SSIM_WIN + 1, w - SSIM_WIN + 1
     for f in numba.prange(n):
         xf, yf = x[f], y[f]
-        sq_err, abs_err = 0, 0
-        for r in range(h):
-            for j in range(w):
-                d = np.int32(xf[r, j]) - np.int32(yf[r, j])
-                sq_err += d * d
-                abs_err += abs(d)
+        sq_err, abs_err, total = 0, 0, 0.0
         # col[:, j]: sums of x, y, x^2 + y^2 and xy over the window's rows in column j.
         col = np.zeros((4, w), np.int32)
-        for r in range(SSIM_WIN):
-            for j in range(w):
+        for r in range(h):
+            for j in range(w):  # row r enters the window (and the error sums)
                 a, b = np.int32(xf[r, j]), np.int32(yf[r, j])
+                sq_err += (a - b) * (a - b)
+                abs_err += abs(a - b)
                 col[0, j] += a
                 col[1, j] += b
                 col[2, j] += a * a + b * b
                 col[3, j] += a * b
-        total = 0.0
-        for i in range(oh):
-            if i > 0:  # slide down one row: add the new bottom row, drop the old top row
+            if r >= SSIM_WIN:  # row r - 7 leaves it
                 for j in range(w):
-                    a, b = np.int32(xf[i + SSIM_WIN - 1, j]), np.int32(yf[i + SSIM_WIN - 1, j])
-                    a0, b0 = np.int32(xf[i - 1, j]), np.int32(yf[i - 1, j])
-                    col[0, j] += a - a0
-                    col[1, j] += b - b0
-                    col[2, j] += a * a + b * b - a0 * a0 - b0 * b0
-                    col[3, j] += a * b - a0 * b0
-            for j in range(ow):
+                    a, b = np.int32(xf[r - SSIM_WIN, j]), np.int32(yf[r - SSIM_WIN, j])
+                    col[0, j] -= a
+                    col[1, j] -= b
+                    col[2, j] -= a * a + b * b
+                    col[3, j] -= a * b
+            if r < SSIM_WIN - 1:
+                continue
+            for j in range(ow):  # the windows of rows r-6..r
                 sx, sy, sq, sxy = 0, 0, 0, 0
                 for k in range(SSIM_WIN):
                     sx += col[0, j + k]
