@@ -76,6 +76,70 @@ def test_a_batch_that_does_not_split_over_the_processes():
         check_batch(8, Dist(0, 3))
 
 
+@pytest.mark.parametrize("extra, env, needle", [
+    ([], {"WORLD_SIZE": "3", "RANK": "0"}, "train.batch_size=4 cannot be split over 3 processes"),
+    (["--set", "model.patch_size=3"], {}, "patch_size 3 does not divide the 64x64 frames"),
+    (["--dataset", "nosuch"], {}, "unknown dataset 'nosuch'"),
+])
+def test_preconditions_fail_before_any_run_folder_or_process_group(bench, tmp_path, monkeypatch, extra, env,
+                                                                   needle):
+    """Each is one line on stderr with exit code 2, before a run folder is created (and, for the batch
+    split, before the process group is joined, which would wait for the other processes)."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, _, err = bench("run", "--models", "convgru", *TINY, *extra, "--results-dir", tmp_path / "results")
+    assert_one_line(code, err, needle)
+    assert not list(iter_runs(tmp_path / "results"))
+
+
+SLOW_MODEL = '''
+import hashlib
+import torch
+from torch import nn
+
+
+class Slow(nn.Module):
+    """Stays inside one long native call (minutes) in its first training forward, as a training step
+    of the paper preset on a CPU does."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, frames, horizon):
+        if self.training:
+            open(MARKER, "w").close()
+            hashlib.pbkdf2_hmac("sha256", b"vpbench", b"salt", 10**9)
+        return torch.sigmoid(self.w).expand(frames.shape[0], horizon, *frames.shape[2:])
+
+
+def make():
+    return Slow()
+'''
+
+
+@pytest.mark.parametrize("signum, said", [(signal.SIGTERM, "terminated"), (signal.SIGINT, "interrupted")])
+def test_a_signal_stops_profile_promptly_inside_a_long_native_call(tmp_path, signum, said):
+    (tmp_path / "slowmodel.py").write_text(SLOW_MODEL.replace("MARKER", repr(str(tmp_path / "inside"))))
+    proc = subprocess.Popen([sys.executable, "-m", "vpbench.cli", "profile", "--models", "slowmodel:make", *TINY,
+                             "--results-dir", str(tmp_path / "results")], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "inside").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    started = time.time()
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("bench profile went on for 10 s after the signal")
+    assert time.time() - started < 5
+    assert proc.returncode == 128 + signum and err.strip().splitlines()[-1] == f"bench profile: {said}"
+
+
 @pytest.mark.parametrize("signum, said", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
 def test_ctrl_c_and_sigterm_leave_a_resumable_run(tmp_path, bench, signum, said):
     args = ["run", "--models", "convgru", *TINY, "--epochs", "3", "--set", "dataset.train_sequences=400",

@@ -93,7 +93,7 @@ def test_each_cell_carries_its_own_state(name):
             state = cell.init_state(torch.zeros(2, cell.hidden, 8, 8))
             for x in (first, x1):
                 carry = {**signals, **({cell.memory: torch.zeros(2, cell.hidden, 8, 8)} if cell.memory else {})}
-                state = cell.step(x, cell.input_conv(x), state, carry)
+                state = cell.step(cell.input_conv(x), state, carry)
             return state["h"]
 
         assert (second_output(x0) - second_output(x0_other)).abs().max() > 1e-3, type(cell).__name__
@@ -229,6 +229,6 @@ def test_gate_matches_hand_computation(gate):
         state = {k: torch.randn(2, 4, 5, 5) for k in cell.state_names}
         carry = {k: torch.randn(2, 4, 5, 5) for k in (cell.memory, *cell.signals) if k}
         new_carry = dict(carry)
-        new = cell.step(x, cell.input_conv(x), state, new_carry)
+        new = cell.step(cell.input_conv(x), state, new_carry)
         actual, expected = hand(cell, x, state, carry, new, new_carry)
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)

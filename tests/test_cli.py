@@ -120,8 +120,28 @@ def test_profile_json_has_the_documented_keys(bench, tmp_path):
     code, out, _ = bench("profile", "--models", "convgru,persistence", "--dataset", "mmnist", "--preset", "tiny",
                          "--format", "json", "--results-dir", tmp_path)
     assert code == 0
-    rows = json.loads(out[out.index("["):])
+    rows = json.loads(out)  # stdout holds the JSON alone; notes go to stderr
     keys = {"model", "dataset", "preset", "params", "flops", "latency_ms", "train_step_ms", "peak_mem_mb"}
     assert [r["model"] for r in rows] == ["convgru", "persistence"] and all(keys <= set(r) for r in rows)
     assert rows[0]["flops"] > 0 and rows[1]["flops"] == 0 and rows[1]["params"] == 0
     assert (tmp_path / "profiles" / "mmnist-tiny-cpu.json").is_file()
+
+
+def test_profile_without_timing_keeps_earlier_timings(bench, tmp_path):
+    args = ["profile", "--models", "convgru", "--dataset", "mmnist", "--preset", "tiny", "--format", "json",
+            "--results-dir", tmp_path]
+    code, out, err = bench(*args, "--no-timing")
+    (row,) = json.loads(out)
+    assert code == 0 and row["params"] > 0 and row["flops"] > 0
+    assert row["latency_ms"] is row["train_step_ms"] is row["peak_mem_mb"] is None
+    assert bench(*args)[0] == 0
+    assert bench(*args, "--no-timing")[0] == 0  # a later profile without timings loses none
+    (saved,) = json.loads((tmp_path / "profiles" / "mmnist-tiny-cpu.json").read_text())
+    assert saved["train_step_ms"] > 0 and saved["latency_ms"] > 0
+
+
+def test_profile_says_when_it_would_time_the_paper_preset_on_a_cpu(bench, tmp_path):
+    code, out, err = bench("profile", "--models", "persistence", "--dataset", "mmnist", "--preset", "paper",
+                           "--format", "json", "--results-dir", tmp_path)
+    assert code == 0 and json.loads(out)[0]["model"] == "persistence"
+    assert "--no-timing gives parameters and FLOPs" in err

@@ -33,7 +33,7 @@ def test_default_preset_follows_the_device():
     [
         (["train.lr=-1"], "invalid value train.lr=-1: must be a number > 0"),
         (["train.batch_size=0"], "train.batch_size=0: must be an integer >= 1"),
-        (["train.optimizer=sgd"], "must be rmsprop, adam or adamw"),
+        (["train.optimizer=lbfgs"], "must be rmsprop, adam, adamw or sgd"),
         (["train.nosuch=1"], "unknown training option train.nosuch"),
         (["model.nosuch=1"], "model 'convgru' takes no option nosuch"),
         (["dataset.test_sequences=0"], "dataset.test_sequences=0: must be an integer >= 1"),

@@ -98,9 +98,37 @@ def test_a_diverging_model_is_recorded_and_the_sweep_goes_on(nan_model, bench, t
     assert only_run(tmp_path, "persistence").read_json("metrics.json")["status"] == "finished"
 
 
+class Fails(nn.Module):
+    """A plug-in model whose forward raises a ValueError (not a RuntimeError or UserError)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def forward(self, frames: torch.Tensor, horizon: int) -> torch.Tensor:
+        raise ValueError("this plug-in cannot predict")
+
+
+def test_any_failure_of_one_model_is_recorded_and_the_sweep_goes_on(monkeypatch, bench, tmp_path):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register_model("fails", label="Fails")(Fails)
+    code, out, err = bench("run", "--models", "fails,persistence", "--dataset", "mmnist", "--preset", "tiny",
+                           "--results-dir", tmp_path)
+    assert code == 2 and "Traceback" not in err
+    last_line = err.strip().splitlines()[-1]
+    assert "1 of 2 models failed: fails (ValueError: this plug-in cannot predict" in last_line
+    failed = only_run(tmp_path, "fails")
+    assert failed.status()["status"] == "failed"
+    log = failed.file("log.txt").read_text()
+    assert "Traceback" in log and "ValueError: this plug-in cannot predict" in log
+    assert only_run(tmp_path, "persistence").read_json("metrics.json")["status"] == "finished"
+
+
 def test_two_process_gloo_ddp_matches_one_process(tmp_path, bench):
+    """Plain SGD: its step is proportional to the gradient, so summed gradients (2x) would not match."""
     args = ["run", "--models", "convgru", "--dataset", "mmnist", "--preset", "tiny", "--epochs", "2",
-            "--set", "model.dropout=0", "--set", "dataset.train_sequences=32"]
+            "--set", "model.dropout=0", "--set", "dataset.train_sequences=32", "--set", "train.optimizer=sgd",
+            "--set", "train.lr=0.5", "--set", "train.momentum=0", "--set", "train.weight_decay=0"]
     assert bench(*args, "--results-dir", tmp_path / "one")[0] == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
@@ -112,4 +140,5 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path, bench):
     losses = [pd.read_csv(r.file("train_log.csv"))[["train_loss", "val_loss"]].to_numpy() for r in (one, two)]
     # Same global batch, averaged gradients: equal up to float summation order.
     assert abs(losses[0] - losses[1]).max() < 1e-5
+    assert abs(losses[0][1, 0] - losses[0][0, 0]) > 1e-3  # the steps move the loss: a 2x step would show
     assert len(list((tmp_path / "two").glob("mmnist/convgru/*"))) == 1  # only rank 0 writes

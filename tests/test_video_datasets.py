@@ -336,3 +336,27 @@ def test_bench_run_end_to_end(bench, kth_dir, tmp_path):
     for m in metrics:
         assert m["status"] == "finished" and m["provenance"]["kind"] == "kth-avi"
         assert m["provenance"]["test_sequences"] == 4 and 0 <= m["mse"] < 255**2
+
+
+def test_h36m_errors(bench, h36m_dir, tmp_path):
+    """The Human3.6M rows of the README's bad-input table."""
+    run = ("run", "--models", "persistence", "--dataset", "human36m", "--preset", "tiny",
+           "--results-dir", tmp_path / "r")
+    assert "human36m needs --data-dir" in one_line_error(bench, *run)
+    # No training subject: the train split is empty.
+    test_only = tmp_path / "test_only"
+    for subject in ("S9", "S11"):
+        shutil.copytree(h36m_dir / subject, test_only / subject)
+    assert "no train videos of human36m (subjects S1, S5, S6, S7, S8)" in one_line_error(bench, *run, "--data-dir",
+                                                                                         test_only)
+    # A video that does not decode.
+    broken = tmp_path / "broken"
+    shutil.copytree(h36m_dir, broken)
+    (broken / "S9" / "Videos" / "Walking.60457274.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 not a video")
+    assert "Walking.60457274.mp4: cannot be decoded" in one_line_error(bench, *run, "--data-dir", broken)
+    # Test videos too short for a clip of 8 kept frames (one in 5): the test split has no clips.
+    short = make_h36m(tmp_path / "short", {"S1/Videos/Walking.54138969.mp4": (45, 200),
+                                           "S5/Videos/Walking.54138969.mp4": (45, 200),
+                                           "S9/Videos/Walking.54138969.mp4": (30, 200)})
+    assert "no test clips of human36m" in one_line_error(bench, *run, "--data-dir", short)
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("config.yaml"))

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -51,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile = sub.add_parser("profile", help="parameters, FLOPs, latency, train-step time and peak memory")
     _add_common(profile)
-    profile.add_argument("--format", choices=("table", "json"), default="table")
+    profile.add_argument("--format", choices=("table", "json"), default="table",
+                         help="json: stdout holds the JSON alone (notes go to stderr)")
+    profile.add_argument("--no-timing", action="store_true",
+                         help="parameters and FLOPs only (seconds per model); no latency, train step or memory")
     profile.add_argument("--results-dir", default="results",
                          help="profiles are also saved to <results-dir>/profiles/ for `bench report`")
 
@@ -79,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--batch-size", type=int, help="batch for the model timings (default: the preset's)")
     speed.add_argument("--device", default="cpu")
     speed.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; at least 5)")
+    speed.add_argument("--steps", type=int, default=50,
+                       help="consecutive training steps timed per model (default 50; at least 10), so that a step "
+                            "time that grows with training shows")
     speed.add_argument("--out", help="also write the markdown table to this file")
     speed.add_argument("--official-srvp", metavar="PATH",
                        help="your clone of github.com/yuseonk/SRVP, for --parts srvp-official (needs einops)")
@@ -90,40 +97,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _note(args: argparse.Namespace, text: str) -> None:
+    """A line for the reader: on stdout, or on stderr when stdout holds machine-readable output."""
+    print(text, file=sys.stderr if getattr(args, "format", None) == "json" else sys.stdout)
+
+
 def _preset(args: argparse.Namespace, device) -> str:
     from vpbench.config import PRESETS, default_preset
 
     if args.preset is not None:
         if args.preset not in PRESETS:
             raise UserError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
-        print(f"preset: {args.preset}")
+        _note(args, f"preset: {args.preset}")
         return args.preset
     preset = default_preset(device.type)
     other = "quick" if preset == "paper" else "paper"
-    print(f"preset: {preset} (default on {device.type.upper()}; --preset {other} to change)")
+    _note(args, f"preset: {preset} (default on {device.type.upper()}; --preset {other} to change)")
     return preset
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     from vpbench.benchmarks import distributed
-    from vpbench.benchmarks.runner import run_sweep
+    from vpbench.benchmarks.runner import plan, run_sweep
     from vpbench.benchmarks.trainer import Runtime
     from vpbench.config import parse_sets
     from vpbench.environment import resolve_device
     from vpbench.models import expand
 
-    dist, device = distributed.from_environment(resolve_device(args.device))
-    precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    runtime = Runtime(device=device, precision=precision, compile=args.compile, dist=dist)
-    if not dist.is_main:  # rank 0 speaks for the job
+    device, planned = resolve_device(args.device), distributed.planned()
+    if not planned.is_main:  # rank 0 speaks for the job
         sys.stdout = open(os.devnull, "w")
     preset = _preset(args, device)
     models = expand(args.models)
+    configs = plan(models, args.dataset, preset=preset, seed=args.seed, epochs=args.epochs,
+                   sets=parse_sets(args.sets), dist=planned)
+    dist, device = distributed.from_environment(device)
+    precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    runtime = Runtime(device=device, precision=precision, compile=args.compile, dist=dist)
     print(f"models: {', '.join(models)} | dataset: {args.dataset} | device: {device} | precision: {precision} | "
           f"seed: {args.seed}" + (f" | processes: {dist.world}" if dist.active else ""))
-    results = run_sweep(models, args.dataset, preset=preset, seed=args.seed, epochs=args.epochs,
-                        data_dir=args.data_dir, results_dir=args.results_dir, runtime=runtime,
-                        sets=parse_sets(args.sets), resume=args.resume)
+    results = run_sweep(configs, data_dir=args.data_dir, results_dir=args.results_dir, runtime=runtime,
+                        resume=args.resume)
     distributed.finish(dist)
     if not dist.is_main:
         return
@@ -160,14 +174,19 @@ def cmd_profile(args: argparse.Namespace) -> None:
     from vpbench.datasets import dataset_entry
     from vpbench.environment import resolve_device
     from vpbench.models import expand
+    from vpbench.report.tables import optional_number as _ms
 
     device = resolve_device(args.device)
     preset = _preset(args, device)
+    timing = not args.no_timing
+    if timing and preset == "paper" and device.type == "cpu":
+        _note(args, "note: timing the paper preset on a CPU trains at the preset's batch (minutes and tens of GB "
+                    "per recurrent model); --no-timing gives parameters and FLOPs in seconds")
     rows = []
     for name in expand(args.models):
         config = cfg.resolve(preset, name, args.dataset, sets=cfg.parse_sets(args.sets))
         spec = dataset_entry(args.dataset).spec(config["dataset"])
-        costs = profile_model(build_model(config), spec, config["train"], device)
+        costs = profile_model(build_model(config), spec, config["train"], device, timing=timing)
         rows.append({"model": name, "dataset": args.dataset, "preset": preset, "device": str(device), **costs})
     save_profiles(rows, args.results_dir)
     if args.format == "json":
@@ -177,8 +196,9 @@ def cmd_profile(args: argparse.Namespace) -> None:
     print("| Model | Params | GFLOPs | Latency (ms) | Train step (ms) | Peak memory (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['params']:,} | {r['flops'] / 1e9:.2f} | {r['latency_ms']:.1f} | "
-              f"{r['train_step_ms']:.1f} | {r['peak_mem_mb']:.0f} |")
+        print(f"| {r['model']} | {r['params']:,} | {r['flops'] / 1e9:.2f} | {_ms(r['latency_ms'], 1)} | "
+              f"{_ms(r['train_step_ms'], 1)} | {_ms(r['peak_mem_mb'], 0)} |")
+
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -199,12 +219,14 @@ def cmd_speed(args: argparse.Namespace) -> None:
         raise UserError(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
     if args.repeats < 5:
         raise UserError(f"--repeats {args.repeats}: use at least 5 so the median means something")
+    if args.steps < 10:
+        raise UserError(f"--steps {args.steps}: use at least 10, to compare the first training steps with the last")
     if "srvp-official" in parts and not args.official_srvp:
         raise UserError("--parts srvp-official needs --official-srvp PATH, the folder of your clone of "
                         "github.com/yuseonk/SRVP")
     text = speed_markdown(parts, models=expand(args.models), dataset=args.dataset, preset=args.preset,
                           batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats,
-                          official_path=args.official_srvp)
+                          official_path=args.official_srvp, steps=args.steps)
     print(text)
     if args.out:
         atomic_write_bytes(Path(args.out), text.encode())
@@ -241,13 +263,61 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+# Seconds the main thread has to act on Ctrl-C or SIGTERM before the process stops at once. Python runs
+# signal handlers between bytecodes only, so a long native op (a training step of the paper preset on
+# a CPU takes minutes) would delay the stop; a run gets longer to mark itself interrupted.
+GRACE_SECONDS = {"run": 20.0}
+DEFAULT_GRACE = 2.0
+
+
+def _hint(command: str) -> str:
+    return "; resume with --resume" if command == "run" else ""
+
+
+class _Watchdog:
+    """Ends the process ``grace`` seconds after Ctrl-C or SIGTERM unless the command has stopped by then.
+
+    Python's C-level handler writes the signal number to the wakeup socket at once, whatever the main
+    thread is doing; this thread reads it there."""
+
+    def __init__(self, command: str, grace: float) -> None:
+        self.command, self.grace = command, grace
+        self.done = threading.Event()
+        self._read, self._write = socket.socketpair()
+        self._write.setblocking(False)
+        self._previous = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        try:
+            data = self._read.recv(1)
+        except OSError:
+            return
+        if not data or self.done.wait(self.grace):
+            return
+        signum = data[0]
+        what = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"bench {self.command}: {what}{_hint(self.command)}", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    def close(self) -> None:
+        self.done.set()
+        signal.set_wakeup_fd(self._previous)
+        self._write.close()
+        self._read.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # usage errors and --help, as a return code for in-process callers
         return int(exit_.code or 0)
+    from vpbench.environment import flush_denormals
+
+    flush_denormals()
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    watchdog = _Watchdog(args.command, GRACE_SECONDS.get(args.command, DEFAULT_GRACE)) if in_main_thread else None
     try:
         COMMANDS[args.command](args)
     except UserError as err:
@@ -257,11 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 0
     except KeyboardInterrupt as interrupt:
-        hint = "; resume with --resume" if args.command == "run" else ""
         what = "terminated" if isinstance(interrupt, Terminated) else "interrupted"
-        print(f"bench {args.command}: {what}{hint}", file=sys.stderr)
+        print(f"bench {args.command}: {what}{_hint(args.command)}", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
     finally:
+        if watchdog is not None:
+            watchdog.close()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 0

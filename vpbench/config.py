@@ -30,7 +30,7 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     "batch_size": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
     "eval_batch_size": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
     "lr": ("a number > 0", lambda v: _number(v) and v > 0),
-    "optimizer": ("rmsprop, adam or adamw", lambda v: v in ("rmsprop", "adam", "adamw")),
+    "optimizer": ("rmsprop, adam, adamw or sgd", lambda v: v in ("rmsprop", "adam", "adamw", "sgd")),
     "momentum": ("a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
     "weight_decay": ("a number >= 0", lambda v: _number(v) and v >= 0),
     "loss": ("a registered loss (bce, mse, ...)", lambda v: isinstance(v, str)),

@@ -33,12 +33,19 @@ class Dist:
         return self.world > 1
 
 
-def from_environment(device: torch.device) -> tuple[Dist, torch.device]:
-    """Join the process group torchrun describes, if any; returns this process's device."""
+def planned() -> Dist:
+    """This process's place as torchrun describes it (RANK, WORLD_SIZE, LOCAL_RANK), before joining."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Dist(), device
-    dist = Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+        return Dist()
+    return Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def from_environment(device: torch.device) -> tuple[Dist, torch.device]:
+    """Join the process group torchrun describes, if any; returns this process's device."""
+    dist = planned()
+    if not dist.active:
+        return dist, device
     if device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from vpbench.benchmarks.metrics import METRICS, frame_metrics, to_uint8
 from vpbench.datasets import DataSpec
+from vpbench.environment import flush_denormals
 from vpbench.errors import UserError
 
 
@@ -61,6 +62,7 @@ def check_prediction(pred: Tensor, expected: tuple[int, ...], model_name: str) -
 def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device: torch.device,
              batch_size: int, samples: int = 0, desc: str = "test") -> Evaluation:
     """Predict ``sequences`` (uint8 [N, T, C, H, W]) and compute every frame's metrics."""
+    flush_denormals()
     model.eval()
     n = len(sequences)
     per_frame = np.empty((n, spec.output_frames, len(METRICS)))

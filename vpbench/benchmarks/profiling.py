@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from vpbench.benchmarks.recipes import get_loss, make_optimizer
 from vpbench.datasets import DataSpec
+from vpbench.environment import flush_denormals
 
 
 class _FixedHorizon(nn.Module):
@@ -92,6 +93,7 @@ def time_inference(model: nn.Module, spec: DataSpec, device: torch.device, *, ba
 def train_step_fn(model: nn.Module, spec: DataSpec, train: Mapping[str, Any], device: torch.device,
                   batch: int) -> Callable[[], None]:
     """One training step of the model's recipe on a random batch (optimiser included)."""
+    flush_denormals()
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -131,20 +133,18 @@ def peak_memory_mb(fn: Callable[[], Any], device: torch.device) -> float:
 
 
 def profile_model(model: nn.Module, spec: DataSpec, train: Mapping[str, Any], device: torch.device, *,
-                  repeats: int = 5) -> dict[str, Any]:
-    """params, flops, latency_ms (batch 1), train_step_ms and peak_mem_mb (the preset's batch)."""
+                  repeats: int = 5, timing: bool = True) -> dict[str, Any]:
+    """params, flops, latency_ms (batch 1), train_step_ms and peak_mem_mb (the preset's batch); the
+    last three are None without ``timing``."""
     model.to(device)
-    flops = count_flops(model, spec)
-    step = train_step_fn(model, spec, train, device, train["batch_size"])
-    step_ms = _median_ms(step, device, repeats, warmup=1)
-    peak = peak_memory_mb(step, device)
-    return {
-        "params": count_params(model),
-        "flops": flops,
-        "latency_ms": time_inference(model, spec, device, repeats=repeats),
-        "train_step_ms": step_ms,
-        "peak_mem_mb": peak,
-    }
+    costs: dict[str, Any] = {"params": count_params(model), "flops": count_flops(model, spec),
+                             "latency_ms": None, "train_step_ms": None, "peak_mem_mb": None}
+    if timing:
+        step = train_step_fn(model, spec, train, device, train["batch_size"])
+        costs["train_step_ms"] = _median_ms(step, device, repeats, warmup=1)
+        costs["peak_mem_mb"] = peak_memory_mb(step, device)
+        costs["latency_ms"] = time_inference(model, spec, device, repeats=repeats)
+    return costs
 
 
 def save_profiles(rows: list[dict[str, Any]], results_dir: str | Path) -> Path:
@@ -155,6 +155,7 @@ def save_profiles(rows: list[dict[str, Any]], results_dir: str | Path) -> Path:
     device = first["device"].replace(":", "")
     path = writable_results_dir(results_dir) / "profiles" / f"{first['dataset']}-{first['preset']}-{device}.json"
     merged = {r["model"]: r for r in (json.loads(path.read_text()) if path.is_file() else [])}
-    merged.update({r["model"]: r for r in rows})
+    for row in rows:  # a profile without timings keeps the timings measured before
+        merged[row["model"]] = {**merged.get(row["model"], {}), **{k: v for k, v in row.items() if v is not None}}
     atomic_write_bytes(path, (json.dumps(list(merged.values()), indent=2) + "\n").encode())
     return path

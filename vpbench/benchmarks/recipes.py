@@ -34,8 +34,13 @@ def get_loss(name: str) -> LossFn:
 
 
 def full_precision(device: torch.device):
-    """A region outside autocast: losses are computed in float32 (BCE is unsafe to autocast)."""
+    """A region outside autocast: losses are computed in float32 or wider (BCE is unsafe to autocast)."""
     return torch.autocast(device_type=device.type, enabled=False)
+
+
+def wide(x: Tensor) -> Tensor:
+    """x in float32, or in its own dtype when wider (a float64 model keeps a float64 loss)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 @register_loss("bce")
@@ -45,7 +50,7 @@ def bce_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor,
     with full_precision(pred.device):
         if not torch.isfinite(pred).all():  # BCE would raise on NaN; report divergence instead
             return pred.new_tensor(float("nan"), dtype=torch.float32), pred
-        return F.binary_cross_entropy(pred.float(), targets.float()), pred
+        return F.binary_cross_entropy(wide(pred), wide(targets)), pred
 
 
 @register_loss("mse")
@@ -53,7 +58,7 @@ def mse_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tuple[Tensor,
     """Mean squared error on [0, 1] frames (SimVP's loss)."""
     pred = model(inputs, targets.shape[1])
     with full_precision(pred.device):
-        return F.mse_loss(pred.float(), targets.float()), pred
+        return F.mse_loss(wide(pred), wide(targets)), pred
 
 
 @register_loss("mse_l1_layers")
@@ -70,7 +75,7 @@ def mse_l1_layers_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> tup
         raise UserError("loss mse_l1_layers needs a model whose forward takes all_layers=True (MIMO-VP); "
                         "choose another train.loss") from None
     with full_precision(layers.device):
-        layers32, targets32 = layers.float(), targets.float().expand_as(layers)
+        layers32, targets32 = wide(layers), wide(targets).expand_as(layers)
         loss = 10 * F.mse_loss(layers32, targets32) + F.l1_loss(layers32, targets32)
     return loss, layers[-1]
 
@@ -81,6 +86,8 @@ def make_optimizer(params, config: Mapping[str, Any]) -> torch.optim.Optimizer:
         return torch.optim.RMSprop(params, lr=lr, momentum=config.get("momentum", 0.0), weight_decay=wd)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.get("momentum", 0.0), weight_decay=wd)
     return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
 
 

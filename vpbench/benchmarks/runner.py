@@ -211,17 +211,25 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
     return metrics
 
 
-def run_sweep(models: list[str], dataset: str, *, preset: str, seed: int, epochs: int | None,
-              data_dir: str | None, results_dir: str | Path, runtime: Runtime,
-              sets: Mapping[str, Mapping[str, Any]], resume: bool = False) -> list[dict[str, Any]]:
-    """Run every model in turn. Every configuration and model is built before any training starts,
-    so a bad option fails at once; a model that fails or diverges later is recorded and the sweep
-    goes on."""
-    out_dir = writable_results_dir(results_dir) if runtime.dist.is_main else Path(results_dir)
+def plan(models: list[str], dataset: str, *, preset: str, seed: int, epochs: int | None,
+         sets: Mapping[str, Mapping[str, Any]], dist: distributed.Dist) -> list[dict[str, Any]]:
+    """Every model's resolved configuration, with the checks that need no data: run before anything
+    is written or a process group is joined, so that a bad option fails at once."""
     configs = [cfg.resolve(preset, m, dataset, seed=seed, epochs=epochs, sets=sets) for m in models]
+    for config in configs:
+        distributed.check_batch(config["train"]["batch_size"], dist)
+    return configs
+
+
+def run_sweep(configs: list[dict[str, Any]], *, data_dir: str | None, results_dir: str | Path, runtime: Runtime,
+              resume: bool = False) -> list[dict[str, Any]]:
+    """Run every model in turn (``configs`` from :func:`plan`). Every model is built before any training
+    starts; a model that fails or diverges later is recorded and the sweep goes on."""
+    out_dir = writable_results_dir(results_dir) if runtime.dist.is_main else Path(results_dir)
     for config in configs:
         config["runtime"] = {"device": str(runtime.device), "precision": runtime.precision,
                              "compile": runtime.compile, "world_size": runtime.dist.world}
+    dataset, seed = configs[0]["dataset"]["name"], configs[0]["seed"]
     built = []
     for config in configs:  # each model's initialisation depends on the seed only, not on the sweep
         torch.manual_seed(config["seed"])
@@ -236,8 +244,8 @@ def run_sweep(models: list[str], dataset: str, *, preset: str, seed: int, epochs
             results.append(run_one(model, config, source, out_dir, runtime, resume=resume))
         except UserError as err:
             failures.append(f"{name} ({err})")
-        except RuntimeError as err:
-            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        except Exception as err:  # noqa: BLE001  any failure of one model (a plug-in's, say) is recorded
+            detail = f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else type(err).__name__
             failures.append(f"{name} ({detail}; traceback in its run folder's log.txt)")
             print(f"{name}: failed: {detail}")
     if failures:

@@ -28,6 +28,7 @@ from vpbench.benchmarks.profiling import count_params, dummy_batch, train_step_f
 from vpbench.datasets import dataset_entry
 from vpbench.datasets.mnist_digits import embedded_digits
 from vpbench.datasets.moving_mnist import generate
+from vpbench.environment import cpu_name
 
 PARTS = ("models", "metrics", "generation", "srvp-official")
 
@@ -51,15 +52,36 @@ def machine() -> str:
     import numba
     import skimage
 
-    cpu = platform.processor() or platform.machine()
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} cores, torch {torch.__version__} with "
+    return (f"{platform.platform()}, {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
             f"{torch.get_num_threads()} threads, numpy {np.__version__}, numba {numba.__version__} "
             f"({numba.get_num_threads()} threads), scikit-image {skimage.__version__}")
 
 
+GROWTH_WARNING = 1.5  # later training steps this much slower than the first ones: a warning line
+WINDOW = 10  # steps at each end of the training-step series whose medians are compared
+
+
+def step_series(fn: Callable[[], Any], steps: int, *, sync: bool = False) -> list[float]:
+    """Seconds of each of ``steps`` consecutive calls after one warm-up (no repeats: the steps go on
+    training, so that a step time that grows with training shows)."""
+    fn()
+    times = []
+    for _ in range(steps):
+        if sync:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if sync:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def time_models(models: list[str], dataset: str, preset: str, batch: int | None, device: torch.device,
-                repeats: int) -> list[dict[str, Any]]:
-    """Training-step and inference milliseconds per model (random batches of the dataset's shape)."""
+                repeats: int, steps: int = 50) -> list[dict[str, Any]]:
+    """Per model: the median training step of the first and of the last ``WINDOW`` of ``steps``
+    consecutive training steps, and the median inference over ``repeats`` (random batches of the
+    dataset's shape)."""
     from vpbench.benchmarks.runner import build_model
 
     rows = []
@@ -69,15 +91,18 @@ def time_models(models: list[str], dataset: str, preset: str, batch: int | None,
         spec = dataset_entry(dataset).spec(config["dataset"])
         torch.manual_seed(0)
         model = build_model(config).to(device)
-        step = train_step_fn(model, spec, train, device, train["batch_size"])
-        train_s = median_seconds(step, repeats=repeats, sync=device.type == "cuda")
+        series = step_series(train_step_fn(model, spec, train, device, train["batch_size"]), steps,
+                             sync=device.type == "cuda")
+        window = min(WINDOW, max(1, steps // 2))
+        first, last = statistics.median(series[:window]), statistics.median(series[-window:])
         model.eval()
         x, _ = dummy_batch(spec, train["batch_size"], device)
         with torch.no_grad():
             infer_s = median_seconds(lambda: model(x, spec.output_frames), repeats=repeats,
                                      sync=device.type == "cuda")
         rows.append({"model": name, "params": count_params(model), "batch": train["batch_size"],
-                     "train_step_ms": train_s * 1e3, "inference_ms": infer_s * 1e3})
+                     "first_steps_ms": first * 1e3, "train_step_ms": last * 1e3, "growth": last / first,
+                     "inference_ms": infer_s * 1e3})
     return rows
 
 
@@ -117,15 +142,23 @@ def time_generation(sequences: int, reference_sequences: int, repeats: int) -> d
 
 
 def speed_markdown(parts: list[str], *, models: list[str], dataset: str, preset: str, batch: int | None,
-                   device: torch.device, repeats: int, official_path: str | None = None) -> str:
+                   device: torch.device, repeats: int, official_path: str | None = None, steps: int = 50) -> str:
     lines = ["# vpbench speed", "", f"Machine: {machine()}; device {device}; medians of {repeats} runs after a warm-up.", ""]
     if "models" in parts:
+        rows = time_models(models, dataset, preset, batch, device, repeats, steps)
+        window = min(WINDOW, max(1, steps // 2))
         lines += [f"## Models ({dataset}, {preset} preset)", "",
-                  "| Model | Params | Batch | Train step (ms) | Inference (ms) |", "|---|---:|---:|---:|---:|"]
-        for r in time_models(models, dataset, preset, batch, device, repeats):
-            lines.append(f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['train_step_ms']:.1f} | "
-                         f"{r['inference_ms']:.1f} |")
+                  f"{steps} consecutive training steps per model: the medians of the first and of the last {window}.",
+                  "", "| Model | Params | Batch | Train step, first (ms) | Train step, last (ms) | Last / first | "
+                  "Inference (ms) |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['first_steps_ms']:.1f} | "
+                         f"{r['train_step_ms']:.1f} | {r['growth']:.2f} | {r['inference_ms']:.1f} |")
         lines.append("")
+        for r in rows:
+            if r["growth"] > GROWTH_WARNING:
+                lines += [f"warning: {r['model']}'s training steps slow down as it trains ({r['growth']:.1f}x over "
+                          f"{steps} steps); denormal floats or memory growth are the usual causes", ""]
     if "metrics" in parts:
         m = time_metrics(10000, 10, 2000, repeats)
         lines += ["## Metrics engine (10,000 sequences x 10 frames of 64x64)", "",

@@ -25,6 +25,7 @@ from vpbench.benchmarks.evaluate import split_batch
 from vpbench.benchmarks.metrics import to_uint8
 from vpbench.benchmarks.recipes import Schedule, get_loss, make_optimizer
 from vpbench.datasets import EpochBatches, SequenceSource
+from vpbench.environment import flush_denormals, flush_denormals_in_worker
 from vpbench.store import RunDir
 
 
@@ -92,6 +93,7 @@ def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run
         log(f"{name}: no trainable parameters, nothing to train")
         return Outcome("finished", 0)
     distributed.check_batch(config["batch_size"], dist)
+    flush_denormals()
     spec = source.spec
     loss_fn = get_loss(config["loss"])
     optimizer = make_optimizer(params, config)
@@ -118,6 +120,7 @@ def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run
             num_workers=config["num_workers"],
             pin_memory=device.type == "cuda",
             persistent_workers=False,
+            worker_init_fn=flush_denormals_in_worker,
         )
         total, seen = 0.0, 0
         bar = tqdm(loader, desc=f"{name} epoch {epoch + 1}/{epochs}", unit="batch", leave=False,

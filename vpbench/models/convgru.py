@@ -42,7 +42,7 @@ class ConvGRUCell(RecurrentCell):
         gates = F.conv2d(dropout(x, self.dropout), w[:m], b[:m], padding=pad)
         return torch.cat([gates, F.conv2d(x, w[m:], b[m:], padding=pad)], dim=1)
 
-    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+    def step(self, xp: Tensor, state: State, carry: State) -> State:
         h = state["h"]
         xzr, xg = xp.split([2 * self.hidden, self.hidden], dim=1)
         z, r = torch.sigmoid(xzr + self.h_conv(h)).chunk(2, dim=1)  # update and reset gates at once

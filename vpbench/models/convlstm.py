@@ -67,7 +67,7 @@ class ConvLSTMCell(RecurrentCell):
         c = gated_update(c, i + w_ci * c, f + w_cf * c, g)
         return torch.sigmoid(o + w_co * c) * torch.tanh(c), c
 
-    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+    def step(self, xp: Tensor, state: State, carry: State) -> State:
         h, c = self.update(xp, state["h"], state["c"])
         return {"h": h, "c": c}
 

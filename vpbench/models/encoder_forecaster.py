@@ -39,7 +39,7 @@ class RecurrentCell(nn.Module):
       * ``signals``: other per-step values passed upward through ``carry`` (e.g. MIM's differences).
 
     ``step`` is split so that input convolutions can be batched over time: ``input_conv(x)`` holds
-    everything computed from x alone, ``step(x, xp, state, carry)`` the recurrence.
+    everything computed from x alone, ``step(xp, state, carry)`` the recurrence, with xp = input_conv(x).
     """
 
     state_names: tuple[str, ...] = ("h",)
@@ -61,7 +61,7 @@ class RecurrentCell(nn.Module):
         """The part of the step computed from the input alone. x: [B, C_in, h, w]."""
         raise NotImplementedError
 
-    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+    def step(self, xp: Tensor, state: State, carry: State) -> State:
         """One time step: returns the new state; may update ``carry`` in place."""
         raise NotImplementedError
 
@@ -162,7 +162,7 @@ class EncoderForecaster(nn.Module):
         new_states = []
         for i, (cell, state) in enumerate(zip(layers, states)):
             xp = xp0 if (i == 0 and xp0 is not None) else cell.input_conv(x)
-            state = cell.step(x, xp, state, carry)
+            state = cell.step(xp, state, carry)
             new_states.append(state)
             x = state["h"]
         return new_states
@@ -182,8 +182,8 @@ class EncoderForecaster(nn.Module):
                 state, outs = states[i], []
                 # unbind, not seq[:, t]: indexing backpropagates through a zero-filled copy of the whole
                 # sequence per step, unbind through one stack.
-                for x_t, xp_t in zip(seq.unbind(1), xp.unbind(1)):
-                    state = cell.step(x_t, xp_t, state, carry)
+                for xp_t in xp.unbind(1):
+                    state = cell.step(xp_t, state, carry)
                     outs.append(state["h"])
                 states[i], seq = state, torch.stack(outs, dim=1)
             return states, carry, seq

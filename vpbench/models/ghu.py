@@ -32,7 +32,7 @@ class GHU(RecurrentCell):
     def input_conv(self, x: Tensor) -> Tensor:
         return self.x_conv(x)
 
-    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+    def step(self, xp: Tensor, state: State, carry: State) -> State:
         z = state["h"]
         p, s = (xp + self.z_conv(z)).chunk(2, dim=1)
         s = torch.sigmoid(s)

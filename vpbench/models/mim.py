@@ -30,8 +30,8 @@ class DifferencingSTLSTMCell(STLSTMCell):
     def init_state(self, like: Tensor) -> State:
         return {**super().init_state(like), "first": True}
 
-    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
-        new = super().step(x, xp, state, carry)
+    def step(self, xp: Tensor, state: State, carry: State) -> State:
+        new = super().step(xp, state, carry)
         carry["d"] = torch.zeros_like(new["h"]) if state.get("first") else new["h"] - state["h"]
         return new
 
@@ -50,8 +50,9 @@ class MIMBlock(DualMemoryCell):
     MIM-N and MIM-S are peephole ConvLSTMs (:class:`ConvLSTMCell`, written "(input; hidden, cell)");
     d_t is the difference H_t - H_{t-1} of the first layer for the lowest block, the D_t of the block
     below for the others; D_t goes up. As in the original, the gates i and g of C and M share their
-    input convolution. Unlike the original, which keeps MIM-S's cell S on the module (detached, and
-    carried over from one batch to the next), S is ordinary cell state here, reset per sequence.
+    input convolution. S is ordinary cell state, reset for every sequence and trained through, as in the
+    TensorFlow original; OpenSTL's port keeps it on the module, detached before every step and carried
+    over from one batch to the next.
     Shapes: x [B, M, h, w]; state h, c, d (D), n (N), s (S), memory m and signal d: [B, M, h, w].
     """
 
@@ -69,7 +70,7 @@ class MIMBlock(DualMemoryCell):
     def input_conv(self, x: Tensor) -> Tensor:
         return self.x_conv(x)
 
-    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+    def step(self, xp: Tensor, state: State, carry: State) -> State:
         xi, xf, xg, xo = xp.chunk(4, dim=1)
         hi, hg, ho = self.h_conv(state["h"]).chunk(3, dim=1)
         mi, mf, mg, mo = self.m_conv(carry["m"]).chunk(4, dim=1)

@@ -55,7 +55,7 @@ class STLSTMCell(DualMemoryCell):
     def input_conv(self, x: Tensor) -> Tensor:
         return self.x_conv(x)
 
-    def step(self, x: Tensor, xp: Tensor, state: State, carry: State) -> State:
+    def step(self, xp: Tensor, state: State, carry: State) -> State:
         xi, xf, xg, xi2, xf2, xg2, xo = xp.chunk(7, dim=1)
         hi, hf, hg, ho = self.h_conv(state["h"]).chunk(4, dim=1)
         mi, mf, mg = self.m_conv(carry["m"]).chunk(3, dim=1)

@@ -142,12 +142,14 @@ def cost_table(group: Group, profiles: Sequence[dict[str, Any]]) -> list[str]:
                "-" if flops is None else f"{flops / 1e9:.2f}"]
         for device in devices:
             p = found.get(device, {})
-            row += [_ms(p.get("latency_ms"), 1), _ms(p.get("train_step_ms"), 1), _ms(p.get("peak_mem_mb"), 0)]
+            row += [optional_number(p.get(key), decimals)
+                    for key, decimals in (("latency_ms", 1), ("train_step_ms", 1), ("peak_mem_mb", 0))]
         rows.append(row)
     return markdown_table(header, rows, align)
 
 
-def _ms(value: float | None, decimals: int) -> str:
+def optional_number(value: float | None, decimals: int) -> str:
+    """``1,234.5`` with ``decimals`` decimals, or ``-`` for a value not measured."""
     return "-" if value is None else f"{value:,.{decimals}f}"
 
 

@@ -1,0 +1,63 @@
+"""Regenerate the golden parity files in ``tests/golden/`` from clones of the reference code.
+
+    python tools/golden/make.py --srvp ~/src/SRVP --openstl ~/src/OpenSTL --predrnn ~/src/predrnn-pytorch \
+        --simvp ~/src/SimVP --mimovp ~/src/MIMO-VP [--only srvp,simvp] [--out tests/golden]
+
+Each family module in this folder (``srvp.py``, ``cells.py``, ...) declares the clones it needs
+(``SOURCES``) and writes its files with ``make(clones, out)``. Every golden file is a ``torch.save``
+dict made by running the reference code in float64 at a tiny configuration: its weights, a fixed
+input, its output and its parameter gradients after one backward pass of a fixed loss (see
+``tests/parity.py``). The reference code is read from the clones, never copied into vpbench.
+A family whose clones are not given is skipped with a line saying so.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+# Clone options: name -> what to point it at.
+CLONES = {
+    "srvp": "github.com/yuseonk/SRVP",
+    "openstl": "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning; OpenSTLv0.3.0 for DMVFN)",
+    "openstl_v030": "github.com/chengtan9907/OpenSTL checked out at branch OpenSTLv0.3.0",
+    "predrnn": "github.com/thuml/predrnn-pytorch",
+    "simvp": "github.com/A4Bio/SimVP",
+    "mimovp": "github.com/ningshuliang/MIMO-VP",
+    "dmvfn": "github.com/hzwer/CVPR2023-DMVFN",
+    "predformer": "github.com/yyyujintang/PredFormer",
+}
+
+
+def families() -> list[str]:
+    """Every family module of this folder (a module with ``SOURCES`` and ``make``)."""
+    return sorted(p.stem for p in HERE.glob("*.py") if p.stem not in ("make", "reference"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, what in CLONES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=Path, metavar="PATH", help=f"clone of {what}")
+    parser.add_argument("--only", help="comma-separated families to regenerate (default: all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "golden")
+    args = parser.parse_args(argv)
+    clones = {name: getattr(args, name) for name in CLONES if getattr(args, name) is not None}
+    chosen = args.only.split(",") if args.only else families()
+    sys.path.insert(0, str(HERE))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for family in chosen:
+        module = importlib.import_module(family)
+        absent = [s for s in module.SOURCES if s not in clones]
+        if absent:
+            print(f"{family}: skipped, needs --{' --'.join(a.replace('_', '-') for a in absent)}")
+            continue
+        for path in module.make({s: clones[s] for s in module.SOURCES}, args.out):
+            print(f"{family}: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
