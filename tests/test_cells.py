@@ -10,7 +10,8 @@ from vpbench.models import create, expand, get_entry
 from vpbench.models.causallstm import CausalLSTMCell
 from vpbench.models.convgru import ConvGRUCell
 from vpbench.models.convlstm import ConvLSTMCell
-from vpbench.models.encoder_forecaster import RNN_PRESETS, RecurrentCell, patchify
+from vpbench.models.encoder_forecaster import RecurrentCell, patchify
+from vpbench.models.recurrent import RNN_PRESETS
 from vpbench.models.ghu import GHU
 from vpbench.models.mim import DifferencingSTLSTMCell, MIMBlock
 from vpbench.models.stlstm import STLSTMCell

@@ -11,30 +11,28 @@ Accounted-for differences, each explicit below:
 * ConvLSTM: OpenSTL's ``ConvLSTMCell`` has no peepholes and no forget bias (it sets
   ``_forget_bias = 1.0`` and never uses it; ``conv_o`` and ``conv_last`` are unused too). vpbench's
   has per-position peepholes (zero at initialisation) and the constant forget bias 1 of the PredRNN
-  family. The test holds the peepholes at zero and sets ``FORGET_BIAS`` to 0 for the run, so it
-  compares the gates, the convolutions and the recurrence (not the peepholes' gradients, which
-  have nothing to compare with); the peepholes and the forget bias of
-  the same ``ConvLSTMCell`` are compared in the MIM test, as MIM-N and MIM-S (OpenSTL's ``MIMN`` and
+  family. The test builds vpbench's cell as OpenSTL's form uses it (``peephole=False``,
+  ``forget_bias=0``), so it compares the gates, the convolutions and the recurrence; the peepholes
+  and the forget bias of the same ``ConvLSTMCell`` are compared in the MIM test, as MIM-N and MIM-S (OpenSTL's ``MIMN`` and
   ``MIMBlock.MIMS``: per-position peepholes and forget bias 1, exactly vpbench's cell).
 * MIM: OpenSTL keeps MIM-S's cell S on the module and detaches it before each step (and carries it
   over to the next batch; the golden file starts from a fresh module, so S starts at zero as in
-  vpbench). The forward pass is the same; for the gradients, the driver detaches S between steps
-  as OpenSTL does (without that, vpbench's gradients differ by up to ~5e-4 here: vpbench
-  backpropagates through S across steps, OpenSTL does not).
+  vpbench). The forward pass is the same; for the gradients, the MIM block is built with
+  ``detach_stationary=True``, which detaches S before every step as OpenSTL does (without that,
+  vpbench's gradients differ by up to ~5e-4 here: by default vpbench backpropagates through S
+  across steps, OpenSTL does not).
 * Parameters OpenSTL defines and never uses (``unused`` in the golden file) have no vpbench
   counterpart; their reference gradients must be zero.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
-import pytest
 import torch
 from torch import Tensor, nn
 
 from parity import assert_close, assert_grads, grads_of, load_golden
-from vpbench.models import convlstm as convlstm_module
 from vpbench.models.causallstm import CausalLSTMCell
 from vpbench.models.convlstm import ConvLSTMCell
 from vpbench.models.ghu import GHU
@@ -45,12 +43,11 @@ IGFO = (0, 2, 1, 3)  # OpenSTL's MIM and c2m convolutions: chunks [i, g, f, o] -
 
 
 # -- the driver: the one place that knows the cell API ----------------------------------------------
-def run(cells: Sequence[nn.Module], frames: Tensor, detach: Iterable[str] = ()) -> dict[tuple[int, str], Tensor]:
+def run(cells: Sequence[nn.Module], frames: Tensor) -> dict[tuple[int, str], Tensor]:
     """Run a stack of vpbench cells over frames [B, T, C, h, w] from zero states, as the
     encoder-forecaster does: each layer reads the one below, the zigzag memory and per-step signals
     pass through ``carry``. Returns every layer's every state and the zigzag memory as the layer left
-    it, (layer, name) -> [T, B, M, h, w].
-    ``detach``: state names cut from the graph between steps (OpenSTL's MIM-S cell)."""
+    it, (layer, name) -> [T, B, M, h, w]."""
     b, steps, _, h, w = frames.shape
     states = [cell.init_state(frames.new_zeros(b, cell.hidden, h, w)) for cell in cells]
     memories = {cell.memory for cell in cells if cell.memory}
@@ -67,7 +64,6 @@ def run(cells: Sequence[nn.Module], frames: Tensor, detach: Iterable[str] = ()) 
             if cell.memory:  # the zigzag memory as this layer left it
                 outs[(i, cell.memory)].append(carry[cell.memory])
             x = states[i]["h"]
-        states = [{k: v.detach() if k in detach else v for k, v in s.items()} for s in states]
     return {k: torch.stack(v) for k, v in outs.items()}
 
 
@@ -97,11 +93,6 @@ def peephole(ours: str, ct: str, oc: str) -> Link:
     """vpbench's [W_ci; W_cf; W_co] from MIM's ct_weight ([W_ci; W_cf] on channels) and oc_weight."""
     return Link(ours, [ct, oc], lambda c, o: torch.stack([*c.chunk(2, dim=0), o]),
                 lambda g: [torch.cat([g[0], g[1]], dim=0), g[2]])
-
-
-def zero(ours: str) -> Link:
-    """A vpbench parameter without reference counterpart, held at zero; its gradient is not compared."""
-    return Link(ours, [], None, lambda g: [])
 
 
 def load(cells: nn.ModuleList, links: Sequence[Link], golden: dict) -> None:
@@ -141,12 +132,11 @@ def mim_convlstm_links(ours: str, ref: str) -> list[Link]:
 
 
 # -- the families -----------------------------------------------------------------------------------
-def check(golden: dict, cells: nn.ModuleList, links: Sequence[Link], outputs: dict[tuple[int, str], str],
-          detach: Iterable[str] = ()) -> None:
+def check(golden: dict, cells: nn.ModuleList, links: Sequence[Link], outputs: dict[tuple[int, str], str]) -> None:
     """Load, run, compare every output in ``outputs`` ((layer, state) -> reference key) and every gradient."""
     assert set(outputs.values()) == set(golden["output"]), "every reference output is compared"
     load(cells.double(), links, golden)
-    ours = run(cells, golden["inputs"], detach)
+    ours = run(cells, golden["inputs"])
     for key, ref in outputs.items():
         assert_close(ours[key], golden["output"][ref], f"layer {key[0]} state {key[1]!r} vs {ref}")
     loss = sum((ours[key] * golden["loss_weights"]).mean() for key in outputs)
@@ -154,18 +144,18 @@ def check(golden: dict, cells: nn.ModuleList, links: Sequence[Link], outputs: di
     assert_grads(grads_of(cells), golden["grads"], to_reference(links, golden))
 
 
-def test_convlstm(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_convlstm() -> None:
     golden = load_golden("cell_convlstm")
     cfg = golden["config"]
     m, k, grid = cfg["hidden"], cfg["kernel_size"], cfg["grid"]
-    cells = nn.ModuleList([ConvLSTMCell(cfg["in_channels"], m, k, grid), ConvLSTMCell(m, m, k, grid)])
+    # OpenSTL's ConvLSTM: no peepholes, no forget bias (sigma(f), not sigma(f + 1)). See the module docstring.
+    openstl = {"peephole": False, "forget_bias": 0.0}
+    cells = nn.ModuleList([ConvLSTMCell(cfg["in_channels"], m, k, grid, **openstl),
+                           ConvLSTMCell(m, m, k, grid, **openstl)])
     links = []
     for i in range(2):
         links += [copy(f"{i}.x_conv.weight", f"cell_list.{i}.conv_x.0.weight"),  # [i, f, g, o] in both
-                  copy(f"{i}.h_conv.weight", f"cell_list.{i}.conv_h.0.weight"),
-                  zero(f"{i}.peephole")]  # OpenSTL's ConvLSTM has no peepholes
-    # OpenSTL's ConvLSTM has no forget bias: sigma(f), not sigma(f + 1). See the module docstring.
-    monkeypatch.setattr(convlstm_module, "FORGET_BIAS", 0.0)
+                  copy(f"{i}.h_conv.weight", f"cell_list.{i}.conv_h.0.weight")]
     check(golden, cells, links, {(i, s): f"cell_list.{i}.{s}" for i in range(2) for s in ("h", "c")})
 
 
@@ -201,7 +191,9 @@ def test_mim() -> None:
     golden = load_golden("cell_mim")
     cfg = golden["config"]
     m, k, grid = cfg["hidden"], cfg["kernel_size"], cfg["grid"]
-    cells = nn.ModuleList([DifferencingSTLSTMCell(cfg["in_channels"], m, k), MIMBlock(m, m, k, grid)])
+    # OpenSTL detaches S before every step (vpbench's option detach_stationary; see the module docstring).
+    cells = nn.ModuleList([DifferencingSTLSTMCell(cfg["in_channels"], m, k),
+                           MIMBlock(m, m, k, grid, detach_stationary=True)])
     block, diff = "stlstm_layer.1", "stlstm_layer_diff.0"
     links = (stlstm_links("0", "stlstm_layer.0")
              + [gates("1.x_conv.weight", f"{block}.conv_x_cc.0.weight", IGFO),  # OpenSTL: [i, g, f', o]
@@ -213,7 +205,7 @@ def test_mim() -> None:
     outputs = {(0, s): f"stlstm_layer.0.{s}" for s in ("h", "c", "m")}
     outputs |= {(1, s): f"{block}.{s}" for s in ("h", "c", "m")}
     outputs |= {(1, "d"): f"{diff}.h", (1, "n"): f"{diff}.c", (1, "s"): f"{block}.convlstm_c"}
-    check(golden, cells, links, outputs, detach=("s",))
+    check(golden, cells, links, outputs)
 
 
 def test_golden_files_record_their_reference() -> None:

@@ -33,7 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from parity import TOLERANCE, assert_close, assert_grads, grads_of, load_golden
-from vpbench.benchmarks.recipes import Schedule, get_loss, make_optimizer
+from vpbench.benchmarks.recipes import Schedule, make_optimizer
+from vpbench.losses import get_loss
 from vpbench.models import create
 from vpbench.models.convgru import ConvGRUCell
 from vpbench.models.dropout import Dropout

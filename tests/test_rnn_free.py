@@ -9,14 +9,15 @@ import torch.nn.functional as F
 
 from vpbench import config as cfg
 from vpbench.benchmarks.profiling import count_flops, count_params
-from vpbench.benchmarks.recipes import get_loss, make_optimizer
+from vpbench.benchmarks.recipes import make_optimizer
+from vpbench.losses import get_loss
 from vpbench.benchmarks.runner import build_model
 from vpbench.datasets import DataSpec
 from vpbench.errors import UserError
-from vpbench.models import create, expand
+from vpbench.models import create, expand, get_entry, model_names
 from vpbench.models.multiframe import chunked_rollout, pad_to_multiple
 
-RNN_FREE = ("simvp", "mimovp")
+RNN_FREE = [name for name in model_names() if "rnn-free" in get_entry(name).tags]
 
 
 def moving_square(batch: int = 2, frames: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,7 +30,8 @@ from video_fixtures import (
 )
 from vpbench import config as cfg
 from vpbench.benchmarks.runner import build_model
-from vpbench.datasets import build_dataset, video
+from vpbench.datasets import build_dataset
+from vpbench.datasets import video_files as video
 from vpbench.datasets.kth import read_sequences
 from vpbench.models import model_names
 

@@ -20,11 +20,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+PRESET_HELP = ("the scale: full (paper), quick or tiny, or a preset name (see `bench list`); default: full on CUDA, "
+               "quick on CPU")
+PROTOCOL_HELP = "srvp (the SRVP paper's; default) or openstl (OpenSTL's benchmark)"
+
+
+def _add_preset(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--preset", default=default, help=PRESET_HELP if default is None else f"as for run (default: {default})")
+    p.add_argument("--protocol", help=PROTOCOL_HELP)
+
+
 def _add_common(p: argparse.ArgumentParser, *, models: bool = True) -> None:
     if models:
-        p.add_argument("--models", required=True, help="comma-separated model names or groups (all, rnn, ablation)")
-    p.add_argument("--dataset", required=True, help="dataset name (see `bench list`)")
-    p.add_argument("--preset", help="quick | paper | tiny (default: paper on CUDA, quick on CPU)")
+        p.add_argument("--models", required=True,
+                       help="comma-separated model names, groups (all, paper, rnn, ablation, openstl) or module:factory")
+    p.add_argument("--dataset", required=True, help="dataset name or module:builder (see `bench list`)")
+    _add_preset(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a preset value, e.g. train.lr=1e-4 or model.hidden=64 (repeatable)")
@@ -72,14 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_sub.add_parser("check", help="videos, subjects and clips per split; missing or unreadable files")
     check.add_argument("--dataset", required=True)
     check.add_argument("--data-dir", required=True)
-    check.add_argument("--preset", help="preset whose dataset settings to use (default: quick)")
+    _add_preset(check, "quick")
 
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
     speed.add_argument("--parts", default="models,metrics,generation",
                        help="any of models, metrics, generation, srvp-official (needs --official-srvp)")
     speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
     speed.add_argument("--dataset", default="mmnist")
-    speed.add_argument("--preset", default="quick")
+    _add_preset(speed, "quick")
     speed.add_argument("--batch-size", type=int, help="batch for the model timings (default: the preset's)")
     speed.add_argument("--device", default="cpu")
     speed.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; at least 5)")
@@ -93,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")
     check_model.add_argument("--dataset", default="mmnist")
-    check_model.add_argument("--preset", help="quick | paper | tiny (default: quick)")
+    _add_preset(check_model, "quick")
     return parser
 
 
@@ -102,21 +113,21 @@ def _note(args: argparse.Namespace, text: str) -> None:
     print(text, file=sys.stderr if getattr(args, "format", None) == "json" else sys.stdout)
 
 
-def _preset(args: argparse.Namespace, device) -> str:
-    from vpbench.config import PRESETS, default_preset
+def _preset(args: argparse.Namespace, device_type: str = "cpu", *, say: bool = True) -> str:
+    """The preset that ``--preset`` and ``--protocol`` name (the first output line says which)."""
+    from vpbench import presets
 
-    if args.preset is not None:
-        if args.preset not in PRESETS:
-            raise UserError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
-        _note(args, f"preset: {args.preset}")
-        return args.preset
-    preset = default_preset(device.type)
-    other = "quick" if preset == "paper" else "paper"
-    _note(args, f"preset: {preset} (default on {device.type.upper()}; --preset {other} to change)")
-    return preset
+    chosen = presets.choose(args.preset, args.protocol, device_type)
+    if say and args.preset is not None:
+        _note(args, f"preset: {chosen.name}")
+    elif say:
+        other = "quick" if chosen.scale == "full" else presets.NAMES[(chosen.protocol, "full")]
+        _note(args, f"preset: {chosen.name} (default on {device_type.upper()}; --preset {other} to change)")
+    return chosen.name
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from vpbench import presets
     from vpbench.benchmarks import distributed
     from vpbench.benchmarks.runner import plan, run_sweep
     from vpbench.benchmarks.trainer import Runtime
@@ -127,8 +138,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     device, planned = resolve_device(args.device), distributed.planned()
     if not planned.is_main:  # rank 0 speaks for the job
         sys.stdout = open(os.devnull, "w")
-    preset = _preset(args, device)
-    models = expand(args.models)
+    preset = _preset(args, device.type)
+    models = expand(args.models, presets.get(preset).protocol)
     configs = plan(models, args.dataset, preset=preset, seed=args.seed, epochs=args.epochs,
                    sets=parse_sets(args.sets), dist=planned)
     dist, device = distributed.from_environment(device)
@@ -148,7 +159,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"| {m['label']} | {mse} | {ssim} | {m['status']} |")
 
 
+def _origin(origin: dict) -> str:
+    return "" if origin.get("kind") == "builtin" else f"  [external: {origin.get('source', '')}]"
+
+
 def cmd_list(args: argparse.Namespace) -> None:
+    from vpbench import presets
     from vpbench.datasets import dataset_entry, dataset_names
     from vpbench.models import GROUPS, get_entry, group_members, model_names
 
@@ -156,19 +172,22 @@ def cmd_list(args: argparse.Namespace) -> None:
     for name in model_names():
         entry = get_entry(name)
         tags = ", ".join(sorted(entry.tags)) or "-"
-        origin = "" if entry.origin.get("kind") == "builtin" else f"  [external: {entry.origin.get('source', '')}]"
-        print(f"  {name:<18} {entry.label:<22} {tags}{origin}")
+        print(f"  {name:<18} {entry.label:<22} {tags}{_origin(entry.origin)}")
     print("groups:")
     for group, description in GROUPS.items():
         print(f"  {group:<18} {description}: {', '.join(group_members(group)) or '(none registered)'}")
     print("datasets:")
     for name in dataset_names():
         entry = dataset_entry(name)
-        print(f"  {name:<18} {entry.description}")
+        print(f"  {name:<18} {entry.description}{_origin(entry.origin)}")
+    print("presets (--protocol, --preset):")
+    for preset in presets.PRESETS.values():
+        print(f"  {preset.name:<18} protocol {preset.protocol}, scale {preset.scale}")
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
     from vpbench import config as cfg
+    from vpbench import presets
     from vpbench.benchmarks.profiling import profile_model, save_profiles
     from vpbench.benchmarks.runner import build_model
     from vpbench.datasets import dataset_entry
@@ -177,13 +196,13 @@ def cmd_profile(args: argparse.Namespace) -> None:
     from vpbench.report.tables import optional_number as _ms
 
     device = resolve_device(args.device)
-    preset = _preset(args, device)
+    preset = _preset(args, device.type)
     timing = not args.no_timing
-    if timing and preset == "paper" and device.type == "cpu":
+    if timing and presets.get(preset).scale == "full" and device.type == "cpu":
         _note(args, "note: timing the paper preset on a CPU trains at the preset's batch (minutes and tens of GB "
                     "per recurrent model); --no-timing gives parameters and FLOPs in seconds")
     rows = []
-    for name in expand(args.models):
+    for name in expand(args.models, presets.get(preset).protocol):
         config = cfg.resolve(preset, name, args.dataset, sets=cfg.parse_sets(args.sets))
         spec = dataset_entry(args.dataset).spec(config["dataset"])
         costs = profile_model(build_model(config), spec, config["train"], device, timing=timing)
@@ -208,6 +227,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_speed(args: argparse.Namespace) -> None:
+    from vpbench import presets
     from vpbench.benchmarks.speed import PARTS, speed_markdown
     from vpbench.environment import resolve_device
     from vpbench.models import expand
@@ -224,7 +244,9 @@ def cmd_speed(args: argparse.Namespace) -> None:
     if "srvp-official" in parts and not args.official_srvp:
         raise UserError("--parts srvp-official needs --official-srvp PATH, the folder of your clone of "
                         "github.com/yuseonk/SRVP")
-    text = speed_markdown(parts, models=expand(args.models), dataset=args.dataset, preset=args.preset,
+    preset = _preset(args, say=False)
+    text = speed_markdown(parts, models=expand(args.models, presets.get(preset).protocol), dataset=args.dataset,
+                          preset=preset,
                           batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats,
                           official_path=args.official_srvp, steps=args.steps)
     print(text)
@@ -233,15 +255,15 @@ def cmd_speed(args: argparse.Namespace) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from vpbench.datasets.check import data_check
+    from vpbench.benchmarks.data_check import data_check
 
-    data_check(args.dataset, args.data_dir, preset=args.preset or "quick")
+    data_check(args.dataset, args.data_dir, preset=_preset(args, say=False))
 
 
 def cmd_check_model(args: argparse.Namespace) -> None:
-    from vpbench.models.check import check_model
+    from vpbench.benchmarks.check_model import check_model
 
-    check_model(args.spec, args.dataset, preset=args.preset or "quick")
+    check_model(args.spec, args.dataset, preset=_preset(args, say=False))
 
 
 COMMANDS = {

@@ -1,31 +1,36 @@
-"""Presets (YAML in ``vpbench/presets``) and their resolution into one run's configuration.
+"""Resolution of one run's configuration from its preset, its model and its dataset.
 
-A run's configuration has four sections, resolved in this order (later wins):
+A run's configuration has these sections, each resolved in this order (later wins):
 
-* ``train``: preset ``train`` -> the dataset's ``train`` -> the model's recipe -> ``--set train.*``
-  -> ``--epochs``;
-* ``dataset``: the dataset's default frames -> the preset's ``datasets.<name>`` -> ``--set dataset.*``;
+* ``train``: the preset's ``train`` section (epochs, batch, rate at its scale) -> the dataset's training
+  options for the preset -> the recipe (the model's own for the preset, else the protocol's) ->
+  ``--set train.*`` -> ``--epochs``;
+* ``dataset``: the dataset's option defaults for the preset -> ``--set dataset.*``;
 * ``model``: the model's defaults for the preset -> the dataset's shape -> ``--set model.*``;
 * ``preset``, ``seed``.
+
+Models and datasets declare their values in their own files; a preset holds only its protocol's
+training settings (see :mod:`vpbench.presets`).
 """
 from __future__ import annotations
 
-import copy
-from functools import lru_cache
-from importlib import resources
 from typing import Any, Iterable, Mapping
 
 import yaml
 
+from vpbench import presets
 from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
+from vpbench.losses import loss_names
 from vpbench.models import registry
 
-PRESETS = ("quick", "paper", "tiny")
+PRESETS = tuple(presets.PRESETS)
 SECTIONS = ("train", "dataset", "model")
+RUN_KEYS = ("preset", "seed", "dataset", "model", "train")  # what defines a run; "runtime" does not
 
 # Every training key, with a check of its value: (description, test).
 TRAIN_KEYS: dict[str, tuple[str, Any]] = {
+    "recipe": ("the name of the recipe", lambda v: isinstance(v, str)),
     "epochs": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
     "batch_size": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
     "eval_batch_size": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
@@ -33,37 +38,36 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     "optimizer": ("rmsprop, adam, adamw or sgd", lambda v: v in ("rmsprop", "adam", "adamw", "sgd")),
     "momentum": ("a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
     "weight_decay": ("a number >= 0", lambda v: _number(v) and v >= 0),
-    "loss": ("a registered loss (bce, mse, ...)", lambda v: isinstance(v, str)),
+    "loss": ("a registered loss", lambda v: v in loss_names()),
     "scheduler": ("cosine, onecycle or none", lambda v: v in ("cosine", "onecycle", "none")),
     "eta_min": ("a number >= 0", lambda v: _number(v) and v >= 0),
     "t_max_epochs": ("an integer >= 1 or null", lambda v: v is None or (isinstance(v, int) and v >= 1)),
     "num_workers": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
     "grad_clip": ("a number > 0 or null", lambda v: v is None or (_number(v) and v > 0)),
+    # Scheduled sampling of OpenSTL's recurrent models (loss mse_all_frames; see vpbench.models.recurrent_stack).
+    "sampling": ("none, linear or reverse", lambda v: v in ("none", "linear", "reverse")),
+    "sampling_stop_iter": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+    "sampling_changing_rate": ("a number > 0", lambda v: _number(v) and v > 0),
+    "r_sampling_step_1": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
+    "r_sampling_step_2": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
+    "r_exp_alpha": ("a number > 0", lambda v: _number(v) and v > 0),
     "samples": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
 }
-DATASET_COUNT_KEYS = ("input_frames", "output_frames", "train_sequences", "val_sequences", "test_sequences")
 
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@lru_cache(maxsize=None)
-def _load(name: str) -> dict[str, Any]:
-    if name not in PRESETS:
-        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    text = resources.files("vpbench.presets").joinpath(f"{name}.yaml").read_text()
-    return yaml.safe_load(text)
-
-
 def load_preset(name: str) -> dict[str, Any]:
-    """The preset's YAML as a dict (a fresh copy)."""
-    return copy.deepcopy(_load(name))
+    """The preset ``name``: its ``name``, ``protocol``, ``scale`` and ``train`` settings (a fresh copy)."""
+    preset = presets.get(name)
+    return {"name": name, "protocol": preset.protocol, "scale": preset.scale, "train": presets.train_settings(name)}
 
 
 def default_preset(device: str) -> str:
-    """``paper`` on CUDA, ``quick`` on CPU."""
-    return "paper" if device.startswith("cuda") else "quick"
+    """``paper`` on CUDA, ``quick`` on CPU (the SRVP protocol)."""
+    return presets.choose(None, None, device).name
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -92,42 +96,26 @@ def _parse_value(item: str, raw: str) -> Any:
 
 
 def dataset_config(preset: Mapping[str, Any], name: str, sets: Mapping[str, Any]) -> dict[str, Any]:
-    """The dataset section: default frames, the preset's values, then ``--set dataset.*``."""
-    entry = dataset_entry(name)
-    section = dict(preset.get("datasets", {}).get(name, {}))
-    section.pop("train", None)
-    config = {"input_frames": entry.frames[0], "output_frames": entry.frames[1], **section}
-    unknown = sorted(set(sets) - set(config))
-    if unknown:
-        raise UserError(f"dataset {name!r} has no option {', '.join(unknown)}; it has: {', '.join(sorted(config))}")
-    config.update(sets)
-    for key in DATASET_COUNT_KEYS:
-        value = config.get(key)
-        if key in config and not (isinstance(value, int) and value >= 1):
-            raise UserError(f"invalid value dataset.{key}={value!r}: must be an integer >= 1")
-    return config
+    """The dataset section: the dataset's defaults for ``preset`` (from :func:`load_preset`), then ``--set``."""
+    return dataset_entry(name).config(preset["name"], sets)
 
 
-def train_config(preset_name: str, preset: Mapping[str, Any], model: str, dataset: str,
-                 sets: Mapping[str, Any], epochs: int | None) -> dict[str, Any]:
+def train_config(preset: Mapping[str, Any], model: str, dataset: str, sets: Mapping[str, Any],
+                 epochs: int | None) -> dict[str, Any]:
     """The train section for ``model`` on ``dataset``."""
-    recipe = registry.get_entry(model).recipe_for(preset_name)
-    if isinstance(recipe, str):
-        recipes = preset.get("recipes", {})
-        if recipe not in recipes:
-            raise UserError(f"model {model!r} asks for recipe {recipe!r}, which preset {preset_name!r} does not define")
-        recipe = {"recipe": recipe, **recipes[recipe]}
-    config = {**preset["train"], **preset.get("datasets", {}).get(dataset, {}).get("train", {}), **recipe}
+    recipe = registry.get_entry(model).recipe_for(preset["name"])
+    config = {**preset["train"], **dataset_entry(dataset).train_for(preset["name"]),
+              **({**recipe, "recipe": model} if recipe else presets.protocol_recipe(preset["name"]))}
     config.update(sets)
     if epochs is not None:
         config["epochs"] = epochs
     for key, value in config.items():
-        if key == "recipe":
-            continue
         if key not in TRAIN_KEYS:
             raise UserError(f"unknown training option train.{key}; known: {', '.join(TRAIN_KEYS)}")
         description, check = TRAIN_KEYS[key]
         if not check(value):
+            if key == "loss":
+                description = f"a registered loss ({', '.join(loss_names())})"
             raise UserError(f"invalid value train.{key}={value!r}: must be {description}")
     return config
 
@@ -137,15 +125,30 @@ def resolve(preset_name: str, model: str, dataset: str, *, seed: int = 0, epochs
     """The full configuration of one run (JSON/YAML-serialisable)."""
     sets = sets or {s: {} for s in SECTIONS}
     preset = load_preset(preset_name)
-    data = dataset_config(preset, dataset, sets.get("dataset", {}))
-    spec = dataset_entry(dataset).spec(data)
+    entry = dataset_entry(dataset)
+    data = dataset_config(preset, entry.name, sets.get("dataset", {}))
+    spec = entry.spec(data)
     model_kwargs = registry.model_kwargs(model, preset_name, spec.model_keys(), sets.get("model", {}))
     if "img_size" in model_kwargs:
         model_kwargs["img_size"] = list(model_kwargs["img_size"])
     return {
         "preset": preset_name,
         "seed": int(seed),
-        "dataset": {"name": dataset, **data},
+        "dataset": {"name": entry.name, **data},
         "model": {"name": model, **model_kwargs},
-        "train": train_config(preset_name, preset, model, dataset, sets.get("train", {}), epochs),
+        "train": train_config(preset, model, entry.name, sets.get("train", {}), epochs),
     }
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
+    return out
+
+
+def difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """How configuration ``b`` differs from ``a`` in what defines a run: ``key: a -> b, ...`` (3 at most)."""
+    fa, fb = _flat({k: a.get(k) for k in RUN_KEYS}), _flat({k: b.get(k) for k in RUN_KEYS})
+    keys = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+    return ", ".join(f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in keys[:3]) + (" ..." if len(keys) > 3 else "")

@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor, nn
 
-from vpbench.benchmarks.recipes import get_loss, make_optimizer
+from vpbench.benchmarks.recipes import make_optimizer
+from vpbench.losses import get_loss
 from vpbench.datasets import DataSpec
 from vpbench.environment import flush_denormals
 

@@ -14,8 +14,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from vpbench import config as cfg
+from vpbench import presets
 from vpbench.benchmarks import distributed
-from vpbench.benchmarks.evaluate import evaluate, framewise_table
+from vpbench.benchmarks.evaluate import Evaluation, evaluate, framewise_table
 from vpbench.benchmarks.metrics import METRICS
 from vpbench.benchmarks.profiling import count_flops, count_params
 from vpbench.benchmarks.trainer import Runtime, fit
@@ -25,7 +26,6 @@ from vpbench.errors import UserError
 from vpbench.models import registry
 from vpbench.store import RunDir, iter_runs, new_run, writable_results_dir
 
-PROTOCOL = ("preset", "seed", "dataset", "model", "train")  # what defines a run; "runtime" does not
 DONE = ("finished", "diverged")
 
 
@@ -41,21 +41,8 @@ def build_model(config: Mapping[str, Any]) -> nn.Module:
 
 def identity(config: Mapping[str, Any]) -> dict[str, str]:
     """Model name and a digest of the protocol part of a configuration."""
-    protocol = json.dumps({k: config[k] for k in PROTOCOL}, sort_keys=True, default=str)
+    protocol = json.dumps({k: config[k] for k in cfg.RUN_KEYS}, sort_keys=True, default=str)
     return {"model": config["model"]["name"], "config": hashlib.sha256(protocol.encode()).hexdigest()[:16]}
-
-
-def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
-    return out
-
-
-def config_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
-    fa, fb = _flat({k: a.get(k) for k in PROTOCOL}), _flat({k: b.get(k) for k in PROTOCOL})
-    keys = sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
-    return ", ".join(f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in keys[:3]) + (" ..." if len(keys) > 3 else "")
 
 
 def run_to_resume(results_dir: Path, config: Mapping[str, Any]) -> RunDir | None:
@@ -71,7 +58,7 @@ def run_to_resume(results_dir: Path, config: Mapping[str, Any]) -> RunDir | None
     stored = newest.read_yaml("config.yaml")
     if identity(stored) != identity(config):
         raise UserError(f"cannot resume {name}: its newest run {newest.path} has another configuration "
-                        f"({config_difference(stored, config)}); run without --resume to start a new run")
+                        f"({cfg.difference(stored, config)}); run without --resume to start a new run")
     return newest
 
 
@@ -157,58 +144,81 @@ def run_one(model: nn.Module, config: Mapping[str, Any], source: SequenceSource,
 def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir | None,
                         runtime: Runtime, log: Callable[[str], None],
                         checkpoint: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Train (from ``checkpoint`` when resuming), then, on rank 0, test the best checkpoint and write the results."""
     name = config["model"]["name"]
-    entry = registry.get_entry(name)
-    metrics: dict[str, Any] = {
-        "model": name,
-        "label": entry.label,
-        "origin": dict(entry.origin),
-        "dataset": config["dataset"]["name"],
-        "preset": config["preset"],
-        "seed": config["seed"],
-        "run_id": run.run_id if run else None,
-        "provenance": source.provenance,
-        "params": count_params(model),
-        "flops": count_flops(model, source.spec) if run else None,
-    }
+    metrics = describe_run(model, config, source, run)
     if checkpoint is not None:
-        try:
-            model.load_state_dict(checkpoint["model"])
-        except RuntimeError as err:
-            raise UserError(f"the checkpoint does not fit model {name} ({str(err).splitlines()[0]})") from None
+        load_weights(model, checkpoint["model"], name)
     model.to(runtime.device)
     started = time.time()
     outcome = fit(model, source, config["train"], run, runtime=runtime, seed=config["seed"], log=log, name=name,
                   identity=identity(config), resume=checkpoint)
     metrics.update(status=outcome.status, epochs=outcome.epochs_done, best_epoch=outcome.best_epoch,
                    train_seconds=round(time.time() - started, 1))
-    if run is None:  # other ranks: rank 0 evaluates and writes
-        distributed.barrier(runtime.dist)
-        return metrics
     if outcome.message:
         metrics["message"] = outcome.message
-    if run.exists("checkpoints/best.pt"):
-        model.load_state_dict(run.load_torch("checkpoints/best.pt")["model"])
-    if outcome.status == "diverged" and outcome.best_epoch is None:
-        metrics.update({m: None for m in METRICS})
-    else:
-        started = time.time()
-        result = evaluate(model, source.split("test"), source.spec, device=runtime.device,
-                          batch_size=config["train"]["eval_batch_size"], samples=config["train"]["samples"],
-                          desc=f"{name} test")
-        metrics["eval_seconds"] = round(time.time() - started, 1)
-        metrics.update(result.summary())
-        run.write_npz("per_sequence.npz", per_frame=result.per_frame, metrics=np.array(METRICS))
-        run.write_csv("framewise.csv", framewise_table(result.per_frame))
-        if result.samples:
-            run.write_npz("samples.npz", **result.samples)
-    run.write_json("metrics.json", metrics)
-    run.set_status(outcome.status, epochs=outcome.epochs_done)
-    if metrics["mse"] is not None:
-        log(f"{name}: test MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, "
-            f"SSIM {metrics['ssim']:.4f} ({outcome.status})")
+    if run is not None:  # other ranks: rank 0 tests and writes
+        metrics.update(_test_best(model, config, source, run, runtime, evaluated=outcome.best_epoch is not None
+                                  or outcome.status != "diverged"))
+        run.write_json("metrics.json", metrics)
+        run.set_status(outcome.status, epochs=outcome.epochs_done)
+        if metrics["mse"] is not None:
+            log(f"{name}: test MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, "
+                f"SSIM {metrics['ssim']:.4f} ({outcome.status})")
     distributed.barrier(runtime.dist)
     return metrics
+
+
+def describe_run(model: nn.Module, config: Mapping[str, Any], source: SequenceSource,
+                 run: RunDir | None) -> dict[str, Any]:
+    """The head of metrics.json: what was run on which data, and the model's cost (FLOPs on rank 0 only)."""
+    name = config["model"]["name"]
+    entry = registry.get_entry(name)
+    return {
+        "model": name,
+        "label": entry.label_for(presets.get(config["preset"]).protocol),
+        "origin": dict(entry.origin),
+        "dataset": config["dataset"]["name"],
+        "preset": config["preset"],
+        "seed": config["seed"],
+        "run_id": run.run_id if run else None,
+        "provenance": source.provenance,
+        "shape": [source.spec.channels, source.spec.height, source.spec.width],
+        "params": count_params(model),
+        "flops": count_flops(model, source.spec) if run else None,
+    }
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, Any], name: str) -> None:
+    """A checkpoint's weights into ``model``, or a clear error when they do not fit it."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as err:
+        raise UserError(f"the checkpoint does not fit model {name} ({str(err).splitlines()[0]})") from None
+
+
+def _test_best(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir, runtime: Runtime,
+               *, evaluated: bool) -> dict[str, Any]:
+    """The test metrics of the run's best checkpoint (None each when training diverged before any), written
+    into the run folder as per_sequence.npz, framewise.csv and samples.npz."""
+    if not evaluated:
+        return {m: None for m in METRICS}
+    if run.exists("checkpoints/best.pt"):
+        model.load_state_dict(run.load_torch("checkpoints/best.pt")["model"])
+    started = time.time()
+    result = evaluate(model, source.split("test"), source.spec, device=runtime.device,
+                      batch_size=config["train"]["eval_batch_size"], samples=config["train"]["samples"],
+                      desc=f"{config['model']['name']} test")
+    write_evaluation(run, result)
+    return {"eval_seconds": round(time.time() - started, 1), **result.summary()}
+
+
+def write_evaluation(folder: RunDir, result: Evaluation) -> None:
+    """An evaluation's files: per_sequence.npz (everything derives from it), framewise.csv, samples.npz."""
+    folder.write_npz("per_sequence.npz", per_frame=result.per_frame, metrics=np.array(METRICS))
+    folder.write_csv("framewise.csv", framewise_table(result.per_frame))
+    if result.samples:
+        folder.write_npz("samples.npz", **result.samples)
 
 
 def plan(models: list[str], dataset: str, *, preset: str, seed: int, epochs: int | None,

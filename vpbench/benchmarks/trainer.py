@@ -23,7 +23,8 @@ from vpbench.benchmarks import distributed
 from vpbench.benchmarks.distributed import Dist
 from vpbench.benchmarks.evaluate import split_batch
 from vpbench.benchmarks.metrics import to_uint8
-from vpbench.benchmarks.recipes import Schedule, get_loss, make_optimizer
+from vpbench.benchmarks.recipes import Schedule, make_optimizer
+from vpbench.losses import LossContext, get_loss
 from vpbench.datasets import EpochBatches, SequenceSource
 from vpbench.environment import flush_denormals, flush_denormals_in_worker
 from vpbench.store import RunDir
@@ -55,6 +56,15 @@ class Outcome:
     message: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    def record(self, row: dict[str, Any]) -> bool:
+        """Add an epoch's log row; whether its validation loss is the best so far."""
+        self.history.append(row)
+        self.epochs_done = row["epoch"]
+        improved = self.best_val_loss is None or row["val_loss"] < self.best_val_loss
+        if improved:
+            self.best_val_loss, self.best_epoch = row["val_loss"], row["epoch"]
+        return improved
+
 
 def trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
@@ -65,12 +75,13 @@ def validate(model: nn.Module, source: SequenceSource, config: Mapping[str, Any]
     """Mean recipe loss and per-pixel MSE (0-255) on the validation split (fp32)."""
     model.eval()
     loss_fn, spec = get_loss(config["loss"]), source.spec
+    context = LossContext(0, config)
     sequences = source.split("val")
     losses, sq_err, count = 0.0, 0.0, 0
     for start in range(0, len(sequences), config["eval_batch_size"]):
         batch = torch.from_numpy(sequences[start : start + config["eval_batch_size"]]).to(device)
         inputs, targets = split_batch(batch, spec)
-        loss, pred = loss_fn(model, inputs, targets.float().div(255))
+        loss, pred = loss_fn(model, inputs, targets.float().div(255), context)
         losses += loss.item() * len(batch)
         diff = to_uint8(pred).int() - targets.int()
         sq_err += diff.square().sum().item()
@@ -88,96 +99,120 @@ def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run
     stored in every checkpoint so that a checkpoint is never loaded into another model or config.
     """
     params = trainable(model)
-    epochs, dist, device = config["epochs"], runtime.dist, runtime.device
     if not params:
         log(f"{name}: no trainable parameters, nothing to train")
         return Outcome("finished", 0)
-    distributed.check_batch(config["batch_size"], dist)
+    distributed.check_batch(config["batch_size"], runtime.dist)
     flush_denormals()
-    spec = source.spec
-    loss_fn = get_loss(config["loss"])
-    optimizer = make_optimizer(params, config)
-    schedule = Schedule(optimizer, config, source.batches_per_epoch(config["batch_size"]))
-    outcome = Outcome("finished", 0)
+    state = _TrainingState(model, params, source, config, runtime)
     torch.manual_seed(seed)
+    outcome = Outcome("finished", 0)
     if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
-        schedule.load_state_dict(resume["schedule"])
-        torch.set_rng_state(resume["torch_rng"])
-        outcome.history = list(resume["history"])
-        outcome.epochs_done = resume["epoch"]
-        outcome.best_epoch, outcome.best_val_loss = resume["best"]
+        state.restore(resume, outcome)
         log(f"{name}: resuming after epoch {resume['epoch']}")
-    net = distributed.wrap(model, dist, device)
-    if runtime.compile:
-        net = torch.compile(net)
-    for epoch in range(outcome.epochs_done, epochs):
+    for epoch in range(outcome.epochs_done, config["epochs"]):
         started = time.time()
-        net.train()
-        loader = torch.utils.data.DataLoader(
-            EpochBatches(source, epoch, config["batch_size"], dist.rank, dist.world),
-            batch_size=None,
-            num_workers=config["num_workers"],
-            pin_memory=device.type == "cuda",
-            persistent_workers=False,
-            worker_init_fn=flush_denormals_in_worker,
-        )
-        total, seen = 0.0, 0
-        bar = tqdm(loader, desc=f"{name} epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
-                   disable=not dist.is_main)
-        for batch in bar:
-            inputs, targets = split_batch(batch.to(device, non_blocking=True), spec)
-            optimizer.zero_grad(set_to_none=True)
-            with runtime.autocast():
-                loss, _ = loss_fn(net, inputs, targets.float().div(255))
-            mean_loss = distributed.mean_across(loss.detach(), dist).item()
-            if not math.isfinite(mean_loss):
-                outcome.status = "diverged"
-                outcome.message = f"non-finite training loss ({mean_loss}) in epoch {epoch + 1}"
-                log(f"{name}: {outcome.message}; stopped, the last good checkpoint is kept")
-                return outcome
-            loss.backward()
-            if config.get("grad_clip"):
-                nn.utils.clip_grad_norm_(params, config["grad_clip"])
-            optimizer.step()
-            schedule.after_batch()
-            total += mean_loss
-            seen += 1
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-        lr = optimizer.param_groups[0]["lr"]
-        schedule.after_epoch()
-        val_loss, val_mse = validate(model, source, config, device)
+        train_loss = state.train_epoch(epoch, name)
+        if train_loss is None or not math.isfinite(train_loss):
+            return _diverged(outcome, f"non-finite training loss ({state.last_loss}) in epoch {epoch + 1}", name, log)
+        lr = state.optimizer.param_groups[0]["lr"]
+        state.schedule.after_epoch()
+        val_loss, val_mse = validate(model, source, config, runtime.device)
         if not math.isfinite(val_loss):
-            outcome.status = "diverged"
-            outcome.message = f"non-finite validation loss in epoch {epoch + 1}"
-            log(f"{name}: {outcome.message}; stopped, the last good checkpoint is kept")
-            return outcome
-        row = {"epoch": epoch + 1, "train_loss": total / max(seen, 1), "val_loss": val_loss, "val_mse": val_mse,
-               "lr": lr, "seconds": round(time.time() - started, 2)}
-        outcome.history.append(row)
-        outcome.epochs_done = epoch + 1
-        improved = outcome.best_val_loss is None or val_loss < outcome.best_val_loss
-        if improved:
-            outcome.best_val_loss, outcome.best_epoch = val_loss, epoch + 1
+            return _diverged(outcome, f"non-finite validation loss in epoch {epoch + 1}", name, log)
+        improved = outcome.record({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+                                   "val_mse": val_mse, "lr": lr, "seconds": round(time.time() - started, 2)})
         if run is not None:
-            _save(run, model, optimizer, schedule, outcome, improved, identity)
-        log(f"{name} epoch {epoch + 1}/{epochs}: train loss {row['train_loss']:.4f}, val loss {val_loss:.4f}, "
-            f"val MSE {val_mse:.1f}{' (best)' if improved else ''}, {row['seconds']:.0f}s")
+            _save(run, state, outcome, improved, identity)
+        log(f"{name} epoch {epoch + 1}/{config['epochs']}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+            f"val MSE {val_mse:.1f}{' (best)' if improved else ''}, {outcome.history[-1]['seconds']:.0f}s")
     return outcome
 
 
-def _save(run: RunDir, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Schedule, outcome: Outcome,
-          improved: bool, identity: Mapping[str, str]) -> None:
+class _TrainingState:
+    """What training carries from step to step: the wrapped model, optimiser, schedule and step count."""
+
+    def __init__(self, model: nn.Module, params: list[nn.Parameter], source: SequenceSource,
+                 config: Mapping[str, Any], runtime: Runtime) -> None:
+        self.model, self.params, self.source, self.config, self.runtime = model, params, source, config, runtime
+        self.loss_fn = get_loss(config["loss"])
+        self.optimizer = make_optimizer(params, config)
+        self.batches = source.batches_per_epoch(config["batch_size"])
+        self.schedule = Schedule(self.optimizer, config, self.batches)
+        self.step = 0  # optimiser steps done (for step-counted schedules, e.g. scheduled sampling)
+        self.last_loss = float("nan")
+        net = distributed.wrap(model, runtime.dist, runtime.device)
+        self.net = torch.compile(net) if runtime.compile else net
+
+    def restore(self, checkpoint: Mapping[str, Any], outcome: Outcome) -> None:
+        """Continue from a ``last.pt`` checkpoint: optimiser, schedule, RNG state and history."""
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.schedule.load_state_dict(checkpoint["schedule"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        outcome.history = list(checkpoint["history"])
+        outcome.epochs_done = checkpoint["epoch"]
+        outcome.best_epoch, outcome.best_val_loss = checkpoint["best"]
+        self.step = checkpoint.get("step", checkpoint["epoch"] * self.batches)
+
+    def loader(self, epoch: int) -> torch.utils.data.DataLoader:
+        dist, device = self.runtime.dist, self.runtime.device
+        return torch.utils.data.DataLoader(
+            EpochBatches(self.source, epoch, self.config["batch_size"], dist.rank, dist.world),
+            batch_size=None, num_workers=self.config["num_workers"], pin_memory=device.type == "cuda",
+            persistent_workers=False, worker_init_fn=flush_denormals_in_worker,
+        )
+
+    def train_epoch(self, epoch: int, name: str) -> float | None:
+        """One epoch of training steps: the mean training loss, or None once a step's loss is not finite."""
+        self.net.train()
+        total, seen = 0.0, 0
+        bar = tqdm(self.loader(epoch), desc=f"{name} epoch {epoch + 1}/{self.config['epochs']}", unit="batch",
+                   leave=False, disable=not self.runtime.dist.is_main)
+        for batch in bar:
+            loss = self.train_step(batch)
+            if loss is None:
+                return None
+            total += loss
+            seen += 1
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+        return total / max(seen, 1)
+
+    def train_step(self, batch: torch.Tensor) -> float | None:
+        """One optimiser step on a batch: its loss (the mean over processes), or None when not finite."""
+        inputs, targets = split_batch(batch.to(self.runtime.device, non_blocking=True), self.source.spec)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.runtime.autocast():
+            loss, _ = self.loss_fn(self.net, inputs, targets.float().div(255), LossContext(self.step, self.config))
+        self.last_loss = distributed.mean_across(loss.detach(), self.runtime.dist).item()
+        if not math.isfinite(self.last_loss):
+            return None
+        loss.backward()
+        if self.config.get("grad_clip"):
+            nn.utils.clip_grad_norm_(self.params, self.config["grad_clip"])
+        self.optimizer.step()
+        self.schedule.after_batch()
+        self.step += 1
+        return self.last_loss
+
+
+def _diverged(outcome: Outcome, message: str, name: str, log: Callable[[str], None]) -> Outcome:
+    outcome.status, outcome.message = "diverged", message
+    log(f"{name}: {message}; stopped, the last good checkpoint is kept")
+    return outcome
+
+
+def _save(run: RunDir, state: _TrainingState, outcome: Outcome, improved: bool, identity: Mapping[str, str]) -> None:
     """The epoch's log row and checkpoints; each file is replaced atomically."""
     run.write_csv("train_log.csv", pd.DataFrame(outcome.history))
     if improved:
         run.save_torch("checkpoints/best.pt",
-                       {"model": model.state_dict(), "epoch": outcome.epochs_done, "identity": dict(identity)})
+                       {"model": state.model.state_dict(), "epoch": outcome.epochs_done, "identity": dict(identity)})
     run.save_torch("checkpoints/last.pt", {
         "identity": dict(identity),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "schedule": state.schedule.state_dict(),
+        "step": state.step,
         "epoch": outcome.epochs_done,
         "torch_rng": torch.get_rng_state(),
         "history": outcome.history,

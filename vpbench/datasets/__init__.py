@@ -1,23 +1,41 @@
-"""Datasets by name: ``build_dataset(name, config, data_dir, seed) -> SequenceSource``."""
-from vpbench.datasets.base import (
-    DataSpec,
-    EpochBatches,
-    SequenceSource,
+"""Datasets by name: ``build_dataset(name, config, data_dir, seed) -> SequenceSource``.
+
+Every module of this package is imported once, and the datasets it declares with
+``@register_dataset`` register themselves; nothing else lists them.
+"""
+import importlib
+import pkgutil
+
+from vpbench.datasets.base import DataSpec, EpochBatches, Option, ReferenceTable, SequenceSource, positive_int
+from vpbench.datasets.registry import (
+    DatasetEntry,
     build_dataset,
     dataset_entry,
     dataset_names,
+    entries,
     register_dataset,
 )
 
-from vpbench.datasets import moving_mnist  # noqa: E402,F401  registers mmnist, mmnist-long  isort: skip
-from vpbench.datasets import kth, human36m  # noqa: E402,F401  registers kth, human36m  isort: skip
+
+def discover() -> None:
+    """Import every module of ``vpbench.datasets`` (its built-in datasets register on import)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+discover()
 
 __all__ = [
     "DataSpec",
+    "DatasetEntry",
     "EpochBatches",
+    "Option",
+    "ReferenceTable",
     "SequenceSource",
     "build_dataset",
     "dataset_entry",
     "dataset_names",
+    "entries",
+    "positive_int",
     "register_dataset",
 ]

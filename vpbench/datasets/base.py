@@ -1,15 +1,16 @@
-"""What every dataset provides to the harness, and the registry of datasets."""
+"""What every dataset provides to the harness: its shape, its sequences, its options and reference tables."""
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
+from vpbench import presets
 from vpbench.errors import UserError
 
 
@@ -94,42 +95,68 @@ def existing_dir(data_dir: str | Path | None) -> Path | None:
 
 
 @dataclass(frozen=True)
-class DatasetEntry:
-    name: str
-    build: Callable[[DataSpec, Mapping[str, Any], Path | None, int], SequenceSource]  # (spec, config, dir, seed)
-    description: str
-    frames: tuple[int, int]  # default (T_in, T_out)
-    shape: tuple[int, int, int]  # (C, H, W)
+class Option:
+    """One option of a dataset (``--set dataset.NAME=VALUE``): its default, per preset or for all, and
+    what values it takes (a type with an optional minimum, or choices; ``nullable``: also null)."""
 
-    def spec(self, config: Mapping[str, Any]) -> DataSpec:
-        """The shape of the sequences under a resolved dataset config."""
-        return DataSpec(self.name, int(config["input_frames"]), int(config["output_frames"]), *self.shape)
+    default: Any  # a value, or {preset name: value} (a preset not named takes its SRVP fallback's)
+    help: str
+    kind: type | None = None  # int, float, str or bool; None: any value
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    nullable: bool = False
+
+    def default_for(self, preset: str) -> Any:
+        if isinstance(self.default, Mapping):
+            return presets.lookup(self.default, preset)
+        return self.default
+
+    def describe(self) -> str:
+        """What a valid value is, for error messages: ``an integer >= 1``, ``area or bilinear``."""
+        if self.choices:
+            text = ", ".join(map(str, self.choices[:-1])) + f" or {self.choices[-1]}" if len(self.choices) > 1 \
+                else str(self.choices[0])
+        else:
+            text = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(self.kind,
+                                                                                                    "a value")
+            if self.minimum is not None:
+                text += f" >= {self.minimum:g}"
+        return text + (" or null" if self.nullable else "")
+
+    def valid(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if self.choices:
+            return value in self.choices
+        if self.kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            return False
+        if self.kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return False
+        if self.kind in (str, bool) and not isinstance(value, self.kind):
+            return False
+        return self.minimum is None or value >= self.minimum
 
 
-_DATASETS: dict[str, DatasetEntry] = {}
+def positive_int(default: Any, help: str, nullable: bool = False) -> Option:
+    """An option holding a count: an integer >= 1."""
+    return Option(default, help, kind=int, minimum=1, nullable=nullable)
 
 
-def register_dataset(name: str, *, description: str, frames: tuple[int, int], shape: tuple[int, int, int]):
-    """Decorator adding a builder ``(spec, config, data_dir, seed) -> SequenceSource``."""
+@dataclass(frozen=True)
+class ReferenceTable:
+    """A published table measured on a dataset (the SRVP paper's Tables 1-4, OpenSTL's benchmark tables).
 
-    def add(build):
-        _DATASETS[name] = DatasetEntry(name, build, description, frames, shape)
-        return build
+    A mean table has one value per metric in ``columns`` (means over predicted frames); a per-step table
+    has one value of ``metric`` per predicted frame in ``steps``. Models give their rows (``references``
+    in their registry entries). ``protocol`` is the protocol whose runs it is set beside; ``convention``
+    how its MSE and MAE are scaled (``paper``: per pixel on 0-255; ``openstl``: per frame on [0, 1])."""
 
-    return add
-
-
-def dataset_entry(name: str) -> DatasetEntry:
-    if name not in _DATASETS:
-        raise UserError(f"unknown dataset {name!r}; known datasets: {', '.join(_DATASETS)} (see `bench list`)")
-    return _DATASETS[name]
-
-
-def dataset_names() -> list[str]:
-    return list(_DATASETS)
-
-
-def build_dataset(name: str, config: Mapping[str, Any], data_dir: str | Path | None, seed: int) -> SequenceSource:
-    """Build dataset ``name`` from its resolved config section."""
-    entry = dataset_entry(name)
-    return entry.build(entry.spec(config), config, existing_dir(data_dir), seed)
+    id: str
+    title: str
+    frames: tuple[int, int]
+    group: str = "main"  # "main" or "ablation"
+    columns: tuple[str, ...] = ()
+    metric: str | None = None
+    steps: tuple[int, ...] = ()
+    protocol: str = "srvp"
+    convention: str = "paper"

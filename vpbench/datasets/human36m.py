@@ -11,7 +11,7 @@ are used, from all four cameras; ``WalkDog``/``WalkingDog`` and the other action
 Preprocessing (paper Sec. 4.1): every ``frame_step``-th frame (5: 50 fps -> 10 fps, as OpenSTL and
 STRPM), center crop to the largest square (1000x1002 -> 1000x1000; a no-op at 1000x1000), resize
 to 100x100, RGB. Splits: S1, S5, S6, S7, S8 train, S9, S11 test; validation holds out whole training
-videos (see :func:`vpbench.datasets.video.make_splits`). Clips: T = 8 consecutive kept frames
+videos (see :func:`vpbench.datasets.clips.make_splits`). Clips: T = 8 consecutive kept frames
 counted back from the end of each video, ``train_stride`` kept frames apart in training and
 ``test_stride`` apart in validation and test.
 """
@@ -21,8 +21,11 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from vpbench.datasets.base import DataSpec, SequenceSource, register_dataset
-from vpbench.datasets.video import Catalog, Preprocess, Video, VideoClips, find_sources, positive_int
+from vpbench.datasets.base import DataSpec, Option, ReferenceTable, SequenceSource, positive_int
+from vpbench.datasets.clips import Catalog, Video
+from vpbench.datasets.registry import register_dataset
+from vpbench.datasets.video_clips import VideoClips, inspector
+from vpbench.datasets.video_files import INTERPOLATIONS, Preprocess, find_sources
 from vpbench.errors import UserError
 
 ACTIONS = ("Walking", "WalkTogether")
@@ -38,8 +41,8 @@ def catalog(root: Path | None, config: Mapping[str, Any], spec: DataSpec) -> Cat
     if root is None:
         raise UserError(f"human36m needs --data-dir: the folder holding S1, S5, ... with {HINT}")
     prep = Preprocess(spec.height, gray=False, interpolation=config["interpolation"],
-                      step=positive_int(config, "frame_step"))
-    train_stride, test_stride = positive_int(config, "train_stride"), positive_int(config, "test_stride")
+                      step=config["frame_step"])
+    train_stride, test_stride = config["train_stride"], config["test_stride"]
     found: dict[str, Video] = {}
     duplicates = 0
     for source in find_sources(root):
@@ -70,7 +73,25 @@ def catalog(root: Path | None, config: Mapping[str, Any], spec: DataSpec) -> Cat
     return Catalog("human36m", root, prep, videos, SUBJECTS, lambda s: f"S{s}", HINT, missing, notes)
 
 
+OPTIONS = {
+    "train_sequences": positive_int({"paper": None, "quick": 800, "tiny": 16}, "training clips per epoch, a new "
+                                    "random subset each epoch (null: every clip)", nullable=True),
+    "val_sequences": positive_int({"paper": 128, "quick": 64, "tiny": 1},
+                                  "validation clips, of whole training videos held out"),
+    "test_sequences": positive_int({"paper": None, "quick": 256, "tiny": 2},
+                                   "test clips, evenly spaced over all of them (null: every clip)", nullable=True),
+    "frame_step": positive_int(5, "one frame kept in this many (5: 50 fps -> 10 fps, as OpenSTL and STRPM)"),
+    "train_stride": positive_int(1, "kept frames between the starts of training clips"),
+    "test_stride": positive_int(8, "kept frames between the starts of validation and test clips (8: no overlap)"),
+    "interpolation": Option("area", "resize filter: area (box) or bilinear", choices=tuple(INTERPOLATIONS)),
+    "cache_dir": Option(None, "decoded frames; null: $VPBENCH_CACHE, else ~/.cache/vpbench", kind=str, nullable=True),
+}
+
+
 @register_dataset("human36m", description="Human3.6M Walking/WalkTogether 4->4, 100x100 RGB, S1,S5-S8 train / "
-                                          "S9,S11 test (needs --data-dir)", frames=(4, 4), shape=(3, 100, 100))
+                                          "S9,S11 test (needs --data-dir)", frames=(4, 4), shape=(3, 100, 100),
+                  options=OPTIONS, train={"paper": {"lr": 1.0e-4}}, rank=40, inspect=inspector(catalog),
+                  tables=[ReferenceTable("table3", "Table 3 (Human3.6M, 4 → 4): SSIM per horizon step", (4, 4),
+                                         metric="ssim", steps=(1, 2, 3, 4))])
 def build(spec: DataSpec, config: Mapping[str, Any], data_dir: Path | None, seed: int) -> SequenceSource:
     return VideoClips(spec, catalog(data_dir, config, spec), config, seed)

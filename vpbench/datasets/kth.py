@@ -11,7 +11,7 @@ used and no clip spans two ranges; without it every frame is used (as PredRNN an
 
 Preprocessing (paper Sec. 4.1): gray (ITU-R 601 luma), center crop to the largest square
 (160x120 -> 120x120), resize to 64x64. Splits: subjects 1-16 train, 17-25 test; validation holds out
-whole training videos (see :func:`vpbench.datasets.video.make_splits`). Clips (PredRNN/OpenSTL):
+whole training videos (see :func:`vpbench.datasets.clips.make_splits`). Clips (PredRNN/OpenSTL):
 T = 20 consecutive frames counted back from the end of each run of frames, stride T (clips one after
 the other) for boxing, handclapping, handwaving and walking, stride 3 for jogging and running; the
 same rule in every split.
@@ -22,8 +22,11 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from vpbench.datasets.base import DataSpec, SequenceSource, register_dataset
-from vpbench.datasets.video import Catalog, Preprocess, Video, VideoClips, find_sources
+from vpbench.datasets.base import DataSpec, Option, ReferenceTable, SequenceSource, positive_int
+from vpbench.datasets.clips import Catalog, Video
+from vpbench.datasets.registry import register_dataset
+from vpbench.datasets.video_clips import VideoClips, inspector
+from vpbench.datasets.video_files import INTERPOLATIONS, Preprocess, find_sources
 from vpbench.errors import UserError
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
@@ -95,7 +98,22 @@ def catalog(root: Path | None, config: Mapping[str, Any], spec: DataSpec) -> Cat
     return Catalog("kth", root, prep, videos, SUBJECTS, lambda s: f"person{s:02d}", HINT, missing, notes)
 
 
+OPTIONS = {
+    "train_sequences": positive_int({"paper": None, "quick": 800, "tiny": 16}, "training clips per epoch, a new "
+                                    "random subset each epoch (null: every clip)", nullable=True),
+    "val_sequences": positive_int({"paper": 500, "quick": 64, "tiny": 2},
+                                  "validation clips, of whole training videos held out (subjects 1-16)"),
+    "test_sequences": positive_int({"paper": None, "quick": 256, "tiny": 4},
+                                   "test clips, evenly spaced over all of them (null: every clip)", nullable=True),
+    "interpolation": Option("area", "resize filter: area (box) or bilinear", choices=tuple(INTERPOLATIONS)),
+    "cache_dir": Option(None, "decoded frames; null: $VPBENCH_CACHE, else ~/.cache/vpbench", kind=str, nullable=True),
+}
+
+
 @register_dataset("kth", description="KTH Action 10->10, 64x64 grayscale, subjects 1-16 train / 17-25 test "
-                                     "(needs --data-dir)", frames=(10, 10), shape=(1, 64, 64))
+                                     "(needs --data-dir)", frames=(10, 10), shape=(1, 64, 64), options=OPTIONS,
+                  train={"paper": {"lr": 1.0e-4}}, rank=30, inspect=inspector(catalog),
+                  tables=[ReferenceTable("table2", "Table 2 (KTH, 10 → 10)", (10, 10),
+                                         columns=("mse", "psnr", "ssim"))])
 def build(spec: DataSpec, config: Mapping[str, Any], data_dir: Path | None, seed: int) -> SequenceSource:
     return VideoClips(spec, catalog(data_dir, config, spec), config, seed)

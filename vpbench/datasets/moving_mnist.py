@@ -14,7 +14,8 @@ import numba
 import numpy as np
 
 from vpbench import parallel
-from vpbench.datasets.base import DataSpec, SequenceSource, array_digest, register_dataset
+from vpbench.datasets.base import DataSpec, Option, ReferenceTable, SequenceSource, array_digest, positive_int
+from vpbench.datasets.registry import register_dataset
 from vpbench.datasets.mnist_digits import TEST_NAME, TRAIN_NAME, embedded_digits, find_idx, read_idx_images
 from vpbench.errors import UserError
 
@@ -176,8 +177,6 @@ class MovingMNIST(SequenceSource):
     def _standard_test_file(choice: str, data_dir: Path | None, frames: int) -> Path | None:
         """The standard test file to use, if any: ``auto`` uses it when present (and long enough),
         ``standard`` requires it, ``generated`` never uses it."""
-        if choice not in ("auto", "standard", "generated"):
-            raise UserError(f"invalid value dataset.test_set={choice!r}: must be auto, standard or generated")
         path = data_dir / STANDARD_TEST if data_dir is not None else None
         if choice == "standard":
             if path is None or not path.is_file():
@@ -202,10 +201,24 @@ class MovingMNIST(SequenceSource):
         return {"val": self.val, "test": self.test}[name]
 
 
-for _name, _frames in (("mmnist", (10, 10)), ("mmnist-long", (10, 30))):
+OPTIONS = {
+    "train_sequences": positive_int({"paper": 10000, "quick": 800, "tiny": 16},
+                                    "training sequences per epoch (new ones every epoch)"),
+    "val_sequences": positive_int({"paper": 1000, "quick": 64, "tiny": 4}, "validation sequences (fixed)"),
+    "test_sequences": positive_int({"paper": 10000, "quick": 256, "tiny": 8}, "test sequences (fixed)"),
+    "test_set": Option("auto", "auto: mnist_test_seq.npy from --data-dir when there, else generated; standard "
+                               "requires it; generated ignores it", choices=("auto", "standard", "generated")),
+}
+TRAIN = {"paper": {"lr": 1.0e-5}}  # the official train.sh
+# The SRVP paper's tables measured on Moving MNIST (rows: each model's `references`).
+TABLES_10 = (ReferenceTable("table1-10", "Table 1 (Moving MNIST, 10 → 10)", (10, 10), columns=("mse", "ssim")),
+             ReferenceTable("table4", "Table 4 (ablations, Moving MNIST, 10 → 10)", (10, 10), group="ablation",
+                            columns=("mse", "psnr", "ssim")))
+TABLES_30 = (ReferenceTable("table1-30", "Table 1 (Moving MNIST, 10 → 30)", (10, 30), columns=("mse", "ssim")),)
+
+for _name, _frames, _tables, _rank in (("mmnist", (10, 10), TABLES_10, 10), ("mmnist-long", (10, 30), TABLES_30, 20)):
     register_dataset(
         _name,
         description=f"Moving MNIST {_frames[0]}->{_frames[1]}, 64x64 grayscale, two digits",
-        frames=_frames,
-        shape=(1, CANVAS, CANVAS),
+        frames=_frames, shape=(1, CANVAS, CANVAS), options=OPTIONS, train=TRAIN, tables=_tables, rank=_rank,
     )(MovingMNIST)

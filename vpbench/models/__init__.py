@@ -1,11 +1,16 @@
 """Model registry: ``vpbench.models.create(name, **overrides)``.
 
-Built-in models register themselves on import, in the row order of the paper's tables.
+Every module of this package is imported once (:func:`discover`), and the models it declares with
+``@register_model`` register themselves; nothing else lists them.
 """
+import importlib
+import pkgutil
+
 from vpbench.models.registry import (
     GROUPS,
     ModelEntry,
     create,
+    entries,
     expand,
     get_entry,
     group_members,
@@ -13,21 +18,20 @@ from vpbench.models.registry import (
     register_model,
 )
 
-# Importing registers; the order is the row order of the paper's tables.
-from vpbench.models import convlstm  # noqa: E402,F401  isort: skip
-from vpbench.models import stlstm  # noqa: E402,F401  isort: skip
-from vpbench.models import causallstm  # noqa: E402,F401  isort: skip
-from vpbench.models import mim  # noqa: E402,F401  isort: skip
-from vpbench.models import convgru  # noqa: E402,F401  isort: skip
-from vpbench.models import mimovp  # noqa: E402,F401  isort: skip
-from vpbench.models import simvp  # noqa: E402,F401  isort: skip
-from vpbench.models import srvp  # noqa: E402,F401  isort: skip
-from vpbench.models import persistence  # noqa: E402,F401  isort: skip
+
+def discover() -> None:
+    """Import every module of ``vpbench.models`` (its built-in models register on import)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+discover()
 
 __all__ = [
     "GROUPS",
     "ModelEntry",
     "create",
+    "entries",
     "expand",
     "get_entry",
     "group_members",

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor
 
 from vpbench.models.convlstm import gated_update, same_conv
-from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State
+from vpbench.models.encoder_forecaster import RecurrentCell, State
+from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
 from vpbench.models.ghu import GHU
 from vpbench.models.registry import register_model
 from vpbench.models.stlstm import DualMemoryCell
@@ -55,8 +56,9 @@ class CausalLSTMCell(DualMemoryCell):
         return {"h": self.hidden_state(o, torch.cat([c, m], dim=1)), "c": c}
 
 
-def predrnnpp_layers(in_channels: int, hidden: int, layers: int, kernel_size: int) -> list[RecurrentCell]:
-    """Layer factory: L Causal LSTM layers with a GHU between the first and the second (PredRNN++).
+def predrnnpp_layers(in_channels: int, hidden: int, layers: int, kernel_size: int,
+                     grid: Sequence[int]) -> list[RecurrentCell]:
+    """L Causal LSTM layers with a GHU between the first and the second (PredRNN++).
 
     With L=4 this is the paper's five recurrent layers; with L=1 there is no second layer to feed,
     so no GHU.
@@ -68,9 +70,12 @@ def predrnnpp_layers(in_channels: int, hidden: int, layers: int, kernel_size: in
     return cells
 
 
-@register_model("causallstm", label="Causal LSTM", tags=("paper", "rnn"), defaults=RNN_PRESETS)
-def causallstm(*, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 1,
-               hidden: int = 128, layers: int = 4, kernel_size: int = 5) -> EncoderForecaster:
-    """PredRNN++ encoder-forecaster: Causal LSTM layers, a GHU after the first one."""
-    return EncoderForecaster(predrnnpp_layers, in_channels=in_channels, img_size=img_size,
-                             patch_size=patch_size, hidden=hidden, layers=layers, kernel_size=kernel_size)
+PAPER_VALUES = {
+    "table1-10": {"mse": 1162.65, "ssim": 0.6693},
+    "table1-30": {"mse": 1303.48, "ssim": 0.4886},
+    "table2": {"mse": 408.14, "psnr": 21.5750, "ssim": 0.7158},
+    "table3": {1: 0.9639, 2: 0.9502, 3: 0.9375, 4: 0.9262},
+}
+register_model("causallstm", label="Causal LSTM", labels={"openstl": "PredRNN++"}, tags=("paper", "rnn", "openstl"),
+               rank=30, references=PAPER_VALUES, defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS},
+               recipe=openstl_recipe(1.0e-4))(recurrent_model(predrnnpp_layers))

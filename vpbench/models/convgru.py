@@ -1,12 +1,15 @@
 """ConvGRU (paper Sec. 3.2, Eq. 1) and the ``convgru`` encoder-forecaster."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vpbench.models.dropout import dropout
-from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State
+from vpbench.models.encoder_forecaster import RecurrentCell, State
+from vpbench.models.recurrent import RNN_PRESETS, recurrent_model
 from vpbench.models.registry import register_model
 
 
@@ -50,25 +53,18 @@ class ConvGRUCell(RecurrentCell):
         return {"h": g + z * (h - g)}  # (1 - z) o g + z o h, in fewer passes
 
 
-def convgru_layers(dropout: float):
-    """Layer factory for :class:`EncoderForecaster`: L ConvGRU layers of M channels."""
-
-    def make(in_channels: int, hidden: int, layers: int, kernel_size: int) -> list[RecurrentCell]:
-        return [
-            ConvGRUCell(in_channels if i == 0 else hidden, hidden, kernel_size, dropout) for i in range(layers)
-        ]
-
-    return make
+def convgru_layers(in_channels: int, hidden: int, layers: int, kernel_size: int, grid: Sequence[int],
+                   dropout: float) -> list[RecurrentCell]:
+    """L ConvGRU layers of M channels: the paper's baseline, and SRVP without its SA and RFA modules."""
+    return [ConvGRUCell(in_channels if i == 0 else hidden, hidden, kernel_size, dropout) for i in range(layers)]
 
 
-@register_model(
-    "convgru",
-    label="ConvGRU",
-    tags=("paper", "rnn"),
-    defaults={p: {**kw, "dropout": 0.5} for p, kw in RNN_PRESETS.items()},
-)
-def convgru(*, in_channels: int = 1, img_size=(64, 64), patch_size: int = 1, hidden: int = 128,
-            layers: int = 4, kernel_size: int = 5, dropout: float = 0.5) -> EncoderForecaster:
-    """ConvGRU encoder-forecaster: the paper's baseline and SRVP without its SA and RFA modules."""
-    return EncoderForecaster(convgru_layers(dropout), in_channels=in_channels, img_size=img_size,
-                             patch_size=patch_size, hidden=hidden, layers=layers, kernel_size=kernel_size)
+PAPER_VALUES = {
+    "table1-10": {"mse": 1033.93, "ssim": 0.7082},
+    "table1-30": {"mse": 1257.30, "ssim": 0.5221},
+    "table2": {"mse": 418.09, "psnr": 21.5636, "ssim": 0.7115},
+    "table3": {1: 0.9643, 2: 0.9489, 3: 0.9354, 4: 0.9235},
+}
+register_model("convgru", label="ConvGRU", tags=("paper", "rnn"), rank=50, references=PAPER_VALUES,
+               defaults={p: {**kw, "dropout": 0.5} for p, kw in RNN_PRESETS.items()},
+               )(recurrent_model(convgru_layers, dropout=0.5))

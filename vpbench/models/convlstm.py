@@ -11,13 +11,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from vpbench.models.encoder_forecaster import (
-    RNN_PRESETS,
-    EncoderForecaster,
-    RecurrentCell,
-    State,
-    check_patch,
-)
+from vpbench.models.encoder_forecaster import RecurrentCell, State
+from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
 from vpbench.models.registry import register_model
 
 FORGET_BIAS = 1.0  # added to every forget gate's pre-activation, as in PredRNN and MIM
@@ -28,9 +23,9 @@ def same_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
 
 
-def gated_update(memory: Tensor, i: Tensor, f: Tensor, g: Tensor) -> Tensor:
+def gated_update(memory: Tensor, i: Tensor, f: Tensor, g: Tensor, forget_bias: float = FORGET_BIAS) -> Tensor:
     """LSTM memory update from pre-activations: sigma(f + 1) o memory + sigma(i) o tanh(g)."""
-    return torch.sigmoid(f + FORGET_BIAS) * memory + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(f + forget_bias) * memory + torch.sigmoid(i) * torch.tanh(g)
 
 
 class ConvLSTMCell(RecurrentCell):
@@ -45,17 +40,21 @@ class ConvLSTMCell(RecurrentCell):
     The peephole weights W_c* are per position ([M, h, w], zero at initialisation, as in MIM's
     ConvLSTMs), so the cell is built for one grid size. Bias-free convolutions with a constant forget
     bias 1 (PredRNN's convention) stand in for Shi's learnt b_*. MIM's non-stationary (MIM-N) and
-    stationary (MIM-S) modules are this same cell.
+    stationary (MIM-S) modules are this same cell. OpenSTL's ConvLSTM is this cell without peepholes
+    (``peephole=False``) and without the forget bias (``forget_bias=0``).
     Shapes: x [B, C_in, h, w]; state h (H), c (C) [B, M, h, w].
     """
 
     state_names = ("h", "c")
 
-    def __init__(self, in_channels: int, hidden: int, kernel_size: int, grid: Sequence[int]) -> None:
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int, grid: Sequence[int], *,
+                 peephole: bool = True, forget_bias: float = FORGET_BIAS) -> None:
         super().__init__(in_channels, hidden, kernel_size)
+        self.forget_bias = forget_bias
         self.x_conv = same_conv(in_channels, 4 * hidden, kernel_size)  # [W_xi; W_xf; W_xc; W_xo]
         self.h_conv = same_conv(hidden, 4 * hidden, kernel_size)  # [W_hi; W_hf; W_hc; W_ho]
-        self.peephole = nn.Parameter(torch.zeros(3, hidden, *grid))  # [W_ci; W_cf; W_co]
+        # [W_ci; W_cf; W_co]
+        self.peephole = nn.Parameter(torch.zeros(3, hidden, *grid)) if peephole else None
 
     def input_conv(self, x: Tensor) -> Tensor:
         return self.x_conv(x)
@@ -63,8 +62,11 @@ class ConvLSTMCell(RecurrentCell):
     def update(self, xp: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
         """(H_t, C_t) from the input convolution xp = input_conv(X_t), H_{t-1} and C_{t-1}."""
         i, f, g, o = (xp + self.h_conv(h)).chunk(4, dim=1)
+        if self.peephole is None:
+            c = gated_update(c, i, f, g, self.forget_bias)
+            return torch.sigmoid(o) * torch.tanh(c), c
         w_ci, w_cf, w_co = self.peephole
-        c = gated_update(c, i + w_ci * c, f + w_cf * c, g)
+        c = gated_update(c, i + w_ci * c, f + w_cf * c, g, self.forget_bias)
         return torch.sigmoid(o + w_co * c) * torch.tanh(c), c
 
     def step(self, xp: Tensor, state: State, carry: State) -> State:
@@ -72,14 +74,23 @@ class ConvLSTMCell(RecurrentCell):
         return {"h": h, "c": c}
 
 
-@register_model("convlstm", label="ConvLSTM", tags=("paper", "rnn"), defaults=RNN_PRESETS)
-def convlstm(*, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 1, hidden: int = 128,
-             layers: int = 4, kernel_size: int = 5) -> EncoderForecaster:
-    """ConvLSTM encoder-forecaster: L ConvLSTM layers of M channels."""
-    grid = check_patch(img_size, patch_size)
+def convlstm_layers(in_channels: int, hidden: int, layers: int, kernel_size: int, grid: Sequence[int], *,
+                    peephole: bool, forget_bias: float) -> list[RecurrentCell]:
+    """L ConvLSTM layers of M channels."""
+    return [ConvLSTMCell(in_channels if i == 0 else hidden, hidden, kernel_size, grid, peephole=peephole,
+                         forget_bias=forget_bias) for i in range(layers)]
 
-    def make(in_ch: int, hid: int, n: int, k: int) -> list[RecurrentCell]:
-        return [ConvLSTMCell(in_ch if i == 0 else hid, hid, k, grid) for i in range(n)]
 
-    return EncoderForecaster(make, in_channels=in_channels, img_size=img_size, patch_size=patch_size,
-                             hidden=hidden, layers=layers, kernel_size=kernel_size)
+# The SRVP paper's Tables 1-3 (MSE per pixel on 0-255; Table 3: SSIM per predicted frame).
+PAPER_VALUES = {
+    "table1-10": {"mse": 1419.41, "ssim": 0.5661},
+    "table1-30": {"mse": 1272.60, "ssim": 0.4963},
+    "table2": {"mse": 936.69, "psnr": 17.1198, "ssim": 0.5322},
+    "table3": {1: 0.8960, 2: 0.8799, 3: 0.8617, 4: 0.8440},
+}
+# OpenSTL's ConvLSTM cell has neither peepholes nor the forget bias.
+OPENSTL_CELL = {"peephole": False, "forget_bias": 0.0}
+register_model("convlstm", label="ConvLSTM", tags=("paper", "rnn", "openstl"), rank=10, references=PAPER_VALUES,
+               defaults={**RNN_PRESETS, **{p: {**kw, **OPENSTL_CELL} for p, kw in OPENSTL_RNN_PRESETS.items()}},
+               recipe=openstl_recipe(5.0e-4),
+               )(recurrent_model(convlstm_layers, peephole=True, forget_bias=FORGET_BIAS))

@@ -16,16 +16,8 @@ from vpbench.errors import UserError
 
 State = dict[str, Any]
 
-# Hyperparameters shared by every recurrent model, per preset.
-RNN_PRESETS: dict[str, dict[str, int]] = {
-    # Paper Sec. 3.1: L=4, M=128, kernel 5 on full-resolution frames (the official code uses patch 1).
-    "paper": {"hidden": 128, "layers": 4, "kernel_size": 5, "patch_size": 1},
-    # Small enough for a 2-core CPU: 16x16 grids of 4x4 patches (as PredRNN on Moving MNIST), kernel 3.
-    "quick": {"hidden": 32, "layers": 2, "kernel_size": 3, "patch_size": 4},
-    "tiny": {"hidden": 8, "layers": 1, "kernel_size": 3, "patch_size": 4},
-}
-
-LayerFactory = Callable[[int, int, int, int], Sequence["RecurrentCell"]]
+# (in_channels, hidden, layers, kernel_size, grid, **cell options) -> the cells of one stack
+LayerFactory = Callable[..., Sequence["RecurrentCell"]]
 
 
 class RecurrentCell(nn.Module):
@@ -85,6 +77,23 @@ def unpatchify(x: Tensor, patch: int) -> Tensor:
     return x.reshape(b, t, c, hp * patch, wp * patch)
 
 
+def step_layers(layers: Sequence[RecurrentCell], x: Tensor | None, states: list[State], carry: State,
+                xp0: Tensor | None = None) -> list[State]:
+    """One time step through a stack of cells (time-major order): layer 0 reads x (or its input
+    convolution ``xp0``, when given), each layer above the hidden state of the one below. The zigzag
+    memory stays in ``carry``; per-step signals sent up do not cross time steps."""
+    memories = {cell.memory for cell in layers}
+    for name in [k for k in carry if k not in memories]:
+        del carry[name]
+    new_states = []
+    for i, (cell, state) in enumerate(zip(layers, states)):
+        xp = xp0 if (i == 0 and xp0 is not None) else cell.input_conv(x)
+        state = cell.step(xp, state, carry)
+        new_states.append(state)
+        x = state["h"]
+    return new_states
+
+
 def check_patch(img_size: Sequence[int], patch_size: int) -> tuple[int, int]:
     """Frame size after patching; a clear error when the patch does not tile the frame."""
     h, w = img_size
@@ -120,8 +129,8 @@ class EncoderForecaster(nn.Module):
         self.patch_size = patch_size
         self.grid = check_patch(img_size, patch_size)
         self.frame_channels = in_channels * patch_size**2
-        self.encoder = nn.ModuleList(make_layers(self.frame_channels, hidden, layers, kernel_size))
-        self.forecaster = nn.ModuleList(make_layers(self.frame_channels, hidden, layers, kernel_size))
+        self.encoder = nn.ModuleList(make_layers(self.frame_channels, hidden, layers, kernel_size, self.grid))
+        self.forecaster = nn.ModuleList(make_layers(self.frame_channels, hidden, layers, kernel_size, self.grid))
         self.hidden_channels = sum(cell.hidden for cell in self.forecaster)
         # Output layer (Eq. 11 without F1, F2): conv over the concatenated hidden states of all layers.
         self.output = nn.Sequential(
@@ -153,21 +162,6 @@ class EncoderForecaster(nn.Module):
         return states, carry
 
     @staticmethod
-    def _step_stack(layers: nn.ModuleList, x: Tensor, states: list[State], carry: State,
-                    xp0: Tensor | None = None) -> list[State]:
-        """One time step through all layers (time-major order); the zigzag memory stays in carry."""
-        memories = {cell.memory for cell in layers}
-        for name in [k for k in carry if k not in memories]:
-            del carry[name]  # per-step signals do not cross time steps
-        new_states = []
-        for i, (cell, state) in enumerate(zip(layers, states)):
-            xp = xp0 if (i == 0 and xp0 is not None) else cell.input_conv(x)
-            state = cell.step(xp, state, carry)
-            new_states.append(state)
-            x = state["h"]
-        return new_states
-
-    @staticmethod
     def _batched_input_conv(cell: RecurrentCell, x: Tensor) -> Tensor:
         """input_conv over all time steps at once: [B, T, C, h, w] -> [B, T, C', h, w]."""
         return cell.input_conv(x.flatten(0, 1)).unflatten(0, x.shape[:2])
@@ -190,7 +184,7 @@ class EncoderForecaster(nn.Module):
         xp0 = self._batched_input_conv(self.encoder[0], x)
         outs = []
         for x_t, xp_t in zip(x.unbind(1), xp0.unbind(1)):
-            states = self._step_stack(self.encoder, x_t, states, carry, xp_t)
+            states = step_layers(self.encoder, x_t, states, carry, xp_t)
             outs.append(states[-1]["h"])
         return states, carry, torch.stack(outs, dim=1)
 
@@ -201,7 +195,7 @@ class EncoderForecaster(nn.Module):
         context = self.prepare(x, enc_out)
         z, preds = x[:, -1], []
         for _ in range(horizon):
-            states = self._step_stack(self.forecaster, z, states, carry)
+            states = step_layers(self.forecaster, z, states, carry)
             z = self.readout([s["h"] for s in states], context)
             preds.append(z)
         return unpatchify(torch.stack(preds, dim=1), self.patch_size)

@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from vpbench.models.convlstm import ConvLSTMCell, gated_update, same_conv
-from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State, check_patch
+from vpbench.models.encoder_forecaster import RecurrentCell, State
+from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
 from vpbench.models.registry import register_model
 from vpbench.models.stlstm import DualMemoryCell, STLSTMCell
 
@@ -52,15 +53,18 @@ class MIMBlock(DualMemoryCell):
     below for the others; D_t goes up. As in the original, the gates i and g of C and M share their
     input convolution. S is ordinary cell state, reset for every sequence and trained through, as in the
     TensorFlow original; OpenSTL's port keeps it on the module, detached before every step and carried
-    over from one batch to the next.
+    over from one batch to the next. ``detach_stationary`` cuts S from the graph before every step as
+    OpenSTL does (its carrying S over between batches is not reproduced).
     Shapes: x [B, M, h, w]; state h, c, d (D), n (N), s (S), memory m and signal d: [B, M, h, w].
     """
 
     state_names = ("h", "c", "d", "n", "s")
     signals = ("d",)
 
-    def __init__(self, in_channels: int, hidden: int, kernel_size: int, grid: Sequence[int]) -> None:
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int, grid: Sequence[int], *,
+                 detach_stationary: bool = False) -> None:
         super().__init__(in_channels, hidden, kernel_size)
+        self.detach_stationary = detach_stationary
         self.x_conv = same_conv(in_channels, 4 * hidden, kernel_size)  # [i, f', g, o]
         self.h_conv = same_conv(hidden, 3 * hidden, kernel_size)  # [i, g, o]
         self.m_conv = same_conv(hidden, 4 * hidden, kernel_size)  # [i', f', g', o]
@@ -76,21 +80,27 @@ class MIMBlock(DualMemoryCell):
         mi, mf, mg, mo = self.m_conv(carry["m"]).chunk(4, dim=1)
         m = gated_update(carry["m"], xi + mi, xf + mf, xg + mg)
         d, n = self.mim_n.update(self.mim_n.input_conv(carry["d"]), state["d"], state["n"])
-        t, s = self.mim_s.update(self.mim_s.input_conv(d), state["c"], state["s"])
+        stationary = state["s"].detach() if self.detach_stationary else state["s"]
+        t, s = self.mim_s.update(self.mim_s.input_conv(d), state["c"], stationary)
         c = t + torch.sigmoid(xi + hi) * torch.tanh(xg + hg)
         carry["m"], carry["d"] = m, d
         h = self.hidden_state(torch.sigmoid(xo + ho + mo), torch.cat([c, m], dim=1))
         return {"h": h, "c": c, "d": d, "n": n, "s": s}
 
 
-@register_model("mim", label="MIM", tags=("paper", "rnn"), defaults=RNN_PRESETS)
-def mim(*, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 1, hidden: int = 128,
-        layers: int = 4, kernel_size: int = 5) -> EncoderForecaster:
-    """MIM encoder-forecaster: an ST-LSTM layer, then L-1 MIM blocks."""
-    grid = check_patch(img_size, patch_size)
+def mim_layers(in_channels: int, hidden: int, layers: int, kernel_size: int, grid: Sequence[int], *,
+               detach_stationary: bool) -> list[RecurrentCell]:
+    """An ST-LSTM layer that sends its differences up, then L-1 MIM blocks."""
+    return [DifferencingSTLSTMCell(in_channels, hidden, kernel_size)] + [
+        MIMBlock(hidden, hidden, kernel_size, grid, detach_stationary=detach_stationary) for _ in range(layers - 1)]
 
-    def make(in_ch: int, hid: int, n: int, k: int) -> list[RecurrentCell]:
-        return [DifferencingSTLSTMCell(in_ch, hid, k)] + [MIMBlock(hid, hid, k, grid) for _ in range(n - 1)]
 
-    return EncoderForecaster(make, in_channels=in_channels, img_size=img_size, patch_size=patch_size,
-                             hidden=hidden, layers=layers, kernel_size=kernel_size)
+PAPER_VALUES = {
+    "table1-10": {"mse": 1385.35, "ssim": 0.5950},
+    "table1-30": {"mse": 1303.11, "ssim": 0.4908},
+    "table2": {"mse": 445.27, "psnr": 21.3214, "ssim": 0.6947},
+    "table3": {1: 0.9599, 2: 0.9446, 3: 0.9313, 4: 0.9185},
+}
+register_model("mim", label="MIM", tags=("paper", "rnn", "openstl"), rank=40, references=PAPER_VALUES,
+               defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS}, recipe=openstl_recipe(5.0e-4),
+               )(recurrent_model(mim_layers, detach_stationary=False))

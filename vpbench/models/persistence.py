@@ -14,6 +14,6 @@ class Persistence(nn.Module):
         return frames[:, -1:].expand(-1, horizon, -1, -1, -1).contiguous()
 
 
-@register_model("persistence", label="Persistence", tags=("baseline",))
+@register_model("persistence", label="Persistence", tags=("baseline",), rank=1000)
 def persistence() -> Persistence:
     return Persistence()

@@ -4,47 +4,78 @@ Every entry builds an ``nn.Module`` honouring the one contract of the suite::
 
     forward(frames: Tensor[B, T_in, C, H, W], horizon: int) -> Tensor[B, horizon, C, H, W] in [0, 1]
 
-An entry declares its hyperparameters per preset and the training recipe it is trained with,
-so the harness never needs to know which model it runs. Models from other packages join through
-``module:factory`` specs and the ``vpbench.models`` entry points (see :mod:`vpbench.models.plugins`).
+A model is one file: it registers itself with ``@register_model``, declaring its label, tags, its
+hyperparameters per preset, its training recipe and its published values, so that the harness never
+needs to know which model it runs and no list elsewhere names it. Built-in models are found by
+importing every module of ``vpbench.models`` (:func:`vpbench.models.discover`); models from other
+packages join through ``module:factory`` specs, the ``vpbench.models`` entry points and
+``VPBENCH_PLUGINS`` (see :mod:`vpbench.plugins`).
 """
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from vpbench import presets
 from vpbench.errors import UserError
 
 # Keys the harness fills in from the dataset; a factory receives those its signature accepts.
 DATA_KEYS = ("in_channels", "img_size", "input_frames", "output_frames")
+Recipe = Mapping[str, Any] | str
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """What the registry knows about one model."""
+    """What the registry knows about one model.
+
+    * ``defaults``: hyperparameters per preset name (``paper``, ``quick``, ..., ``openstl-quick``); a
+      preset the model does not declare takes the values of the SRVP preset of the same scale, then
+      ``paper``'s.
+    * ``recipe``: the recipe (``train.*`` keys: loss, optimiser, schedule, rate, ...) it trains with,
+      replacing the protocol's: a mapping per preset name (a preset it does not name trains with the
+      protocol's recipe), one mapping for every preset, or ``"paper"`` for the protocol's everywhere. A
+      recipe that only changes the protocol's starts from ``presets.protocol_recipe(preset)``.
+    * ``labels``: its row label under another protocol (OpenSTL calls ST-LSTM "PredRNN").
+    * ``references``: published values per reference table id (declared by the datasets): a metric
+      -> value mapping, or predicted frame -> value for per-step tables.
+    * ``rank``: its place in lists and tables (the paper's row order for the built-in models).
+    """
 
     name: str
     factory: Callable[..., nn.Module]
-    label: str  # the row name in the paper's tables
-    tags: frozenset[str] = frozenset()  # "paper", "rnn", "ablation", "baseline"
-    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # preset -> kwargs
-    recipe: Mapping[str, Any] | str = "paper"  # recipe name, or train overrides, or per preset
+    label: str
+    tags: frozenset[str] = frozenset()  # "paper", "rnn", "ablation", "baseline", "openstl", ...
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    recipe: Recipe = "paper"
     origin: Mapping[str, str | None] = field(default_factory=lambda: {"kind": "builtin"})  # see plugins.origin_of
+    labels: Mapping[str, str] = field(default_factory=dict)
+    references: Mapping[str, Mapping[Any, float]] = field(default_factory=dict)
+    rank: float = math.inf
 
     def kwargs_for(self, preset: str) -> dict[str, Any]:
-        """Default hyperparameters for ``preset`` (falls back to ``paper``)."""
-        return dict(self.defaults.get(preset, self.defaults.get("paper", {})))
+        """Default hyperparameters for ``preset``."""
+        found = presets.lookup(self.defaults, preset) if preset in presets.PRESETS else self.defaults.get(preset)
+        return dict(found if found is not None else self.defaults.get("paper", {}))
 
-    def recipe_for(self, preset: str) -> str | dict[str, Any]:
-        """The recipe name or train overrides this model trains with under ``preset``."""
+    def recipe_for(self, preset: str) -> dict[str, Any]:
+        """The training options this model sets under ``preset`` (empty: the protocol's recipe)."""
         recipe = self.recipe
-        if isinstance(recipe, Mapping) and preset in recipe:
-            recipe = recipe[preset]
-        return dict(recipe) if isinstance(recipe, Mapping) else recipe
+        if not isinstance(recipe, str) and any(key in presets.PRESETS for key in recipe):
+            recipe = recipe.get(preset, "paper")
+        if isinstance(recipe, str):
+            if recipe != "paper":
+                raise UserError(f"model {self.name!r} asks for recipe {recipe!r}; a recipe is 'paper' (the "
+                                "protocol's) or a mapping of train options")
+            return {}
+        return dict(recipe)
+
+    def label_for(self, protocol: str) -> str:
+        return self.labels.get(protocol, self.label)
 
     def accepted_keys(self) -> set[str] | None:
         """Keyword arguments the factory accepts, or None when it takes ``**kwargs``."""
@@ -59,12 +90,14 @@ _UNAVAILABLE: dict[str, str] = {}  # plug-in name -> the one-line reason it fail
 _PLUGINS_LOADED = False
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a model name is also a folder name
 
-# Model groups: a name on the command line that expands to several models.
+# Model groups: a name on the command line that expands to several models (by tag).
 GROUPS: dict[str, str] = {
-    "all": "every paper model (Tables 1-3) plus the persistence baseline",
+    "all": "every paper model (Tables 1-3) plus the persistence baseline; under --protocol openstl, every "
+           "OpenSTL method plus persistence",
     "paper": "the eight models of the paper's Tables 1-3",
     "rnn": "the five recurrent cells in one encoder-forecaster",
     "ablation": "SRVP and its three ablations (Table 4)",
+    "openstl": "every method of OpenSTL's benchmark that vpbench has",
 }
 
 
@@ -74,16 +107,19 @@ def register_model(
     label: str | None = None,
     tags: tuple[str, ...] = (),
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
-    recipe: Mapping[str, Any] | str = "paper",
+    recipe: Recipe = "paper",
     origin: Mapping[str, str | None] | None = None,
+    labels: Mapping[str, str] | None = None,
+    references: Mapping[str, Mapping[Any, float]] | None = None,
+    rank: float = math.inf,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator adding a factory to the registry under ``name``.
+    """Decorator adding a factory to the registry under ``name`` (see :class:`ModelEntry`).
 
     Plug-in models use it the same way; their origin (module path, package, version) is found
     from the factory's module unless given."""
 
     def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        from vpbench.models.plugins import origin_of
+        from vpbench.plugins import origin_of
 
         if not NAME_PATTERN.fullmatch(name):
             raise UserError(f"invalid model name {name!r}: use letters, digits, '_', '.' and '-' only")
@@ -91,13 +127,9 @@ def register_model(
             owner = "a model group" if name in GROUPS else _REGISTRY[name].origin.get("source", "a built-in model")
             raise UserError(f"model name {name!r} is already taken by {owner}; register it under another name")
         _REGISTRY[name] = ModelEntry(
-            name=name,
-            factory=factory,
-            label=label or name,
-            tags=frozenset(tags),
-            defaults=defaults or {},
-            recipe=recipe,
-            origin=origin or origin_of(factory),
+            name=name, factory=factory, label=label or name, tags=frozenset(tags), defaults=defaults or {},
+            recipe=recipe, origin=origin or origin_of(factory), labels=labels or {}, references=references or {},
+            rank=rank,
         )
         return factory
 
@@ -105,13 +137,15 @@ def register_model(
 
 
 def entries() -> dict[str, ModelEntry]:
-    """Every registered model; the installed plug-ins' entry points load on the first call."""
+    """Every registered model; the installed plug-ins load on the first call."""
     global _PLUGINS_LOADED
     if not _PLUGINS_LOADED:
         _PLUGINS_LOADED = True
         from vpbench.models.plugins import load_entry_points
+        from vpbench.plugins import import_environment_plugins
 
         load_entry_points()
+        import_environment_plugins()
     return _REGISTRY
 
 
@@ -120,22 +154,29 @@ def get_entry(name: str) -> ModelEntry:
     if name not in registry:
         if name in _UNAVAILABLE:
             raise UserError(_UNAVAILABLE[name])
-        raise UserError(f"unknown model {name!r}; known models: {', '.join(registry)} (see `bench list`), "
+        raise UserError(f"unknown model {name!r}; known models: {', '.join(model_names())} (see `bench list`), "
                         "or give a plug-in as module:factory")
     return registry[name]
 
 
 def model_names() -> list[str]:
-    return list(entries())
+    """Every model, in rank order (the paper's row order first), then in registration order."""
+    registry = entries()
+    order = {name: i for i, name in enumerate(registry)}
+    return sorted(registry, key=lambda n: (registry[n].rank, order[n]))
 
 
-def group_members(group: str) -> list[str]:
-    """Models of a group, in registration order (``all`` = paper models + baselines)."""
-    wanted = {"paper", "baseline"} if group == "all" else {group}
-    return [name for name, entry in entries().items() if entry.tags & wanted]
+def group_members(group: str, protocol: str = presets.DEFAULT_PROTOCOL) -> list[str]:
+    """Models of a group, in rank order (``all`` = paper models + baselines; under the openstl
+    protocol, OpenSTL's methods + baselines)."""
+    if group == "all":
+        wanted = {"openstl" if protocol == "openstl" else "paper", "baseline"}
+    else:
+        wanted = {group}
+    return [name for name in model_names() if entries()[name].tags & wanted]
 
 
-def expand(names: str | list[str]) -> list[str]:
+def expand(names: str | list[str], protocol: str = presets.DEFAULT_PROTOCOL) -> list[str]:
     """Expand a comma-separated list of model names, groups and ``module:factory`` specs (registered
     on the way, see :func:`vpbench.models.plugins.load_spec`), keeping order, without repeats."""
     from vpbench.models.plugins import load_spec
@@ -146,14 +187,14 @@ def expand(names: str | list[str]) -> list[str]:
         if not item:
             continue
         if item in GROUPS:
-            chosen = group_members(item)
+            chosen = group_members(item, protocol)
         elif ":" in item:
             chosen = [load_spec(item)]
         else:
             chosen = [get_entry(item).name]
         out.extend(n for n in chosen if n not in out)
     if not out:
-        raise UserError("no model given; pass --models NAMES, a group (all, rnn, ablation), see `bench list`")
+        raise UserError("no model given; pass --models NAMES, a group (all, rnn, ablation, openstl), see `bench list`")
     return out
 
 

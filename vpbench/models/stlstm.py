@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from vpbench.models.convlstm import gated_update, same_conv
-from vpbench.models.encoder_forecaster import RNN_PRESETS, EncoderForecaster, RecurrentCell, State
+from vpbench.models.encoder_forecaster import RecurrentCell, State
+from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
 from vpbench.models.registry import register_model
 
 
@@ -66,14 +67,18 @@ class STLSTMCell(DualMemoryCell):
         return {"h": self.hidden_state(torch.sigmoid(xo + ho + self.o_conv(cm)), cm), "c": c}
 
 
-def stlstm_layers(in_channels: int, hidden: int, layers: int, kernel_size: int) -> list[RecurrentCell]:
-    """Layer factory for :class:`EncoderForecaster`: L ST-LSTM layers of M channels."""
+def stlstm_layers(in_channels: int, hidden: int, layers: int, kernel_size: int,
+                  grid: Sequence[int]) -> list[RecurrentCell]:
+    """L ST-LSTM layers of M channels, the spatiotemporal memory zigzagging through them."""
     return [STLSTMCell(in_channels if i == 0 else hidden, hidden, kernel_size) for i in range(layers)]
 
 
-@register_model("stlstm", label="ST-LSTM", tags=("paper", "rnn"), defaults=RNN_PRESETS)
-def stlstm(*, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 1, hidden: int = 128,
-           layers: int = 4, kernel_size: int = 5) -> EncoderForecaster:
-    """ST-LSTM (PredRNN) encoder-forecaster, the spatiotemporal memory zigzagging through both stacks."""
-    return EncoderForecaster(stlstm_layers, in_channels=in_channels, img_size=img_size, patch_size=patch_size,
-                             hidden=hidden, layers=layers, kernel_size=kernel_size)
+PAPER_VALUES = {
+    "table1-10": {"mse": 1533.24, "ssim": 0.5481},
+    "table1-30": {"mse": 1324.94, "ssim": 0.4636},
+    "table2": {"mse": 386.21, "psnr": 21.9665, "ssim": 0.7294},
+    "table3": {1: 0.9656, 2: 0.9519, 3: 0.9397, 4: 0.9285},
+}
+register_model("stlstm", label="ST-LSTM", labels={"openstl": "PredRNN"}, tags=("paper", "rnn", "openstl"), rank=20,
+               references=PAPER_VALUES, defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS},
+               recipe=openstl_recipe(5.0e-4))(recurrent_model(stlstm_layers))

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from vpbench import config as cfg
+from vpbench import presets
 from vpbench.benchmarks.metrics import METRICS
-from vpbench.benchmarks.runner import config_difference
 from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
 from vpbench.models import registry
@@ -64,6 +64,11 @@ class Group:
     frames: tuple[int, int]
     shape: tuple[int, int, int]
     runs: list[Run] = field(default_factory=list)
+
+    @property
+    def protocol(self) -> str:
+        """The training protocol of the group's preset (``srvp`` for a preset this vpbench does not know)."""
+        return presets.PRESETS[self.preset].protocol if self.preset in presets.PRESETS else presets.DEFAULT_PROTOCOL
 
     @property
     def slug(self) -> str:
@@ -124,11 +129,19 @@ def read_run(run: RunDir) -> Run | None:
         label=metrics.get("label") or metrics["model"],
         preset=metrics["preset"], seed=int(metrics["seed"]), run_id=run.run_id, status=metrics["status"],
         epochs=int(metrics.get("epochs") if metrics.get("epochs") is not None else config["train"]["epochs"]),
-        frames=frames, shape=tuple(dataset_entry(metrics["dataset"]).shape),
+        frames=frames, shape=_shape(metrics, config),
         provenance=metrics["provenance"]["label"], test_sha256=metrics["provenance"]["test_sha256"],
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
         params=metrics.get("params"), flops=metrics.get("flops"), per_frame=per_frame, overrides=_overrides(config),
     )
+
+
+def _shape(metrics: dict[str, Any], config: dict[str, Any]) -> tuple[int, int, int]:
+    """(C, H, W) of the run's frames: stored in metrics.json, or (runs made before it was) the dataset's."""
+    if metrics.get("shape"):
+        return tuple(metrics["shape"])
+    spec = dataset_entry(metrics["dataset"]).spec(config["dataset"])
+    return spec.channels, spec.height, spec.width
 
 
 def _overrides(config: dict[str, Any]) -> str:
@@ -139,7 +152,7 @@ def _overrides(config: dict[str, Any]) -> str:
                               seed=config["seed"], epochs=config["train"]["epochs"])
     except UserError:
         return ""
-    return config_difference(default, config)
+    return cfg.difference(default, config)
 
 
 def _model_order(model: str) -> tuple[int, str]:

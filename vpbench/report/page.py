@@ -193,11 +193,11 @@ def group_section(group: Group, out: Path, options: Options, profiles: Sequence[
     lines = [f"## {group.dataset} {group.frames[0]} → {group.frames[1]} · preset `{group.preset}` · test set "
              f"`{group.test_sha256[:8]}`", "", f"Data: {group.provenance} ({_sequences(group)} test sequences).", ""]
     if main:
-        lines += _results_section(group, main, "Results", paper.tables_for(group.dataset, group.frames, "main"),
-                                  options)
+        lines += _results_section(group, main, "Results", paper.tables_for(group.dataset, group.frames, "main",
+                                                                           group.protocol), options)
     if ablation:
-        lines += _results_section(group, ablation, "Ablations",
-                                  paper.tables_for(group.dataset, group.frames, "ablation"), options)
+        lines += _results_section(group, ablation, "Ablations", paper.tables_for(group.dataset, group.frames,
+                                                                                 "ablation", group.protocol), options)
     lines += _paired_section(group, options)
     lines += _cost_section(group, profiles)
     figures = _framewise_section(group, main, "", out, options)

@@ -1,64 +1,73 @@
-"""The SRVP paper's reported values (``paper_values.yaml``): Tables 1-4 as reference data."""
+"""Published values beside the measured ones: the SRVP paper's Tables 1-4 (and other reference tables).
+
+The tables are declared by the datasets they were measured on (``ReferenceTable`` in each dataset's
+file) and their rows by the models (``references`` in each model's registry entry), so a new model or
+dataset brings its published values with it.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
-from typing import Any
 
-import yaml
+from vpbench.datasets import registry as datasets
+from vpbench.models import registry as models
+
+REFERENCE_MODEL = "srvp"  # the paper's model: the paired comparison sets it against every other model
 
 
 @dataclass(frozen=True)
 class PaperTable:
-    """One table of the paper.
+    """One published table.
 
     A mean table has one value per metric in ``columns`` (means over predicted frames); a per-step
-    table has one value of ``metric`` per predicted frame in ``steps``."""
+    table has one value of ``metric`` per predicted frame in ``steps``. ``rows``: model label -> values.
+    ``protocol``: the protocol of the runs it is set beside; ``convention``: the scale of its MSE and MAE."""
 
     id: str
     title: str
     dataset: str
     frames: tuple[int, int]
     group: str  # "main" or "ablation"
-    rows: dict[str, tuple[float, ...]]  # model label -> values
+    rows: dict[str, tuple[float, ...]]
     columns: tuple[str, ...] = ()
     metric: str | None = None
     steps: tuple[int, ...] = ()
+    protocol: str = "srvp"
+    convention: str = "paper"
 
     @property
     def per_step(self) -> bool:
         return self.metric is not None
 
     def value(self, label: str, column: str | int) -> float | None:
-        """The paper's value for ``label`` in a metric column (mean table) or a step (per-step table)."""
+        """The published value for ``label`` in a metric column (mean table) or a step (per-step table)."""
         keys = self.steps if self.per_step else self.columns
         row = self.rows.get(label)
         return None if row is None or column not in keys else row[keys.index(column)]
 
 
-def _table(raw: dict[str, Any]) -> PaperTable:
-    return PaperTable(
-        id=raw["id"], title=raw["title"], dataset=raw["dataset"], frames=tuple(raw["frames"]), group=raw["group"],
-        rows={label: tuple(float(v) for v in values) for label, values in raw["rows"].items()},
-        columns=tuple(raw.get("columns", ())), metric=raw.get("metric"), steps=tuple(raw.get("steps", ())),
-    )
-
-
-@lru_cache(maxsize=None)
-def _load() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("vpbench.report").joinpath("paper_values.yaml").read_text())
-
-
 def reference_model() -> str:
     """The registry name of the paper's own model (SRVP), compared with every other model."""
-    return _load()["reference_model"]
+    return REFERENCE_MODEL
 
 
 def paper_tables() -> list[PaperTable]:
-    return [_table(raw) for raw in _load()["tables"]]
+    """Every dataset's reference tables, with the rows every model gives for them."""
+    tables = []
+    for dataset, table in datasets.reference_tables():
+        keys = table.steps if table.metric else table.columns
+        rows = {}
+        for name in models.model_names():
+            entry = models.entries()[name]
+            values = entry.references.get(table.id)
+            if values:
+                rows[entry.label_for(table.protocol)] = tuple(float(values[k]) for k in keys)
+        tables.append(PaperTable(table.id, table.title, dataset, table.frames, table.group, rows, table.columns,
+                                 table.metric, table.steps, table.protocol, table.convention))
+    return tables
 
 
-def tables_for(dataset: str, frames: tuple[int, int], group: str) -> list[PaperTable]:
-    """The paper's tables measured on ``dataset`` with these (input, output) lengths, of one group."""
-    return [t for t in paper_tables() if t.dataset == dataset and t.frames == tuple(frames) and t.group == group]
+def tables_for(dataset: str, frames: tuple[int, int], group: str, protocol: str = "srvp") -> list[PaperTable]:
+    """The published tables measured on ``dataset`` with these (input, output) lengths, of one group,
+    for runs of ``protocol``."""
+    return [t for t in paper_tables() if t.dataset == dataset and t.frames == tuple(frames) and t.group == group
+            and t.protocol == protocol]

@@ -19,7 +19,7 @@ from vpbench.benchmarks.profiling import count_flops, count_params, dummy_batch
 from vpbench.datasets import DataSpec, dataset_entry
 from vpbench.errors import UserError
 from vpbench.models import registry
-from vpbench.models.plugins import first_line
+from vpbench.plugins import first_line
 
 BATCH = 2
 
