@@ -215,6 +215,15 @@ TABLES_10 = (ReferenceTable("table1-10", "Table 1 (Moving MNIST, 10 → 10)", (1
              ReferenceTable("table4", "Table 4 (ablations, Moving MNIST, 10 → 10)", (10, 10), group="ablation",
                             columns=("mse", "psnr", "ssim")))
 TABLES_30 = (ReferenceTable("table1-30", "Table 1 (Moving MNIST, 10 → 30)", (10, 30), columns=("mse", "ssim")),)
+# OpenSTL's published Moving MNIST benchmark (docs/en/model_zoos/video_benchmarks.md; its STL and MetaVP tables),
+# set beside runs of the openstl protocol; rows may also give the published params, FLOPs and FPS.
+OPENSTL_COLUMNS = ("mse", "mae", "ssim", "psnr")
+TABLES_10 += (
+    ReferenceTable("openstl-mmnist-200", "OpenSTL's Moving MNIST benchmark, 200 epochs", (10, 10),
+                   columns=OPENSTL_COLUMNS, protocol="openstl", convention="openstl"),
+    ReferenceTable("openstl-mmnist-2000", "OpenSTL's Moving MNIST benchmark, 2,000 epochs", (10, 10),
+                   columns=OPENSTL_COLUMNS, protocol="openstl", convention="openstl"),
+)
 
 for _name, _frames, _tables, _rank in (("mmnist", (10, 10), TABLES_10, 10), ("mmnist-long", (10, 30), TABLES_30, 20)):
     register_dataset(

@@ -75,6 +75,10 @@ PAPER_VALUES = {
     "table1-30": {"mse": 1303.48, "ssim": 0.4886},
     "table2": {"mse": 408.14, "psnr": 21.5750, "ssim": 0.7158},
     "table3": {1: 0.9639, 2: 0.9502, 3: 0.9375, 4: 0.9262},
+    "openstl-mmnist-200": {"mse": 22.06, "mae": 69.58, "ssim": 0.9509, "psnr": 23.65, "params": 38.6e6,
+                           "flops": 171.7e9, "fps": 38},
+    "openstl-mmnist-2000": {"mse": 14.07, "mae": 48.91, "ssim": 0.9698, "psnr": 26.37, "params": 38.6e6,
+                            "flops": 171.7e9, "fps": 38},
 }
 register_model("causallstm", label="Causal LSTM", labels={"openstl": "PredRNN++"}, tags=("paper", "rnn", "openstl"),
                rank=30, references=PAPER_VALUES, defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS},

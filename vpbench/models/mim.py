@@ -100,6 +100,10 @@ PAPER_VALUES = {
     "table1-30": {"mse": 1303.11, "ssim": 0.4908},
     "table2": {"mse": 445.27, "psnr": 21.3214, "ssim": 0.6947},
     "table3": {1: 0.9599, 2: 0.9446, 3: 0.9313, 4: 0.9185},
+    "openstl-mmnist-200": {"mse": 22.55, "mae": 69.97, "ssim": 0.9498, "psnr": 23.56, "params": 38.0e6,
+                           "flops": 179.2e9, "fps": 37},
+    "openstl-mmnist-2000": {"mse": 14.73, "mae": 52.31, "ssim": 0.9678, "psnr": 25.99, "params": 38.0e6,
+                            "flops": 179.2e9, "fps": 37},
 }
 register_model("mim", label="MIM", tags=("paper", "rnn", "openstl"), rank=40, references=PAPER_VALUES,
                defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS}, recipe=openstl_recipe(5.0e-4),

@@ -168,6 +168,11 @@ PAPER_VALUES = {
     "table1-30": {"mse": 1280.05, "ssim": 0.5167},
     "table2": {"mse": 452.65, "psnr": 21.4365, "ssim": 0.7179},
     "table3": {1: 0.9415, 2: 0.9286, 3: 0.9194, 4: 0.9122},
+    # OpenSTL's SimVP+IncepU (its PSNR from the MetaVP table: the STL table's 37.97 used an obsolete formula).
+    "openstl-mmnist-200": {"mse": 32.15, "mae": 89.05, "ssim": 0.9268, "psnr": 21.84, "params": 58.0e6,
+                           "flops": 19.4e9, "fps": 209},
+    "openstl-mmnist-2000": {"mse": 21.15, "mae": 64.15, "ssim": 0.9536, "psnr": 23.99, "params": 58.0e6,
+                            "flops": 19.4e9, "fps": 209},
 }
 register_model("simvp", label="SimVP", tags=("paper", "rnn-free"), defaults=SIMVP_PRESETS, rank=70, references=PAPER_VALUES,
                recipe={"paper": {**SIMVP_RECIPE, "batch_size": 16}, "quick": SIMVP_RECIPE, "tiny": SIMVP_RECIPE},

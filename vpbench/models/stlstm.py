@@ -78,6 +78,10 @@ PAPER_VALUES = {
     "table1-30": {"mse": 1324.94, "ssim": 0.4636},
     "table2": {"mse": 386.21, "psnr": 21.9665, "ssim": 0.7294},
     "table3": {1: 0.9656, 2: 0.9519, 3: 0.9397, 4: 0.9285},
+    "openstl-mmnist-200": {"mse": 23.97, "mae": 72.82, "ssim": 0.9462, "psnr": 23.28, "params": 23.8e6,
+                           "flops": 116.0e9, "fps": 54},
+    "openstl-mmnist-2000": {"mse": 26.43, "mae": 77.52, "ssim": 0.9411, "psnr": 22.90, "params": 23.8e6,
+                            "flops": 116.0e9, "fps": 54},
 }
 register_model("stlstm", label="ST-LSTM", labels={"openstl": "PredRNN"}, tags=("paper", "rnn", "openstl"), rank=20,
                references=PAPER_VALUES, defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS},
