@@ -28,7 +28,7 @@ def test_run_writes_a_self_contained_folder(tiny_results):
     assert {"mse", "mae", "psnr", "ssim", "status", "provenance", "params", "flops"} <= set(metrics)
     assert metrics["status"] == "finished" and metrics["provenance"]["kind"] == "embedded"
     per_frame = np.load(run.file("per_sequence.npz"))["per_frame"]
-    assert per_frame.shape == (8, 10, 4)  # tiny: 8 test sequences, 10 predicted frames
+    assert per_frame.shape == (8, 10, 5)  # tiny: 8 test sequences, 10 predicted frames, 5 metrics
     assert metrics["mse"] == per_frame[..., 0].mean()
     framewise = pd.read_csv(run.file("framewise.csv"))
     assert np.allclose(framewise["ssim"], per_frame[..., 3].mean(axis=0))

@@ -93,7 +93,7 @@ def test_quantisation_rounds_like_saved_images():
 
 
 def test_summary_and_framewise_table_derive_from_the_per_sequence_array():
-    per_frame = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4)
+    per_frame = np.arange(2 * 3 * 5, dtype=float).reshape(2, 3, 5)
     assert summarize(per_frame)["mse"] == per_frame[..., 0].mean()
     table = framewise_table(per_frame)
     assert table["frame"].tolist() == [1, 2, 3]

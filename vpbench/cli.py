@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate models, one run folder each")
     _add_common(run)
     run.add_argument("--epochs", type=int, help="override the preset's number of epochs")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    seeds = run.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    seeds.add_argument("--seeds", help="several seeds, each model trained once per seed: 0,1,2 or a range 0-2")
     run.add_argument("--data-dir", help="folder with the dataset's files (optional for Moving MNIST)")
     run.add_argument("--results-dir", default="results", help="where run folders go (default: results)")
     run.add_argument("--resume", action="store_true",
@@ -59,12 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
                           "evaluation is always fp32")
     run.add_argument("--compile", action="store_true", help="train through torch.compile")
 
+    evaluation = sub.add_parser("eval", help="evaluate a finished run's best checkpoint again, on its test set or "
+                                             "another dataset or horizon")
+    evaluation.add_argument("run_dir", help="the run folder (results/<dataset>/<model>/<run id>)")
+    evaluation.add_argument("--dataset", help="another dataset to test on (default: the run's), e.g. mmnist-long")
+    evaluation.add_argument("--horizon", type=int, help="frames to predict (default: the dataset's)")
+    evaluation.add_argument("--data-dir", help="folder with the test dataset's files")
+    evaluation.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    evaluation.add_argument("--set", dest="sets", action="append", default=[], metavar="dataset.KEY=VALUE",
+                            help="override an option of the test dataset (repeatable)")
+
+    predict = sub.add_parser("predict", help="a trained run's predictions for frames you give: PNGs, a strip, a GIF")
+    predict.add_argument("run_dir", help="the run folder (results/<dataset>/<model>/<run id>)")
+    predict.add_argument("--input", required=True, help="a folder of images, a video or a .npy array of frames")
+    predict.add_argument("--out", required=True, help="folder for the predicted frames, strip.png and prediction.gif")
+    predict.add_argument("--horizon", type=int, help="frames to predict (default: the run's)")
+    predict.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+
     sub.add_parser("list", help="models, model groups and datasets")
 
     profile = sub.add_parser("profile", help="parameters, FLOPs, latency, train-step time and peak memory")
     _add_common(profile)
     profile.add_argument("--format", choices=("table", "json"), default="table",
                          help="json: stdout holds the JSON alone (notes go to stderr)")
+    profile.add_argument("--data-dir", help="folder with the dataset's files, for a dataset that reads its shape "
+                                            "from them (arrays)")
     profile.add_argument("--no-timing", action="store_true",
                          help="parameters and FLOPs only (seconds per model); no latency, train step or memory")
     profile.add_argument("--results-dir", default="results",
@@ -73,10 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="the paper's tables and figures from the runs found")
     report.add_argument("--results-dir", default="results", help="folder of run folders (default: results)")
     report.add_argument("--out", default="reports", help="where the report goes (default: reports)")
-    report.add_argument("--convention", choices=("paper", "openstl"), default="paper",
-                        help="paper: per-pixel MSE/MAE on 0-255; openstl: per-frame sums over pixels on [0, 1]")
+    report.add_argument("--convention", choices=("paper", "openstl"),
+                        help="paper: per-pixel MSE/MAE on 0-255, SSIM data_range 255; openstl: per-frame sums over "
+                             "pixels on [0, 1], OpenSTL's SSIM (default: each section's protocol's)")
     report.add_argument("--samples", default="0",
                         help="comma-separated indices of the stored test samples to draw (default: 0)")
+    report.add_argument("--figure-format", default="png",
+                        help="comma-separated figure formats: png, pdf, svg (default: png; the pages show the first)")
 
     data = sub.add_parser("data", help="dataset utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -87,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
     speed.add_argument("--parts", default="models,metrics,generation",
-                       help="any of models, metrics, generation, srvp-official (needs --official-srvp)")
+                       help="any of models, metrics, generation, srvp-official (needs --official-srvp), openstl "
+                            "(needs --openstl)")
     speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
     speed.add_argument("--dataset", default="mmnist")
     _add_preset(speed, "quick")
@@ -100,10 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--out", help="also write the markdown table to this file")
     speed.add_argument("--official-srvp", metavar="PATH",
                        help="your clone of github.com/yuseonk/SRVP, for --parts srvp-official (needs einops)")
+    speed.add_argument("--openstl", metavar="PATH",
+                       help="your clone of github.com/chengtan9907/OpenSTL, for --parts openstl (time the training "
+                            "step of each model both suites have, at the same configuration and batch)")
 
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")
     check_model.add_argument("--dataset", default="mmnist")
+    check_model.add_argument("--data-dir", help="folder with the dataset's files, for a dataset that reads its "
+                                                "shape from them (arrays)")
     _add_preset(check_model, "quick")
     return parser
 
@@ -129,7 +159,7 @@ def _preset(args: argparse.Namespace, device_type: str = "cpu", *, say: bool = T
 def cmd_run(args: argparse.Namespace) -> None:
     from vpbench import presets
     from vpbench.benchmarks import distributed
-    from vpbench.benchmarks.runner import plan, run_sweep
+    from vpbench.benchmarks.runner import parse_seeds, plan, run_sweep
     from vpbench.benchmarks.trainer import Runtime
     from vpbench.config import parse_sets
     from vpbench.environment import resolve_device
@@ -140,27 +170,52 @@ def cmd_run(args: argparse.Namespace) -> None:
         sys.stdout = open(os.devnull, "w")
     preset = _preset(args, device.type)
     models = expand(args.models, presets.get(preset).protocol)
-    configs = plan(models, args.dataset, preset=preset, seed=args.seed, epochs=args.epochs,
-                   sets=parse_sets(args.sets), dist=planned)
+    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    configs = plan(models, args.dataset, preset=preset, seeds=seeds, epochs=args.epochs, sets=parse_sets(args.sets),
+                   dist=planned, data_dir=args.data_dir)
     dist, device = distributed.from_environment(device)
     precision = args.precision if args.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     runtime = Runtime(device=device, precision=precision, compile=args.compile, dist=dist)
     print(f"models: {', '.join(models)} | dataset: {args.dataset} | device: {device} | precision: {precision} | "
-          f"seed: {args.seed}" + (f" | processes: {dist.world}" if dist.active else ""))
+          f"seed{'s' * (len(seeds) > 1)}: {', '.join(map(str, seeds))}" + (f" | processes: {dist.world}" if dist.active else ""))
     results = run_sweep(configs, data_dir=args.data_dir, results_dir=args.results_dir, runtime=runtime,
                         resume=args.resume)
     distributed.finish(dist)
     if not dist.is_main:
         return
-    print("\n| Model | MSE | SSIM | Status |\n|---|---:|---:|---|")
+    print("\n| Model | Seed | MSE | SSIM | Status |\n|---|---:|---:|---:|---|")
     for m in results:
         mse = "-" if m["mse"] is None else f"{m['mse']:.1f}"
         ssim = "-" if m["ssim"] is None else f"{m['ssim']:.4f}"
-        print(f"| {m['label']} | {mse} | {ssim} | {m['status']} |")
+        print(f"| {m['label']} | {m['seed']} | {mse} | {ssim} | {m['status']} |")
 
 
 def _origin(origin: dict) -> str:
     return "" if origin.get("kind") == "builtin" else f"  [external: {origin.get('source', '')}]"
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from vpbench.benchmarks.reevaluate import evaluate_run
+    from vpbench.config import parse_sets
+    from vpbench.environment import resolve_device
+
+    sets = parse_sets(args.sets)
+    if sets["train"] or sets["model"]:
+        raise UserError("bench eval takes --set dataset.KEY=VALUE only: the model and its training are the run's")
+    folder = evaluate_run(args.run_dir, dataset=args.dataset, horizon=args.horizon, data_dir=args.data_dir,
+                          sets=sets["dataset"], device=resolve_device(args.device))
+    metrics = folder.read_json("metrics.json")
+    print(f"{metrics['model']} on {metrics['dataset']} {metrics['frames'][0]} -> {metrics['frames'][1]}: "
+          f"MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, SSIM {metrics['ssim']:.4f}")
+    print(f"evaluation: {folder.path}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from vpbench.benchmarks.predict import predict_run
+    from vpbench.environment import resolve_device
+
+    files = predict_run(args.run_dir, args.input, args.out, horizon=args.horizon, device=resolve_device(args.device))
+    print(f"wrote {len(files) - 2} predicted frames, strip.png and prediction.gif to {Path(args.out)}")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -203,7 +258,7 @@ def cmd_profile(args: argparse.Namespace) -> None:
                     "per recurrent model); --no-timing gives parameters and FLOPs in seconds")
     rows = []
     for name in expand(args.models, presets.get(preset).protocol):
-        config = cfg.resolve(preset, name, args.dataset, sets=cfg.parse_sets(args.sets))
+        config = cfg.resolve(preset, name, args.dataset, sets=cfg.parse_sets(args.sets), data_dir=args.data_dir)
         spec = dataset_entry(args.dataset).spec(config["dataset"])
         costs = profile_model(build_model(config), spec, config["train"], device, timing=timing)
         rows.append({"model": name, "dataset": args.dataset, "preset": preset, "device": str(device), **costs})
@@ -223,7 +278,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from vpbench.report.build import build_report
 
-    build_report(args.results_dir, args.out, convention=args.convention, samples=args.samples)
+    build_report(args.results_dir, args.out, convention=args.convention, samples=args.samples,
+                 figure_formats=args.figure_format)
 
 
 def cmd_speed(args: argparse.Namespace) -> None:
@@ -244,11 +300,14 @@ def cmd_speed(args: argparse.Namespace) -> None:
     if "srvp-official" in parts and not args.official_srvp:
         raise UserError("--parts srvp-official needs --official-srvp PATH, the folder of your clone of "
                         "github.com/yuseonk/SRVP")
+    if "openstl" in parts and not args.openstl:
+        raise UserError("--parts openstl needs --openstl PATH, the folder of your clone of "
+                        "github.com/chengtan9907/OpenSTL")
     preset = _preset(args, say=False)
     text = speed_markdown(parts, models=expand(args.models, presets.get(preset).protocol), dataset=args.dataset,
                           preset=preset,
                           batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats,
-                          official_path=args.official_srvp, steps=args.steps)
+                          official_path=args.official_srvp, steps=args.steps, openstl_path=args.openstl)
     print(text)
     if args.out:
         atomic_write_bytes(Path(args.out), text.encode())
@@ -263,11 +322,13 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_check_model(args: argparse.Namespace) -> None:
     from vpbench.benchmarks.check_model import check_model
 
-    check_model(args.spec, args.dataset, preset=_preset(args, say=False))
+    check_model(args.spec, args.dataset, preset=_preset(args, say=False), data_dir=args.data_dir)
 
 
 COMMANDS = {
     "run": cmd_run,
+    "eval": cmd_eval,
+    "predict": cmd_predict,
     "list": cmd_list,
     "profile": cmd_profile,
     "report": cmd_report,

@@ -14,6 +14,7 @@ training settings (see :mod:`vpbench.presets`).
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
@@ -95,9 +96,11 @@ def _parse_value(item: str, raw: str) -> Any:
         raise UserError(f"--set {item!r}: the value is not valid YAML") from None
 
 
-def dataset_config(preset: Mapping[str, Any], name: str, sets: Mapping[str, Any]) -> dict[str, Any]:
-    """The dataset section: the dataset's defaults for ``preset`` (from :func:`load_preset`), then ``--set``."""
-    return dataset_entry(name).config(preset["name"], sets)
+def dataset_config(preset: Mapping[str, Any], name: str, sets: Mapping[str, Any],
+                   data_dir: str | Path | None = None) -> dict[str, Any]:
+    """The dataset section: the dataset's defaults for ``preset`` (from :func:`load_preset`), then ``--set``,
+    then what the dataset reads from ``data_dir`` (arrays of your own: their lengths and shape)."""
+    return dataset_entry(name).config(preset["name"], sets, data_dir)
 
 
 def train_config(preset: Mapping[str, Any], model: str, dataset: str, sets: Mapping[str, Any],
@@ -121,12 +124,12 @@ def train_config(preset: Mapping[str, Any], model: str, dataset: str, sets: Mapp
 
 
 def resolve(preset_name: str, model: str, dataset: str, *, seed: int = 0, epochs: int | None = None,
-            sets: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+            sets: Mapping[str, Mapping[str, Any]] | None = None, data_dir: str | Path | None = None) -> dict[str, Any]:
     """The full configuration of one run (JSON/YAML-serialisable)."""
     sets = sets or {s: {} for s in SECTIONS}
     preset = load_preset(preset_name)
     entry = dataset_entry(dataset)
-    data = dataset_config(preset, entry.name, sets.get("dataset", {}))
+    data = dataset_config(preset, entry.name, sets.get("dataset", {}), data_dir)
     spec = entry.spec(data)
     model_kwargs = registry.model_kwargs(model, preset_name, spec.model_keys(), sets.get("model", {}))
     if "img_size" in model_kwargs:

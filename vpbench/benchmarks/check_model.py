@@ -101,14 +101,14 @@ def _build(name: str, kwargs: dict[str, Any]) -> nn.Module:
     return model
 
 
-def check_model(spec: str, dataset: str, *, preset: str = "quick") -> None:
+def check_model(spec: str, dataset: str, *, preset: str = "quick", data_dir: str | None = None) -> None:
     """Build ``spec`` (a model name or ``module:factory``) for ``dataset`` and check the contract."""
     names = registry.expand(spec)
     if len(names) != 1:
         raise UserError(f"check-model takes one model; {spec!r} names {len(names)}: {', '.join(names)}")
     name = names[0]
     entry = registry.get_entry(name)
-    config = cfg.resolve(preset, name, dataset)  # checks the dataset options and the model's recipe
+    config = cfg.resolve(preset, name, dataset, data_dir=data_dir)  # checks the dataset options and the recipe
     data = dataset_entry(dataset).spec(config["dataset"])
     origin = entry.origin
     where = "built-in" if origin["kind"] == "builtin" else (

@@ -21,8 +21,8 @@ def data_check(dataset: str, data_dir: str | Path, *, preset: str = "quick") -> 
         checkable = [n for n in dataset_names() if dataset_entry(n).inspect is not None]
         raise UserError(f"`bench data check` reads datasets from a data directory ({', '.join(checkable)}); "
                         f"{entry.name!r} has nothing to check")
-    config = cfg.dataset_config(cfg.load_preset(preset), entry.name, {})
     root = existing_dir(data_dir)
+    config = cfg.dataset_config(cfg.load_preset(preset), entry.name, {}, root)
     lines, problems = entry.inspect(root, config, entry.spec(config))
     print(f"preset {preset}")
     print("\n".join(lines))

@@ -3,7 +3,10 @@
 Predictions are quantised to 8-bit frames first (round(255 x), as saved images and as the official
 SRVP evaluation does). For every predicted frame of every sequence: MSE and MAE (per-pixel means),
 PSNR (10 log10(255^2 / MSE)) and SSIM with scikit-image's defaults (7x7 uniform window, sample
-covariance, K1=0.01, K2=0.03, data_range=255; averaged over channels for RGB).
+covariance, K1=0.01, K2=0.03, data_range=255; averaged over channels for RGB). ``ssim_openstl`` is
+SSIM as OpenSTL computes it: scikit-image (<= 0.19) on float frames in [0, 1] without a data range
+takes the float type's range, 2, so its constants are those of data_range=510 on the 0-255 scale; it
+reads higher than SSIM and is what OpenSTL's published SSIM values are to be compared with.
 
 On 8-bit frames every window sum is an integer below 2^31, so the sums are exact integers and only
 the final SSIM formula runs in float64: SSIM agrees with
@@ -21,16 +24,18 @@ from torch import Tensor
 
 from vpbench import parallel
 
-METRICS = ("mse", "mae", "psnr", "ssim")
-HIGHER_IS_BETTER = {"mse": False, "mae": False, "psnr": True, "ssim": True}
+METRICS = ("mse", "mae", "psnr", "ssim", "ssim_openstl")
+HIGHER_IS_BETTER = {"mse": False, "mae": False, "psnr": True, "ssim": True, "ssim_openstl": True}
 DATA_RANGE = 255.0
+OPENSTL_DATA_RANGE = 2 * DATA_RANGE  # the range of a float type in scikit-image <= 0.19, on the 0-255 scale
 SSIM_WIN = 7
 MIN_MSE = 1e-10  # PSNR of an exact prediction is capped at 10 log10(255^2 / 1e-10) = 148 dB
 _N = SSIM_WIN * SSIM_WIN
 # With S the window sums: var_x + var_y = (n S(x^2 + y^2) - Sx^2 - Sy^2) / (n (n-1)), cov likewise,
 # and the means are S/n; the constants below are C1 and C2 scaled to those integer numerators.
-_C1 = (0.01 * DATA_RANGE) ** 2 * _N * _N
-_C2 = (0.03 * DATA_RANGE) ** 2 * _N * (_N - 1)
+_C1, _C2 = (0.01 * DATA_RANGE) ** 2 * _N * _N, (0.03 * DATA_RANGE) ** 2 * _N * (_N - 1)
+_C1_OPENSTL = (0.01 * OPENSTL_DATA_RANGE) ** 2 * _N * _N
+_C2_OPENSTL = (0.03 * OPENSTL_DATA_RANGE) ** 2 * _N * (_N - 1)
 
 
 def to_uint8(frames: Tensor) -> Tensor:
@@ -40,12 +45,13 @@ def to_uint8(frames: Tensor) -> Tensor:
 
 @numba.njit(parallel=True, cache=True, fastmath={"reassoc"})
 def _plane_sums(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Per 2-D plane of uint8 [N, H, W] x2: sum of squared and absolute errors and SSIM -> out [N, 3]."""
+    """Per 2-D plane of uint8 [N, H, W] x2: sum of squared and absolute errors, SSIM and OpenSTL's SSIM
+    -> out [N, 4]."""
     n, h, w = x.shape
     oh, ow = h - SSIM_WIN + 1, w - SSIM_WIN + 1
     for f in numba.prange(n):
         xf, yf = x[f], y[f]
-        sq_err, abs_err, total = 0, 0, 0.0
+        sq_err, abs_err, total, total_openstl = 0, 0, 0.0, 0.0
         # col[:, j]: sums of x, y, x^2 + y^2 and xy over the window's rows in column j.
         col = np.zeros((4, w), np.int32)
         for r in range(h):
@@ -76,14 +82,19 @@ def _plane_sums(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:  # pragm
                 var_sum = np.float64(_N * sq - sx * sx - sy * sy)
                 cov = np.float64(_N * sxy - sx * sy)
                 fx, fy = np.float64(sx), np.float64(sy)
-                total += ((2 * fx * fy + _C1) * (2 * cov + _C2)) / ((fx * fx + fy * fy + _C1) * (var_sum + _C2))
+                mean_term, square_term = 2 * fx * fy, fx * fx + fy * fy
+                total += ((mean_term + _C1) * (2 * cov + _C2)) / ((square_term + _C1) * (var_sum + _C2))
+                total_openstl += (((mean_term + _C1_OPENSTL) * (2 * cov + _C2_OPENSTL))
+                                  / ((square_term + _C1_OPENSTL) * (var_sum + _C2_OPENSTL)))
         out[f, 0] = sq_err
         out[f, 1] = abs_err
         out[f, 2] = total / (oh * ow)
+        out[f, 3] = total_openstl / (oh * ow)
 
 
 def _per_frame(pred: Tensor, target: Tensor) -> Tensor:
-    """MSE, MAE and SSIM of 8-bit frames [N, C, H, W] -> [N, 3] (float64); SSIM is the channel mean."""
+    """MSE, MAE, SSIM and OpenSTL's SSIM of 8-bit frames [N, C, H, W] -> [N, 4] (float64); the SSIMs are
+    channel means."""
     if pred.dtype != torch.uint8 or target.dtype != torch.uint8:
         raise TypeError(f"metrics take 8-bit frames, got {pred.dtype} and {target.dtype}; quantise with to_uint8")
     if pred.shape != target.shape:
@@ -91,13 +102,13 @@ def _per_frame(pred: Tensor, target: Tensor) -> Tensor:
     n, c, h, w = pred.shape
     if min(h, w) < SSIM_WIN:
         raise ValueError(f"SSIM needs frames of at least {SSIM_WIN}x{SSIM_WIN}, got {(h, w)}")
-    planes = np.empty((n * c, 3))
+    planes = np.empty((n * c, 4))
     x = np.ascontiguousarray(pred.cpu().numpy()).reshape(n * c, h, w)
     y = np.ascontiguousarray(target.cpu().numpy()).reshape(n * c, h, w)
     parallel.run(_plane_sums, x, y, planes)
-    planes = planes.reshape(n, c, 3)
+    planes = planes.reshape(n, c, 4)
     errors = planes[..., :2].sum(axis=1) / (c * h * w)
-    return torch.from_numpy(np.concatenate([errors, planes[..., 2].mean(axis=1, keepdims=True)], axis=1))
+    return torch.from_numpy(np.concatenate([errors, planes[..., 2:].mean(axis=1)], axis=1))
 
 
 def ssim(pred: Tensor, target: Tensor) -> Tensor:
@@ -108,9 +119,9 @@ def ssim(pred: Tensor, target: Tensor) -> Tensor:
 def frame_metrics(pred: Tensor, target: Tensor) -> Tensor:
     """Metrics per sequence and frame.
 
-    pred, target: uint8 [B, T, C, H, W] -> [B, T, 4] float64 (columns: ``METRICS``), on the CPU.
+    pred, target: uint8 [B, T, C, H, W] -> [B, T, 5] float64 (columns: ``METRICS``), on the CPU.
     """
     b, t = pred.shape[:2]
-    mse, mae, s = _per_frame(pred.flatten(0, 1), target.flatten(0, 1)).view(b, t, 3).unbind(-1)
+    mse, mae, s, s_openstl = _per_frame(pred.flatten(0, 1), target.flatten(0, 1)).view(b, t, 4).unbind(-1)
     psnr = 10 * torch.log10(DATA_RANGE**2 / mse.clamp_min(MIN_MSE))
-    return torch.stack([mse, mae, psnr, s], dim=-1)
+    return torch.stack([mse, mae, psnr, s, s_openstl], dim=-1)

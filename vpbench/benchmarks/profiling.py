@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from vpbench.benchmarks.recipes import make_optimizer
-from vpbench.losses import get_loss
+from vpbench.losses import LossContext, get_loss
 from vpbench.datasets import DataSpec
 from vpbench.environment import flush_denormals
 
@@ -92,8 +92,9 @@ def time_inference(model: nn.Module, spec: DataSpec, device: torch.device, *, ba
 
 
 def train_step_fn(model: nn.Module, spec: DataSpec, train: Mapping[str, Any], device: torch.device,
-                  batch: int) -> Callable[[], None]:
-    """One training step of the model's recipe on a random batch (optimiser included)."""
+                  batch: int, step: int = 0) -> Callable[[], None]:
+    """One training step of the model's recipe on a random batch (optimiser included), as the ``step``-th
+    step of training (for step-counted schedules such as scheduled sampling)."""
     flush_denormals()
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -102,14 +103,15 @@ def train_step_fn(model: nn.Module, spec: DataSpec, train: Mapping[str, Any], de
     optimizer = make_optimizer(params, train)
     loss_fn = get_loss(train["loss"])
     x, y = dummy_batch(spec, batch, device)
+    context = LossContext(step, train)
 
-    def step() -> None:
+    def one_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = loss_fn(model, x, y)
+        loss, _ = loss_fn(model, x, y, context)
         loss.backward()
         optimizer.step()
 
-    return step
+    return one_step
 
 
 def peak_memory_mb(fn: Callable[[], Any], device: torch.device) -> float:

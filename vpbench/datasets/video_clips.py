@@ -26,8 +26,9 @@ class VideoClips(SequenceSource):
         folder = cache_root(config.get("cache_dir")) / spec.name
         step, length = catalog.prep.step, spec.total_frames
         train, test = (load_videos(catalog.videos[s], catalog.prep, folder) for s in ("train", "test"))
+        val = load_videos(catalog.videos["val"], catalog.prep, folder) if "val" in catalog.videos else None
         videos, clips = make_splits(train, test, length, step, int(config["val_sequences"]),
-                                    config.get("test_sequences"))
+                                    config.get("test_sequences"), val)
         require_clips(catalog, clips, length)
         self._paths = [v.path for v in videos]
         self._frames: list[np.ndarray] | None = [v.frames for v in videos]
@@ -106,10 +107,10 @@ def inspector(catalog: CatalogFn) -> Callable[[Path | None, Mapping[str, Any], D
         found = catalog(root, config, spec)
         folder = cache_root(config.get("cache_dir")) / spec.name
         unreadable: list[str] = []
-        train, test = (load_videos(found.videos[s], found.prep, folder,
-                                   on_error=lambda video, err: unreadable.append(str(err))) for s in ("train", "test"))
-        videos, clips = make_splits(train, test, spec.total_frames, found.prep.step, int(config["val_sequences"]),
-                                    config.get("test_sequences"))
+        loaded = {split: load_videos(videos, found.prep, folder, on_error=lambda video, err: unreadable.append(str(err)))
+                  for split, videos in found.videos.items()}
+        videos, clips = make_splits(loaded["train"], loaded["test"], spec.total_frames, found.prep.step,
+                                    int(config["val_sequences"]), config.get("test_sequences"), loaded.get("val"))
         lines = [f"{spec.name} in {found.root} ({found.kind})", *(f"  {line}" for line in found.notes),
                  f"  preprocessing: {found.prep.tag()}; cache: {folder}",
                  f"  clips: {spec.total_frames} frames ({spec.input_frames} -> {spec.output_frames}), "
@@ -132,6 +133,8 @@ def inspector(catalog: CatalogFn) -> Callable[[Path | None, Mapping[str, Any], D
 
 def _subjects(catalog: Catalog, split: str, used: list[Loaded]) -> str:
     """``person01, person02 (2 of person01-person16)``; validation: held out from the training subjects."""
+    if not catalog.subjects:
+        return catalog.subjects_text(split)
     if split == "val":
         return "whole training videos held out"
     found = sorted({v.video.subject for v in used})

@@ -16,7 +16,7 @@ from PIL import Image
 
 from vpbench.errors import UserError
 
-VIDEO_SUFFIXES = (".avi", ".mp4")
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 INTERPOLATIONS = {"area": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR}
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")  # an image name ending in its frame number
@@ -24,13 +24,15 @@ _NUMBERED = re.compile(r"^(.*?)(\d+)$")  # an image name ending in its frame num
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Keep every ``step``-th frame, center-crop it to the largest square, make it gray or RGB and
-    resize it to ``size`` x ``size`` (``area``: PIL box filter; ``bilinear``: PIL's antialiased bilinear)."""
+    """Keep every ``step``-th frame, center-crop it to the largest square (``crop="center"``; ``"none"``
+    squashes the whole frame to a square, as OpenSTL's KTH loader does), make it gray or RGB and resize it
+    to ``size`` x ``size`` (``area``: PIL box filter; ``bilinear``: PIL's antialiased bilinear)."""
 
     size: int
     gray: bool
     interpolation: str = "area"
     step: int = 1
+    crop: str = "center"
 
     def __post_init__(self) -> None:
         if self.interpolation not in INTERPOLATIONS:
@@ -44,14 +46,17 @@ class Preprocess:
     def tag(self) -> str:
         """What the preprocessing does, for cache keys and provenance."""
         mode = "gray" if self.gray else "rgb"
-        return f"{mode} center-crop {self.size}x{self.size} {self.interpolation} step {self.step}"
+        fit = "center-crop" if self.crop == "center" else "squash"
+        return f"{mode} {fit} {self.size}x{self.size} {self.interpolation} step {self.step}"
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         """A frame of any size -> uint8 [C, size, size]."""
         w, h = image.size
-        side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        image = image.crop((left, top, left + side, top + side)).convert("L" if self.gray else "RGB")
+        if self.crop == "center":
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            image = image.crop((left, top, left + side, top + side))
+        image = image.convert("L" if self.gray else "RGB")
         array = np.asarray(image.resize((self.size, self.size), INTERPOLATIONS[self.interpolation]))
         return array[None] if self.gray else array.transpose(2, 0, 1)
 

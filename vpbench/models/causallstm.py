@@ -79,6 +79,10 @@ PAPER_VALUES = {
                            "flops": 171.7e9, "fps": 38},
     "openstl-mmnist-2000": {"mse": 14.07, "mae": 48.91, "ssim": 0.9698, "psnr": 26.37, "params": 38.6e6,
                             "flops": 171.7e9, "fps": 38},
+    "openstl-kth-100": {"mse": 39.84, "mae": 370.4, "ssim": 0.9124, "psnr": 28.13, "params": 38.3e6,
+                      "flops": 4162.0e9, "fps": 5},
+    "openstl-human36m-50": {"mse": 110.0, "mae": 1452.2, "ssim": 0.9832, "psnr": 34.02, "params": 39.3e6,
+                          "flops": 1033.0e9, "fps": 18},
 }
 register_model("causallstm", label="Causal LSTM", labels={"openstl": "PredRNN++"}, tags=("paper", "rnn", "openstl"),
                rank=30, references=PAPER_VALUES, defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS},

@@ -93,6 +93,10 @@ PAPER_VALUES = {
                            "flops": 56.8e9, "fps": 113},
     "openstl-mmnist-2000": {"mse": 22.41, "mae": 73.07, "ssim": 0.9480, "psnr": 23.54, "params": 15.0e6,
                             "flops": 56.8e9, "fps": 113},
+    "openstl-kth-100": {"mse": 47.65, "mae": 445.5, "ssim": 0.8977, "psnr": 26.99, "params": 14.9e6,
+                      "flops": 1368.0e9, "fps": 16},
+    "openstl-human36m-50": {"mse": 125.5, "mae": 1566.7, "ssim": 0.9813, "psnr": 33.4, "params": 15.5e6,
+                          "flops": 347.0e9, "fps": 52},
 }
 # OpenSTL's ConvLSTM cell has neither peepholes nor the forget bias.
 OPENSTL_CELL = {"peephole": False, "forget_bias": 0.0}

@@ -104,6 +104,10 @@ PAPER_VALUES = {
                            "flops": 179.2e9, "fps": 37},
     "openstl-mmnist-2000": {"mse": 14.73, "mae": 52.31, "ssim": 0.9678, "psnr": 25.99, "params": 38.0e6,
                             "flops": 179.2e9, "fps": 37},
+    "openstl-kth-100": {"mse": 40.73, "mae": 380.8, "ssim": 0.9025, "psnr": 27.78, "params": 39.8e6,
+                      "flops": 1099.0e9, "fps": 17},
+    "openstl-human36m-50": {"mse": 112.1, "mae": 1467.1, "ssim": 0.9829, "psnr": 33.97, "params": 47.6e6,
+                          "flops": 1051.0e9, "fps": 17},
 }
 register_model("mim", label="MIM", tags=("paper", "rnn", "openstl"), rank=40, references=PAPER_VALUES,
                defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS}, recipe=openstl_recipe(5.0e-4),

@@ -77,6 +77,11 @@ def choose(preset: str | None, protocol: str | None, device_type: str) -> Preset
     return found
 
 
+def by_protocol(srvp: Any, openstl: Any) -> dict[str, Any]:
+    """A per-preset mapping with one value for every preset of each protocol."""
+    return {name: srvp if protocol == "srvp" else openstl for (protocol, _), name in NAMES.items()}
+
+
 def lookup(values: Mapping[str, Any], preset: str) -> Any:
     """The value declared for ``preset`` in a per-preset mapping, else for its SRVP fallback; None
     when neither is declared."""

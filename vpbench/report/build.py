@@ -3,7 +3,8 @@
     <out>/README.md                  index: datasets, presets, test sets, models, skipped runs
     <out>/<dataset>.md               tables, paired comparison, cost and figures per preset/test set
     <out>/<dataset>-framewise.csv    model, seed, frame, metric, value (+ label, preset, test_set)
-    <out>/<dataset>-<preset>-<test hash>-{framewise,framewise-ablation,sample<i>}.png
+    <out>/<dataset>-<preset>-<test hash>-{framewise,framewise-ablation,sample<i>}.{png,pdf,svg}
+    <out>/<dataset>-<preset>-<test hash>-sample<i>.gif   ground truth and every prediction, as motion
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pandas as pd
 from vpbench.errors import UserError
 from vpbench.report.collect import collect, read_profiles
 from vpbench.report.conventions import CONVENTIONS
+from vpbench.report.figures import FORMATS
 from vpbench.report.framewise import framewise_long
 from vpbench.report.index import index_markdown
 from vpbench.report.page import Options, group_section
@@ -43,11 +45,22 @@ def _writable(out: str | Path) -> Path:
     return path
 
 
-def build_report(results_dir: str | Path, out: str | Path, *, convention: str = "paper", samples: str = "0") -> Path:
-    """Write the report into ``out``; returns the index's path. Warnings go to stderr, one line each."""
-    if convention not in CONVENTIONS:
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"png,pdf"`` -> ``("png", "pdf")``, each one of the figure formats."""
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise UserError(f"--figure-format {text!r}: choose from {', '.join(FORMATS)}, comma-separated, e.g. png,pdf")
+    return formats
+
+
+def build_report(results_dir: str | Path, out: str | Path, *, convention: str | None = None,
+                 samples: str = "0", figure_formats: str = "png") -> Path:
+    """Write the report into ``out``; returns the index's path. Warnings go to stderr, one line each.
+    ``convention``: of every table; None: each section's protocol's (``paper`` or ``openstl``)."""
+    if convention is not None and convention not in CONVENTIONS:
         raise UserError(f"--convention {convention!r}: choose one of {', '.join(CONVENTIONS)}")
-    options = Options(convention, parse_samples(samples))
+    options = Options(convention, parse_samples(samples), parse_formats(figure_formats))
     collection = collect(results_dir)
     profiles, warnings = read_profiles(results_dir)
     warnings = collection.warnings + warnings
@@ -59,10 +72,10 @@ def build_report(results_dir: str | Path, out: str | Path, *, convention: str = 
         for group in groups:
             lines += group_section(group, out, options, profiles, warnings)
         atomic_write_bytes(out / f"{dataset}.md", ("\n".join(lines).rstrip("\n") + "\n").encode())
-        table = pd.concat([framewise_long(g, convention) for g in groups], ignore_index=True)
+        table = pd.concat([framewise_long(g, options.convention_for(g)) for g in groups], ignore_index=True)
         atomic_write_bytes(out / f"{dataset}-framewise.csv", table.to_csv(index=False).encode())
     index = out / "README.md"
-    atomic_write_bytes(index, index_markdown(collection.groups, Path(results_dir), convention, warnings).encode())
+    atomic_write_bytes(index, index_markdown(collection.groups, Path(results_dir), options, warnings).encode())
     for warning in warnings:
         print(f"bench report: warning: {warning}", file=sys.stderr)
     runs = sum(len(g.runs) for g in collection.groups)

@@ -26,8 +26,8 @@ DONE = ("finished", "diverged")
 
 @dataclass(frozen=True)
 class Run:
-    """One finished (or diverged) run. ``per_frame``: [N, T_out, 4] on 0-255 (columns ``METRICS``),
-    None when a diverged run has no evaluation."""
+    """One finished (or diverged) run. ``per_frame``: [N, T_out, len(METRICS)] on 0-255 (columns
+    ``METRICS``), None when a diverged run has no evaluation."""
 
     path: Path
     dataset: str
@@ -42,15 +42,40 @@ class Run:
     shape: tuple[int, int, int]  # (C, H, W)
     provenance: str
     test_sha256: str
+    test_kind: str  # the provenance's kind: "standard" for mnist_test_seq.npy, "embedded", "kth-avi", ...
     origin: dict[str, Any]
     params: int | None
     flops: int | None
     per_frame: np.ndarray | None
     overrides: str = ""  # settings that differ from the preset's (``--set``), as "key: preset -> run"
+    evaluations: tuple["Evaluation", ...] = ()  # later evaluations of its checkpoint (``bench eval``)
 
     @property
     def external(self) -> bool:
         return self.origin.get("kind") == "external"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A later evaluation of a run's checkpoint (``bench eval``): on ``dataset`` with ``frames`` (input,
+    output), whose per_frame array is [N, T_out, len(METRICS)] as a run's."""
+
+    path: Path
+    dataset: str
+    frames: tuple[int, int]
+    provenance: str
+    per_frame: np.ndarray
+
+
+def read_evaluations(run: RunDir) -> tuple[Evaluation, ...]:
+    """The run's evaluations, oldest first; an unreadable one is left out (a warning is the caller's)."""
+    found = []
+    for folder in sorted(run.path.glob("evaluations/*/metrics.json")):
+        evaluation = RunDir(folder.parent)
+        metrics = evaluation.read_json("metrics.json")
+        found.append(Evaluation(evaluation.path, metrics["dataset"], tuple(metrics["frames"]),
+                                metrics["provenance"]["label"], _per_frame(evaluation)))
+    return tuple(found)
 
 
 @dataclass
@@ -64,6 +89,10 @@ class Group:
     frames: tuple[int, int]
     shape: tuple[int, int, int]
     runs: list[Run] = field(default_factory=list)
+
+    @property
+    def test_kind(self) -> str:
+        return self.runs[0].test_kind if self.runs else ""
 
     @property
     def protocol(self) -> str:
@@ -98,13 +127,15 @@ class Collection:
 
 
 def _per_frame(run: RunDir) -> np.ndarray:
-    """per_sequence.npz's array with its columns in ``METRICS`` order."""
+    """per_sequence.npz's array with its columns in ``METRICS`` order; NaN for a metric the run did not
+    store (one added to vpbench after the run, such as ``ssim_openstl``)."""
     with np.load(run.file("per_sequence.npz")) as data:
         names = [str(n) for n in data["metrics"]]
         array = np.asarray(data["per_frame"], dtype=np.float64)
     if array.ndim != 3 or array.shape[-1] != len(names):
         raise ValueError(f"per_frame has shape {array.shape} for metrics {names}")
-    return array[..., [names.index(m) for m in METRICS]]
+    missing = np.full(array.shape[:2], np.nan)
+    return np.stack([array[..., names.index(m)] if m in names else missing for m in METRICS], axis=-1)
 
 
 def read_run(run: RunDir) -> Run | None:
@@ -131,8 +162,10 @@ def read_run(run: RunDir) -> Run | None:
         epochs=int(metrics.get("epochs") if metrics.get("epochs") is not None else config["train"]["epochs"]),
         frames=frames, shape=_shape(metrics, config),
         provenance=metrics["provenance"]["label"], test_sha256=metrics["provenance"]["test_sha256"],
+        test_kind=metrics["provenance"].get("kind", ""),
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
         params=metrics.get("params"), flops=metrics.get("flops"), per_frame=per_frame, overrides=_overrides(config),
+        evaluations=read_evaluations(run),
     )
 
 

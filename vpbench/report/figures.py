@@ -1,7 +1,8 @@
-"""PNG figures: frame-wise metrics (the paper's Fig. 6) and qualitative grids (Figs. 5, 7-9).
+"""Figures: frame-wise metrics (the paper's Fig. 6), qualitative grids (Figs. 5, 7-9) and animations.
 
-Drawn on matplotlib ``Figure`` objects (Agg canvas, no pyplot state); lines differ by marker and
-dash as well as colour, so the plots read in grayscale and in print.
+Drawn on matplotlib ``Figure`` objects (Agg canvas, no pyplot state), written in each of the formats asked
+for (PNG; PDF and SVG for papers); lines differ by marker and dash as well as colour, so the plots read
+in grayscale and in print. Animations are GIFs written with Pillow.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from PIL import Image, ImageDraw
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -21,12 +23,15 @@ from vpbench.store import atomic_write_bytes
 GAP = 2  # pixels between frames in a grid row
 MOST_COLUMNS = 10  # frames shown per grid row; longer rows show evenly spaced frames
 DPI = 150
+FORMATS = ("png", "pdf", "svg")
 
 
-def _save(fig: Figure, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, facecolor="white")
-    atomic_write_bytes(path, buffer.getvalue())
+def _save(fig: Figure, path: Path, formats: Sequence[str]) -> None:
+    """``path`` with the suffix of each format in ``formats``."""
+    for fmt in formats:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=DPI, facecolor="white")
+        atomic_write_bytes(path.with_suffix(f".{fmt}"), buffer.getvalue())
 
 
 # One style per model, fixed by the model's place in its group, so a model looks the same in every plot.
@@ -36,7 +41,7 @@ DASHES = ("", (4, 1.5), (1, 1), (3, 1.25, 1.5, 1.25), (5, 1, 1, 1), (2, 2), (6, 
 
 
 def framewise_figure(long: pd.DataFrame, styles: Sequence[str], panels: Sequence[tuple[str, str]], path: Path,
-                     title: str) -> None:
+                     title: str, formats: Sequence[str] = ("png",)) -> None:
     """One panel per ``(metric, y label)``: the metric per predicted frame, one line per model.
 
     long: columns label, seed, frame, metric, value (one row per run, frame and metric); with
@@ -62,7 +67,7 @@ def framewise_figure(long: pd.DataFrame, styles: Sequence[str], panels: Sequence
             ax.get_legend().remove()
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(order), 5), frameon=False)
         fig.suptitle(title)
-        _save(fig, path)
+        _save(fig, path, formats)
 
 
 def shown_frames(count: int, most: int = MOST_COLUMNS) -> np.ndarray:
@@ -72,9 +77,17 @@ def shown_frames(count: int, most: int = MOST_COLUMNS) -> np.ndarray:
     return np.round(np.linspace(count / most, count, most)).astype(int) - 1
 
 
+def rgb(frames: np.ndarray) -> np.ndarray:
+    """uint8 [T, C, H, W] -> [T, 3, H, W]: gray repeated, RGB as it is, other channel counts (TaxiBJ's two
+    flows) as their first channel in gray."""
+    if frames.shape[1] == 3:
+        return frames
+    return np.repeat(frames[:, :1], 3, axis=1)
+
+
 def _strip(frames: np.ndarray) -> np.ndarray:
-    """uint8 [T, C, H, W] (C = 1 or 3) -> one RGB image [H, T*W + gaps, 3], white between frames."""
-    frames = np.repeat(frames, 3, axis=1) if frames.shape[1] == 1 else frames
+    """uint8 [T, C, H, W] -> one RGB image [H, T*W + gaps, 3], white between frames."""
+    frames = rgb(frames)
     t, _, h, w = frames.shape
     strip = np.full((h, t * (w + GAP) - GAP, 3), 255, np.uint8)
     for i, frame in enumerate(frames):
@@ -89,7 +102,7 @@ def difference(targets: np.ndarray, predictions: np.ndarray) -> np.ndarray:
 
 
 def sample_grid(inputs: np.ndarray, targets: np.ndarray, predictions: Sequence[tuple[str, np.ndarray]],
-                path: Path, title: str) -> None:
+                path: Path, title: str, formats: Sequence[str] = ("png",)) -> None:
     """Rows: inputs, ground truth, then each model's prediction and its |GT - P|.
 
     inputs: uint8 [T_in, C, H, W]; targets and each prediction: uint8 [T_out, C, H, W]."""
@@ -119,4 +132,35 @@ def sample_grid(inputs: np.ndarray, targets: np.ndarray, predictions: Sequence[t
         for spine in ax.spines.values():
             spine.set_visible(False)
     fig.suptitle(title, fontsize=11)
-    _save(fig, path)
+    _save(fig, path, formats)
+
+
+ANIMATION_SIDE = 128  # pixels: small frames are scaled up (nearest) to at least this side
+FRAME_MS = 250
+
+
+def animation(inputs: np.ndarray, targets: np.ndarray, predictions: Sequence[tuple[str, np.ndarray]],
+              path: Path) -> None:
+    """An animated GIF, panels side by side: the ground truth, then each model's prediction; every panel
+    shows the input frames first, then its own frames. inputs: uint8 [T_in, C, H, W]; targets and each
+    prediction: uint8 [T_out, C, H, W]."""
+    h, w = inputs.shape[-2:]
+    scale = max(1, -(-ANIMATION_SIDE // max(h, w)))
+    labels = ["Ground truth", *[label for label, _ in predictions]]
+    clips = [np.concatenate([inputs, frames]) for frames in (targets, *[p for _, p in predictions])]
+    header, gap = 14, 4
+    width = len(clips) * (w * scale + gap) - gap
+    pictures = []
+    for t in range(len(clips[0])):
+        canvas = Image.new("RGB", (width, h * scale + header), "white")
+        draw = ImageDraw.Draw(canvas)
+        for i, (label, clip) in enumerate(zip(labels, clips)):
+            frame = Image.fromarray(rgb(clip[t : t + 1])[0].transpose(1, 2, 0)).resize((w * scale, h * scale),
+                                                                                       Image.Resampling.NEAREST)
+            canvas.paste(frame, (i * (w * scale + gap), header))
+            text = f"t={t + 1} input" if t < len(inputs) else (f"t={t + 1} {label}" if i == 0 else label)
+            draw.text((i * (w * scale + gap) + 2, 1), text, fill="black")
+        pictures.append(canvas.convert("P", palette=Image.Palette.ADAPTIVE))
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=FRAME_MS, loop=0)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
 from vpbench.benchmarks.metrics import METRICS
 from vpbench.report.collect import Group
 from vpbench.report.conventions import scale
 
-COLUMNS = ["model", "seed", "frame", "metric", "value", "label", "preset", "test_set"]
+COLUMNS = ["model", "seed", "frame", "metric", "value", "label", "preset", "test_set", "convention"]
 
 
 def framewise_long(group: Group, convention: str, models: Sequence[str] | None = None) -> pd.DataFrame:
@@ -23,5 +24,5 @@ def framewise_long(group: Group, convention: str, models: Sequence[str] | None =
         for k, metric in enumerate(METRICS):
             factor = scale(convention, metric, group.shape)
             rows += [(run.model, run.seed, t + 1, metric, float(v) * factor, run.label, group.preset,
-                      group.test_sha256[:8]) for t, v in enumerate(means[:, k])]
+                      group.test_sha256[:8], convention) for t, v in enumerate(means[:, k]) if not np.isnan(v)]
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -6,12 +6,15 @@ from typing import Sequence
 
 from vpbench.report.collect import Group
 from vpbench.report.conventions import CONVENTIONS
+from vpbench.report.page import Options
 from vpbench.report.tables import markdown_table
 
 
-def index_markdown(groups: Sequence[Group], results_dir: Path, convention: str, warnings: Sequence[str]) -> str:
+def index_markdown(groups: Sequence[Group], results_dir: Path, options: Options, warnings: Sequence[str]) -> str:
+    conventions = sorted({options.convention_for(g) for g in groups}) or [options.convention or "paper"]
     lines = ["# vpbench report", "",
-             f"Runs from `{results_dir}`. {CONVENTIONS[convention]}; PSNR in dB; SSIM in [0, 1].", ""]
+             f"Runs from `{results_dir}`. {'; '.join(CONVENTIONS[c] for c in conventions)}; PSNR in dB; SSIM in "
+             "[0, 1].", ""]
     if not groups:
         lines += [f"No finished runs found in `{results_dir}`. Run `bench run --models all --dataset mmnist "
                   f"--results-dir {results_dir}` first.", ""]
@@ -20,7 +23,7 @@ def index_markdown(groups: Sequence[Group], results_dir: Path, convention: str, 
                   "beside the measured ones, a paired comparison with SRVP (bootstrap 95% CI), the cost of each "
                   "model, frame-wise plots and qualitative samples. Runs of different presets or test sets are "
                   "never mixed in one table.", ""]
-        rows = [[f"[{g.dataset}]({g.dataset}.md)", f"{g.frames[0]} → {g.frames[1]}", f"`{g.preset}`",
+        rows = [[f"[{g.dataset}]({g.dataset}.md)", f"{g.frames[0]} → {g.frames[1]}", f"`{g.preset}` ({g.protocol})",
                  f"`{g.test_sha256[:8]}`", ", ".join(map(str, g.seeds)), ", ".join(g.label(m) for m in g.models),
                  f"[{g.dataset}-framewise.csv]({g.dataset}-framewise.csv)"] for g in groups]
         lines += [*markdown_table(["Dataset", "Frames", "Preset", "Test set", "Seeds", "Models", "Frame-wise CSV"],

@@ -7,22 +7,45 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vpbench import presets
 from vpbench.models import registry
 from vpbench.report import paper
-from vpbench.report.collect import Group, Run
-from vpbench.report.conventions import CONVENTIONS, scale
-from vpbench.report.figures import framewise_figure, sample_grid
+from vpbench.report.collect import Evaluation, Group, Run
+from vpbench.report.conventions import CONVENTIONS, PROTOCOL_CONVENTIONS, column, scale
+from vpbench.report.figures import animation, framewise_figure, sample_grid
 from vpbench.report.framewise import framewise_long
 from vpbench.report.stats import LEVEL, RESAMPLES, paired_mse
-from vpbench.report.tables import EXTERNAL_MARK, cost_table, paired_table, results_table, step_table
+from vpbench.report.tables import (
+    EXTERNAL_MARK,
+    cost_table,
+    generalisation_tables,
+    paired_table,
+    published_table,
+    results_table,
+    step_table,
+)
 
 
 @dataclass(frozen=True)
 class Options:
-    """What the user chose: the metric convention and the stored samples to draw."""
+    """What the user chose: the metric convention (None: each group's protocol's), the stored samples to
+    draw and the formats of the figures (the first is the one the pages show)."""
 
-    convention: str
+    convention: str | None
     samples: tuple[int, ...]
+    figure_formats: tuple[str, ...] = ("png",)
+
+    def convention_for(self, group: Group) -> str:
+        return self.convention or PROTOCOL_CONVENTIONS[group.protocol]
+
+    def figure(self, stem: str, alt: str) -> list[str]:
+        """Markdown showing the figure ``stem`` (PNG or SVG inline, PDF as a link) and linking its other formats."""
+        shown = next((f for f in self.figure_formats if f in ("png", "svg")), None)
+        lines = [f"![{alt}]({stem}.{shown})"] if shown else []
+        others = [f for f in self.figure_formats if f != shown]
+        if others:
+            lines.append(f"{alt}: " + ", ".join(f"[{fmt.upper()}]({stem}.{fmt})" for fmt in others))
+        return lines
 
 
 def _tags(model: str) -> frozenset[str]:
@@ -71,23 +94,45 @@ def _override_notes(group: Group, models: Sequence[str]) -> list[str]:
             for m in models for r in group.runs_of(m) if r.overrides]
 
 
+def _source(group: Group, table: paper.PaperTable) -> str:
+    """Where the published column comes from, and why it may not be like for like."""
+    if table.protocol == "srvp":
+        text = f"paper: the values of the paper's {table.title}; Δ = (measured − paper) / paper. "
+    else:
+        text = (f"published: {table.title} (OpenSTL reports the best of three runs, each validated and its "
+                "checkpoint chosen on the test set; vpbench validates on a separate split); "
+                "Δ = (measured − published) / published. ")
+    if presets.get(group.preset).scale != "full":
+        text += (f"Preset `{group.preset}` trains other model sizes for fewer epochs than the published runs: the "
+                 "published columns show where those values stand, not a like-for-like comparison. ")
+    if group.dataset.startswith("mmnist") and group.test_kind != "standard":
+        text += ("**These runs were tested on a generated test set, not on the standard `mnist_test_seq.npy` the "
+                 "published values were measured on** (put it in `--data-dir`). ")
+    return text
+
+
 def _results_section(group: Group, models: list[str], heading: str, tables: list[paper.PaperTable],
                      options: Options) -> list[str]:
-    mean_table = next((t for t in tables if not t.per_step), None)
-    source = (f"paper: the values of the paper's {mean_table.title}; Δ = (measured − paper) / paper. "
-              if mean_table else "")
-    if mean_table and group.preset != "paper":
-        source += (f"Preset `{group.preset}` trains other model sizes for fewer epochs than the paper: the paper "
-                   "columns show where the paper's values stand, not a like-for-like comparison. ")
-    title = f"{heading}, as the paper's {mean_table.title}" if mean_table else heading
+    convention = options.convention_for(group)
+    mean_tables = [t for t in tables if not t.per_step]
+    mean_table = mean_tables[0] if mean_tables else None
+    source = _source(group, mean_table) if mean_table else ""
+    if mean_table and mean_table.convention != convention and "ssim" in mean_table.columns:
+        source += (f"The published SSIM is in the {mean_table.convention} convention, the measured one in the "
+                   f"{convention} convention: they are not comparable. ")
+    title = heading
+    if mean_table:
+        title += f", as the paper's {mean_table.title}" if mean_table.protocol == "srvp" else f", beside {mean_table.title}"
     lines = [f"### {title}", "", caption(group, models), "",
-             *results_table(group, models, mean_table, options.convention), "",
+             *results_table(group, models, mean_table, convention), "",
              f"Means over {_sequences(group)} test sequences and {group.frames[1]} predicted frames; n: seeds; "
              f"mean ± sample std over seeds when n > 1; best per column in bold. {source}"
-             f"{CONVENTIONS[options.convention]}.", ""]
+             f"{CONVENTIONS[convention]}.", ""]
+    for table in mean_tables[1:]:
+        lines += [f"Also published, {table.title}:", "", *published_table(group, models, table, convention), ""]
     for table in (t for t in tables if t.per_step):
         lines += [f"### {table.title}", "", caption(group, models), "",
-                  *step_table(group, models, table, options.convention),
+                  *step_table(group, models, table, options.convention_for(group)),
                   "", f"Means over {_sequences(group)} test sequences at each predicted frame; paper: the paper's "
                   f"{table.title}; best per column in bold.", ""]
     notes = _external_notes(group, models) + _override_notes(group, models)
@@ -102,7 +147,7 @@ def _paired_section(group: Group, options: Options) -> list[str]:
         return lines + [f"No evaluated {name} run in this group: run `bench run --models {reference}` with the same "
                         "preset and data for the paired comparison.", ""]
     label = group.label(reference)
-    factor = scale(options.convention, "mse", group.shape)
+    factor = scale(options.convention_for(group), "mse", group.shape)
     comparisons = [paired_mse(group.runs_of(reference), group.runs_of(m), m, factor=factor)
                    for m in group.models if m != reference]
     comparisons = [c for c in comparisons if c is not None]
@@ -113,7 +158,25 @@ def _paired_section(group: Group, options: Options) -> list[str]:
                     f"(seed-mean per sequence); the difference {label} − model, averaged over the shared test "
                     f"sequences. Negative: {label} has the lower error. {int(LEVEL * 100)}% CI: percentile "
                     f"bootstrap over the sequences ({RESAMPLES:,} resamples, fixed seed). "
-                    f"{CONVENTIONS[options.convention]}.", ""]
+                    f"{CONVENTIONS[options.convention_for(group)]}.", ""]
+
+
+def _generalisation_section(group: Group, options: Options) -> list[str]:
+    """The group's runs evaluated later on other data or horizons (``bench eval``): means, and MSE per
+    predicted frame, one table per (dataset, frames) tested on."""
+    tested: dict[tuple[str, tuple[int, int]], list[tuple[Run, Evaluation]]] = {}
+    for run in group.runs:
+        for evaluation in run.evaluations:
+            tested.setdefault((evaluation.dataset, evaluation.frames), []).append((run, evaluation))
+    if not tested:
+        return []
+    convention = options.convention_for(group)
+    lines = ["### Generalisation", ""]
+    for (dataset, frames), pairs in tested.items():
+        lines += [f"Trained on {group.dataset} {group.frames[0]} → {group.frames[1]}, tested on {dataset} "
+                  f"{frames[0]} → {frames[1]} (`bench eval`; data: {pairs[-1][1].provenance}).", "",
+                  *generalisation_tables(group, pairs, convention), ""]
+    return lines + [f"{CONVENTIONS[convention]}.", ""]
 
 
 def _cost_section(group: Group, profiles: Sequence[dict[str, Any]]) -> list[str]:
@@ -121,22 +184,29 @@ def _cost_section(group: Group, profiles: Sequence[dict[str, Any]]) -> list[str]
     hint = ("Timings from `bench profile` (latency: one sequence, batch 1; train step and peak memory: the preset's "
             "batch)." if mine else f"No timings yet: run `bench profile --models ... --dataset {group.dataset} "
             f"--preset {group.preset}` to add latency, train-step time and peak memory.")
-    return ["### Cost", "", f"*Preset `{group.preset}`.*", "", *cost_table(group, mine), "",
+    published = next((t for t in paper.tables_for(group.dataset, group.frames, "main", group.protocol)
+                      if any(t.costs.values())), None)
+    if published is not None:
+        hint += (f" Published: {published.title} (params as published, which may count modules a forward never uses; "
+                 "FPS measured by the authors on their GPU).")
+    return ["### Cost", "", f"*Preset `{group.preset}`.*", "", *cost_table(group, mine, published), "",
             f"Params; GFLOPs: fvcore multiply-adds for one test sequence. {hint}", ""]
 
 
 def _framewise_section(group: Group, models: list[str], suffix: str, out: Path, options: Options) -> list[str]:
-    long = framewise_long(group, options.convention, models)
+    long = framewise_long(group, options.convention_for(group), models)
     if long.empty:
         return []
-    name = f"{group.slug}-framewise{suffix}.png"
-    units = "per pixel, 0-255" if options.convention == "paper" else "per frame, [0, 1]"
-    panels = [("mse", f"MSE ({units})"), ("ssim", "SSIM")]
-    framewise_figure(long, [group.label(m) for m in group.models], panels, out / name,
+    stem = f"{group.slug}-framewise{suffix}"
+    convention = options.convention_for(group)
+    units = "per pixel, 0-255" if convention == "paper" else "per frame, [0, 1]"
+    ssim_label = "SSIM" if convention == "paper" else "SSIM (OpenSTL's)"
+    panels = [("mse", f"MSE ({units})"), (column(convention, "ssim"), ssim_label)]
+    framewise_figure(long, [group.label(m) for m in group.models], panels, out / f"{stem}.png",
                      f"{group.dataset} {group.frames[0]} → {group.frames[1]} · preset {group.preset} · "
-                     f"test set {group.test_sha256[:8]}")
+                     f"test set {group.test_sha256[:8]}", options.figure_formats)
     band = " Band: ± std over seeds." if long.groupby("label")["seed"].nunique().max() > 1 else ""
-    return [f"![MSE and SSIM per predicted frame]({name})", "",
+    return [*options.figure(stem, "MSE and SSIM per predicted frame"), "",
             f"MSE and SSIM per predicted frame (as the paper's Fig. 6), means over the test sequences.{band}", ""]
 
 
@@ -176,13 +246,16 @@ def _samples_section(group: Group, out: Path, options: Options, warnings: list[s
                 rows.append((group.label(model), samples["predictions"][where[0]]))
                 seeds.append(f"{group.label(model)} seed {run.seed}")
         first = stored[0][2]
-        name = f"{group.slug}-sample{position}.png"
-        sample_grid(first["inputs"][position], first["targets"][position], rows, out / name,
-                    f"{group.dataset}, test sequence {sequence} · preset {group.preset}")
-        lines += [f"![Test sequence {sequence}]({name})", "",
+        stem = f"{group.slug}-sample{position}"
+        inputs, targets = first["inputs"][position], first["targets"][position]
+        sample_grid(inputs, targets, rows, out / f"{stem}.png",
+                    f"{group.dataset}, test sequence {sequence} · preset {group.preset}", options.figure_formats)
+        animation(inputs, targets, rows, out / f"{stem}.gif")
+        lines += [*options.figure(stem, f"Test sequence {sequence}"), "",
                   f"Test sequence {sequence} (stored sample {position}): inputs, ground truth, then each model's "
                   f"prediction and |GT − P| (mean over channels; darker = larger error). Predictions of "
-                  f"{', '.join(seeds)}.", ""]
+                  f"{', '.join(seeds)}. As motion: [{stem}.gif]({stem}.gif) (ground truth and each prediction side "
+                  "by side).", ""]
     return lines
 
 
@@ -199,6 +272,7 @@ def group_section(group: Group, out: Path, options: Options, profiles: Sequence[
         lines += _results_section(group, ablation, "Ablations", paper.tables_for(group.dataset, group.frames,
                                                                                  "ablation", group.protocol), options)
     lines += _paired_section(group, options)
+    lines += _generalisation_section(group, options)
     lines += _cost_section(group, profiles)
     figures = _framewise_section(group, main, "", out, options)
     if ablation:

@@ -6,12 +6,13 @@ dataset brings its published values with it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vpbench.datasets import registry as datasets
 from vpbench.models import registry as models
 
 REFERENCE_MODEL = "srvp"  # the paper's model: the paired comparison sets it against every other model
+COSTS = ("params", "flops", "fps")  # published costs a row may give beside its metrics
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class PaperTable:
     steps: tuple[int, ...] = ()
     protocol: str = "srvp"
     convention: str = "paper"
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> published params, flops, fps
 
     @property
     def per_step(self) -> bool:
@@ -55,14 +57,16 @@ def paper_tables() -> list[PaperTable]:
     tables = []
     for dataset, table in datasets.reference_tables():
         keys = table.steps if table.metric else table.columns
-        rows = {}
+        rows, costs = {}, {}
         for name in models.model_names():
             entry = models.entries()[name]
             values = entry.references.get(table.id)
             if values:
-                rows[entry.label_for(table.protocol)] = tuple(float(values[k]) for k in keys)
+                label = entry.label_for(table.protocol)
+                rows[label] = tuple(float(values[k]) for k in keys)
+                costs[label] = {k: float(values[k]) for k in COSTS if k in values}
         tables.append(PaperTable(table.id, table.title, dataset, table.frames, table.group, rows, table.columns,
-                                 table.metric, table.steps, table.protocol, table.convention))
+                                 table.metric, table.steps, table.protocol, table.convention, costs))
     return tables
 
 

@@ -40,7 +40,8 @@ def seed_values(runs: Sequence[Run], metric: str, step: int | None = None) -> li
     for run in runs:
         if run.per_frame is not None:
             column = run.per_frame[:, :, k] if step is None else run.per_frame[:, step - 1, k]
-            values.append(float(column.mean()))
+            if not np.isnan(column).all():  # a metric the run did not store
+                values.append(float(column.mean()))
     return values
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from vpbench.benchmarks.metrics import HIGHER_IS_BETTER, METRICS
-from vpbench.report.collect import Group
-from vpbench.report.conventions import scale
+from vpbench.report.collect import Group, Run
+from vpbench.report.conventions import SHOWN, column, scale
 from vpbench.report.paper import PaperTable
 from vpbench.report.stats import Estimate, Paired, estimate, seed_values
 
@@ -67,50 +67,89 @@ def _n(estimates: Sequence[Estimate | None]) -> str:
     return str(max((e.n for e in estimates if e is not None), default=0))
 
 
+def measured_estimates(group: Group, models: Sequence[str], metric: str, convention: str,
+                       step: int | None = None) -> list[Estimate | None]:
+    """Each model's mean (± std over seeds) of a shown ``metric`` in ``convention``, over predicted frames
+    or at predicted frame ``step``."""
+    factor = scale(convention, metric, group.shape)
+    stored = column(convention, metric)
+    return [_scaled(estimate(seed_values(group.runs_of(m), stored, step)), factor) for m in models]
+
+
+def published(paper: PaperTable, label: str, key: str | int, metric: str, convention: str,
+              shape: tuple[int, int, int]) -> float | None:
+    """A published value in ``convention`` (the table's own values are in the table's convention)."""
+    value = paper.value(label, key)
+    if value is None:
+        return None
+    return value / scale(paper.convention, metric, shape) * scale(convention, metric, shape)
+
+
 def results_table(group: Group, models: Sequence[str], paper: PaperTable | None, convention: str) -> list[str]:
-    """Means over test sequences and predicted frames of every metric, with the paper's value and
-    the relative difference beside each metric the paper's table reports."""
+    """Means over test sequences and predicted frames of every metric, with the published value and
+    the relative difference beside each metric the published table reports."""
     with_paper = paper.columns if paper else ()
     header, align = ["Model", "n", "Epochs"], "lrr"
-    for metric in METRICS:
+    for metric in SHOWN:
         header.append(f"{NAMES[metric]} {'↑' if HIGHER_IS_BETTER[metric] else '↓'}")
-        header += ["paper", "Δ"] if metric in with_paper else []
+        header += ["paper" if paper.protocol == "srvp" else "published", "Δ"] if metric in with_paper else []
         align += "rrr" if metric in with_paper else "r"
-    columns = {}
-    for metric in METRICS:
-        factor = scale(convention, metric, group.shape)
-        columns[metric] = [_scaled(estimate(seed_values(group.runs_of(m), metric)), factor) for m in models]
-    cells = {metric: _bolded(columns[metric], metric) for metric in METRICS}
+    columns = {metric: measured_estimates(group, models, metric, convention) for metric in SHOWN}
+    cells = {metric: _bolded(columns[metric], metric) for metric in SHOWN}
     rows = []
     for i, model in enumerate(models):
-        row = [row_label(group, model), _n([columns[m][i] for m in METRICS]), _epochs(group, model)]
-        for metric in METRICS:
+        row = [row_label(group, model), _n([columns[m][i] for m in SHOWN]), _epochs(group, model)]
+        for metric in SHOWN:
             row.append(cells[metric][i])
             if metric in with_paper:
-                value = paper.value(group.label(model), metric)
-                value = None if value is None else value * scale(convention, metric, group.shape)
+                value = published(paper, group.label(model), metric, metric, convention, group.shape)
                 row += [number(value, metric), relative(columns[metric][i], value)]
         rows.append(row)
     return markdown_table(header, rows, align)
 
 
+def published_table(group: Group, models: Sequence[str], paper: PaperTable, convention: str) -> list[str]:
+    """A published table's values for the group's models, in ``convention``."""
+    header = ["Model", *[f"{NAMES[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in paper.columns]]
+    rows = [[row_label(group, model), *[number(published(paper, group.label(model), m, m, convention, group.shape), m)
+                                        for m in paper.columns]] for model in models]
+    return markdown_table(header, rows, "l" + "r" * len(paper.columns))
+
+
+def generalisation_tables(group: Group, pairs: Sequence[tuple[Run, Any]], convention: str) -> list[str]:
+    """Evaluations of the group's runs on other data: each run's means, then its MSE per predicted frame
+    (one row per frame, one column per run)."""
+    labels = [f"{row_label(group, run.model)} (seed {run.seed})" for run, _ in pairs]
+    means = []
+    for label, (run, evaluation) in zip(labels, pairs):
+        row = [label]
+        for metric in SHOWN:
+            values = evaluation.per_frame[..., METRICS.index(column(convention, metric))]
+            row.append(number(float(values.mean()) * scale(convention, metric, group.shape), metric))
+        means.append(row)
+    header = ["Model", *[f"{NAMES[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in SHOWN]]
+    factor = scale(convention, "mse", group.shape)
+    frames = pairs[0][1].per_frame.shape[1]
+    per_frame = [[str(t + 1), *[number(float(e.per_frame[:, t, 0].mean()) * factor, "mse") for _, e in pairs]]
+                 for t in range(frames)]
+    return [*markdown_table(header, means, "l" + "r" * len(SHOWN)), "", "MSE per predicted frame:", "",
+            *markdown_table(["Frame", *labels], per_frame, "r" * (len(labels) + 1))]
+
+
 def step_table(group: Group, models: Sequence[str], paper: PaperTable, convention: str) -> list[str]:
     """The paper's per-step layout (Table 3): one metric per predicted frame, with the paper's values."""
     metric = paper.metric
-    factor = scale(convention, metric, group.shape)
     header, align = ["Model", "n"], "lr"
     for step in paper.steps:
         header += [f"{NAMES[metric]} t={step}", "paper", "Δ"]
         align += "rrr"
-    per_step = {s: [_scaled(estimate(seed_values(group.runs_of(m), metric, s)), factor) for m in models]
-                for s in paper.steps}
+    per_step = {s: measured_estimates(group, models, metric, convention, s) for s in paper.steps}
     cells = {s: _bolded(per_step[s], metric) for s in paper.steps}
     rows = []
     for i, model in enumerate(models):
         row = [row_label(group, model), _n([per_step[s][i] for s in paper.steps])]
         for step in paper.steps:
-            value = paper.value(group.label(model), step)
-            value = None if value is None else value * factor
+            value = published(paper, group.label(model), step, metric, convention, group.shape)
             row += [cells[step][i], number(value, metric), relative(per_step[step][i], value)]
         rows.append(row)
     return markdown_table(header, rows, align)
@@ -124,11 +163,15 @@ def paired_table(comparisons: Sequence[Paired], reference: str, group: Group) ->
     return markdown_table(header, rows, "lrrrrl")
 
 
-def cost_table(group: Group, profiles: Sequence[dict[str, Any]]) -> list[str]:
-    """Params and FLOPs of each model (``bench profile``'s, else the run's), and the timings of each
-    profiled device."""
+def cost_table(group: Group, profiles: Sequence[dict[str, Any]], paper: PaperTable | None = None) -> list[str]:
+    """Params and FLOPs of each model (``bench profile``'s, else the run's), the timings of each
+    profiled device, and the published params, FLOPs and FPS of ``paper``'s rows when it gives them."""
     devices = sorted({p["device"] for p in profiles})
+    published_costs = paper is not None and any(paper.costs.values())
     header, align = ["Model", "Params", "GFLOPs"], "lrr"
+    if published_costs:
+        header += ["Published params (M)", "Published GFLOPs", "Published FPS"]
+        align += "rrr"
     for device in devices:
         header += [f"Latency ms ({device})", f"Train step ms ({device})", f"Peak memory MB ({device})"]
         align += "rrr"
@@ -140,6 +183,10 @@ def cost_table(group: Group, profiles: Sequence[dict[str, Any]]) -> list[str]:
         params, flops = first.get("params", newest.params), first.get("flops", newest.flops)
         row = [row_label(group, model), "-" if params is None else f"{params:,}",
                "-" if flops is None else f"{flops / 1e9:.2f}"]
+        if published_costs:
+            cost = paper.costs.get(group.label(model), {})
+            row += [optional_number(cost[key] / unit if key in cost else None, decimals)
+                    for key, unit, decimals in (("params", 1e6, 1), ("flops", 1e9, 1), ("fps", 1, 0))]
         for device in devices:
             p = found.get(device, {})
             row += [optional_number(p.get(key), decimals)
