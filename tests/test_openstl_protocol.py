@@ -1,0 +1,143 @@
+"""OpenSTL's protocol beside the paper's: presets, the recurrent models in OpenSTL's form with scheduled
+sampling, the report's published columns and conventions, and the timing harness against OpenSTL's code."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import torch
+
+from vpbench import config as cfg
+from vpbench import presets
+from vpbench.benchmarks import official_openstl
+from vpbench.errors import UserError
+from vpbench.losses import LossContext, get_loss
+from vpbench.models import create, expand
+from vpbench.models.recurrent_stack import RecurrentStack, sampling_probabilities
+
+
+def test_protocol_and_scale_choose_the_preset():
+    assert presets.choose("quick", "openstl", "cpu").name == "openstl-quick"
+    assert presets.choose("full", None, "cpu").name == "paper" and presets.choose("paper", None, "cpu").name == "paper"
+    assert presets.choose(None, "openstl", "cuda").name == "openstl"
+    assert presets.choose("openstl-tiny", None, "cpu").name == "openstl-tiny"
+    assert presets.choose("quick", "srvp", "cpu").name == "quick"
+    with pytest.raises(UserError, match="preset 'openstl-quick' belongs to protocol 'openstl', not 'srvp'"):
+        presets.choose("openstl-quick", "srvp", "cpu")
+    with pytest.raises(UserError, match="unknown protocol 'keras'"):
+        presets.choose("quick", "keras", "cpu")
+
+
+def test_openstls_recipe_and_models():
+    train = cfg.resolve("openstl", "stlstm", "mmnist")["train"]
+    assert (train["loss"], train["optimizer"], train["scheduler"], train["batch_size"], train["epochs"]) == (
+        "mse_all_frames", "adam", "onecycle", 16, 200)
+    assert (train["lr"], train["weight_decay"], train["sampling"], train["sampling_stop_iter"]) == (5e-4, 0, "linear",
+                                                                                                      50000)
+    assert cfg.resolve("openstl", "causallstm", "mmnist")["train"]["lr"] == 1e-4  # PredRNN++'s config
+    assert cfg.resolve("openstl", "srvp", "mmnist")["train"]["loss"] == "mse"  # the protocol's recipe
+    model = create("stlstm", preset="openstl")
+    assert isinstance(model, RecurrentStack) and sum(p.numel() for p in model.parameters()) == 23_838_720
+    convlstm = create("convlstm", preset="openstl")
+    assert all(cell.peephole is None and cell.forget_bias == 0 for cell in convlstm.cells)
+    assert "simvp" in expand("all", "openstl") and "srvp" not in expand("all", "openstl")
+    assert expand("all") == [*expand("paper"), "persistence"]
+
+
+def test_scheduled_sampling_follows_openstls_schedules():
+    linear = {"sampling": "linear", "sampling_stop_iter": 50000, "sampling_changing_rate": 2e-5}
+    assert sampling_probabilities(0, linear) == (1.0, pytest.approx(1 - 2e-5))
+    assert sampling_probabilities(24999, linear)[1] == pytest.approx(0.5)
+    assert sampling_probabilities(50000, linear) == (1.0, 0.0)
+    reverse = {"sampling": "reverse", "r_sampling_step_1": 25000, "r_sampling_step_2": 50000, "r_exp_alpha": 5000}
+    assert sampling_probabilities(10, reverse) == (0.5, 0.5)
+    p_in, p_out = sampling_probabilities(30000, reverse)
+    assert p_in == pytest.approx(1 - 0.5 * torch.e**-1) and p_out == pytest.approx(0.4)
+    assert sampling_probabilities(60000, reverse) == (1.0, 0.0)
+
+
+def test_the_stack_reads_true_frames_then_its_own_predictions():
+    torch.manual_seed(0)
+    model = create("stlstm", preset="openstl-tiny", img_size=(16, 16)).double()
+    x, y = torch.rand(2, 4, 1, 16, 16, dtype=torch.float64), torch.rand(2, 3, 1, 16, 16, dtype=torch.float64)
+    free = model(x, 3, all_frames=True)
+    assert free.shape == (2, 6, 1, 16, 16)
+    # Teacher forcing (every future input the true frame) changes only the frames after the first prediction.
+    forced = model(x, 3, targets=y, sampling=(1.0, 1.0), all_frames=True)
+    assert torch.equal(forced[:, :4], free[:, :4]) and not torch.allclose(forced[:, 4:], free[:, 4:])
+    assert torch.equal(model(x, 3, targets=y, sampling=(1.0, 0.0), all_frames=True), free)
+    assert torch.equal(model(x, 3), free[:, -3:].clamp(0, 1))
+
+
+def test_the_loss_covers_every_predicted_frame_in_training_and_the_future_ones_in_evaluation():
+    torch.manual_seed(0)
+    model = create("convlstm", preset="openstl-tiny", img_size=(16, 16))
+    x, y = torch.rand(2, 4, 1, 16, 16), torch.rand(2, 3, 1, 16, 16)
+    context = LossContext(10**6, {"sampling": "linear", "sampling_stop_iter": 1, "sampling_changing_rate": 1.0})
+    loss, pred = get_loss("mse_all_frames")(model.train(), x, y, context)
+    out = model(x, 3, all_frames=True)
+    assert loss.item() == pytest.approx(((out - torch.cat([x, y], 1)[:, 1:]) ** 2).mean().item(), rel=1e-6)
+    model.eval()
+    loss, pred = get_loss("mse_all_frames")(model, x, y, context)
+    assert loss.item() == pytest.approx(((out[:, -3:] - y) ** 2).mean().item(), rel=1e-6)
+
+
+def test_kth_and_human36m_as_openstl_sets_them_up():
+    kth = cfg.resolve("openstl", "stlstm", "kth")
+    assert (kth["dataset"]["input_frames"], kth["dataset"]["output_frames"], kth["dataset"]["frame_size"]) == (10, 20,
+                                                                                                                128)
+    assert kth["dataset"]["crop"] == "none" and kth["model"]["img_size"] == [128, 128]
+    assert cfg.resolve("paper", "stlstm", "kth")["dataset"]["frame_size"] == 64
+    h36m = cfg.resolve("openstl-quick", "convlstm", "human36m")["dataset"]
+    assert (h36m["frame_size"], h36m["actions"]) == (256, "all")
+
+
+FAKE_MODEL = '''
+import torch
+from torch import nn
+from openstl.modules import Cell
+from timm.layers import DropPath  # OpenSTL's files import timm; a stand-in serves where it does not import
+
+
+class PredRNN_Model(nn.Module):
+    """OpenSTL's interface: patched frames [B, T, h, w, C'] and a mask -> (next frames, loss)."""
+
+    def __init__(self, num_layers, num_hidden, configs):
+        super().__init__()
+        self.configs = configs
+        c = configs.patch_size ** 2 * configs.in_shape[1]
+        self.cell = Cell(c)
+        self.drop = DropPath(0.0)
+
+    def forward(self, frames, mask):
+        out = self.drop(self.cell(frames[:, :-1]))
+        return out, ((out - frames[:, 1:]) ** 2).mean()
+'''
+FAKE_MODULES = '''
+from torch import nn
+
+
+class Cell(nn.Linear):
+    def __init__(self, channels):
+        super().__init__(channels, channels)
+'''
+
+
+def test_the_timing_harness_loads_a_clone_and_times_both(tmp_path, monkeypatch):
+    clone = tmp_path / "OpenSTL"
+    (clone / "openstl" / "models").mkdir(parents=True)
+    (clone / "openstl" / "modules").mkdir()
+    (clone / "openstl" / "models" / "predrnn_model.py").write_text(textwrap.dedent(FAKE_MODEL))
+    (clone / "openstl" / "modules" / "predrnn_modules.py").write_text(textwrap.dedent(FAKE_MODULES))
+    monkeypatch.setattr(official_openstl, "PAIRS", {"stlstm": official_openstl.Pair(
+        "predrnn_model", "PredRNN_Model", ("predrnn_modules",))})
+    for name in [m for m in list(__import__("sys").modules) if m == "openstl" or m.startswith(("openstl.", "timm"))]:
+        monkeypatch.delitem(__import__("sys").modules, name)
+    rows = official_openstl.compare(clone, ["stlstm", "persistence"], preset="openstl-tiny", dataset="mmnist",
+                                    batch=2, repeats=1)
+    assert [r["model"] for r in rows] == ["stlstm"] and set(rows[0]["seconds"]) == {"openstl", "vpbench"}
+    assert rows[0]["params"]["openstl"] == 16 * 16 + 16
+    table = "\n".join(official_openstl.markdown(rows, "openstl-tiny", 1))
+    assert "| stlstm |" in table and "Speed-up" in table
+    with pytest.raises(UserError, match="no openstl/models/predrnn_model.py there"):
+        official_openstl.load_model_class(tmp_path / "nowhere", official_openstl.PAIRS["stlstm"])
