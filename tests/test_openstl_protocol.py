@@ -141,3 +141,22 @@ def test_the_timing_harness_loads_a_clone_and_times_both(tmp_path, monkeypatch):
     assert "| stlstm |" in table and "Speed-up" in table
     with pytest.raises(UserError, match="no openstl/models/predrnn_model.py there"):
         official_openstl.load_model_class(tmp_path / "nowhere", official_openstl.PAIRS["stlstm"])
+
+
+@pytest.mark.slow
+def test_an_openstl_run_is_reported_beside_openstls_published_values(bench, tmp_path):
+    results, out = tmp_path / "results", tmp_path / "report"
+    code, _, err = bench("run", "--models", "stlstm,persistence", "--dataset", "mmnist", "--protocol", "openstl",
+                         "--preset", "tiny", "--results-dir", results)
+    assert code == 0, err
+    assert list(results.glob("mmnist/stlstm/*-openstl-tiny-s0/metrics.json"))
+    assert bench("report", "--results-dir", results, "--out", out)[0] == 0
+    page = (out / "mmnist.md").read_text()
+    assert "beside OpenSTL's Moving MNIST benchmark, 200 epochs" in page
+    row = next(line for line in page.splitlines() if line.startswith("| PredRNN |"))
+    assert "| 23.97 |" in row  # the published MSE per frame, in OpenSTL's convention by default
+    assert "validated and its checkpoint chosen on the test set" in page
+    assert "not on the standard `mnist_test_seq.npy`" in page  # embedded digits: the provenance warning
+    assert "SSIM as OpenSTL computes it" in page
+    assert "| PredRNN | 13,504 | " in page and "| 23.8 | 116.0 | 54 |" in page  # published params, GFLOPs, FPS
+    assert "Also published, OpenSTL's Moving MNIST benchmark, 2,000 epochs" in page
