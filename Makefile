@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
+	# LPIPS's calibration weights (its files only: the lpips package's own requirements pull torchvision)
+	$(PY) -m pip install --quiet --no-deps lpips==0.1.4
 	touch $@
 
 demo: install

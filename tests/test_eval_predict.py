@@ -40,7 +40,7 @@ def test_eval_on_a_longer_horizon_is_a_generalisation_table_of_its_own(own_resul
 @pytest.mark.parametrize("args, needle", [
     (["--horizon", "0"], "--horizon 0: must be at least 1 frame"),
     (["--set", "dataset.input_frames=5"], "the run was trained on 10 input frames, the test data has 5"),
-    (["--set", "model.hidden=3"], "bench eval takes --set dataset.KEY=VALUE only"),
+    (["--set", "model.hidden=3"], "bench eval takes --set dataset.KEY=VALUE and metrics.KEY=VALUE only"),
 ])
 def test_eval_errors_are_one_line(own_results, bench, args, needle):
     code, _, err = bench("eval", run_of(own_results, "convgru").path, *args)

@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--horizon", type=int, help="frames to predict (default: the dataset's)")
     evaluation.add_argument("--data-dir", help="folder with the test dataset's files")
     evaluation.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    evaluation.add_argument("--set", dest="sets", action="append", default=[], metavar="dataset.KEY=VALUE",
-                            help="override an option of the test dataset (repeatable)")
+    evaluation.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                            help="dataset.KEY=VALUE: an option of the test dataset; metrics.KEY=VALUE: a perceptual "
+                                 "metric to add, e.g. metrics.lpips_weights=FILE (repeatable)")
 
     predict = sub.add_parser("predict", help="a trained run's predictions for frames you give: PNGs, a strip, a GIF")
     predict.add_argument("run_dir", help="the run folder (results/<dataset>/<model>/<run id>)")
@@ -201,9 +202,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     sets = parse_sets(args.sets)
     if sets["train"] or sets["model"]:
-        raise UserError("bench eval takes --set dataset.KEY=VALUE only: the model and its training are the run's")
+        raise UserError("bench eval takes --set dataset.KEY=VALUE and metrics.KEY=VALUE only: the model and its "
+                        "training are the run's")
     folder = evaluate_run(args.run_dir, dataset=args.dataset, horizon=args.horizon, data_dir=args.data_dir,
-                          sets=sets["dataset"], device=resolve_device(args.device))
+                          sets=sets["dataset"], metrics=sets["metrics"], device=resolve_device(args.device))
     metrics = folder.read_json("metrics.json")
     print(f"{metrics['model']} on {metrics['dataset']} {metrics['frames'][0]} -> {metrics['frames'][1]}: "
           f"MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, SSIM {metrics['ssim']:.4f}")

@@ -7,6 +7,7 @@ A run's configuration has these sections, each resolved in this order (later win
   ``--set train.*`` -> ``--epochs``;
 * ``dataset``: the dataset's option defaults for the preset -> ``--set dataset.*``;
 * ``model``: the model's defaults for the preset -> the dataset's shape -> ``--set model.*``;
+* ``metrics``: the perceptual metrics to compute besides MSE, MAE, PSNR and SSIM (``--set metrics.*``);
 * ``preset``, ``seed``.
 
 Models and datasets declare their values in their own files; a preset holds only its protocol's
@@ -20,13 +21,14 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from vpbench import presets
+from vpbench.benchmarks.perceptual import metrics_config
 from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
 from vpbench.losses import loss_names
 from vpbench.models import registry
 
 PRESETS = tuple(presets.PRESETS)
-SECTIONS = ("train", "dataset", "model")
+SECTIONS = ("train", "dataset", "model", "metrics")
 RUN_KEYS = ("preset", "seed", "dataset", "model", "train")  # what defines a run; "runtime" does not
 
 # Every training key, with a check of its value: (description, test).
@@ -140,6 +142,7 @@ def resolve(preset_name: str, model: str, dataset: str, *, seed: int = 0, epochs
         "dataset": {"name": entry.name, **data},
         "model": {"name": model, **model_kwargs},
         "train": train_config(preset, model, entry.name, sets.get("train", {}), epochs),
+        "metrics": metrics_config(sets.get("metrics", {})),  # what is measured: not what defines a run
     }
 
 

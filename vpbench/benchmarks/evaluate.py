@@ -1,7 +1,8 @@
 """Predict a split and score every predicted frame of every sequence."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vpbench.benchmarks.metrics import METRICS, frame_metrics, to_uint8
+from vpbench.benchmarks.perceptual import PerceptualMetrics
 from vpbench.datasets import DataSpec
 from vpbench.environment import flush_denormals
 from vpbench.errors import UserError
@@ -17,25 +19,28 @@ from vpbench.errors import UserError
 
 @dataclass
 class Evaluation:
-    """per_frame: [N, T_out, 4] (columns ``METRICS``); samples: uint8 arrays of a few sequences."""
+    """per_frame: [N, T_out, len(columns)] (``METRICS``, then ``lpips`` when computed); samples: uint8 arrays
+    of a few sequences; extra: per-run values for metrics.json (``fvd``, ``perceptual``)."""
 
     per_frame: np.ndarray
     samples: dict[str, np.ndarray]
+    columns: tuple[str, ...] = METRICS
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, float]:
-        """Means over test sequences and predicted frames."""
-        return summarize(self.per_frame)
-
-
-def summarize(per_frame: np.ndarray) -> dict[str, float]:
-    means = per_frame.reshape(-1, len(METRICS)).mean(axis=0)
-    return {name: float(v) for name, v in zip(METRICS, means)}
+    def summary(self) -> dict[str, Any]:
+        """Means over test sequences and predicted frames, and the per-run values."""
+        return {**summarize(self.per_frame, self.columns), **self.extra}
 
 
-def framewise_table(per_frame: np.ndarray) -> pd.DataFrame:
+def summarize(per_frame: np.ndarray, columns: tuple[str, ...] = METRICS) -> dict[str, float]:
+    means = per_frame.reshape(-1, len(columns)).mean(axis=0)
+    return {name: float(v) for name, v in zip(columns, means)}
+
+
+def framewise_table(per_frame: np.ndarray, columns: tuple[str, ...] = METRICS) -> pd.DataFrame:
     """One row per predicted frame (1-based): the metrics averaged over test sequences."""
     means = per_frame.mean(axis=0)
-    table = pd.DataFrame(means, columns=list(METRICS))
+    table = pd.DataFrame(means, columns=list(columns))
     table.insert(0, "frame", np.arange(1, len(table) + 1))
     return table
 
@@ -60,12 +65,15 @@ def check_prediction(pred: Tensor, expected: tuple[int, ...], model_name: str) -
 
 @torch.no_grad()
 def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device: torch.device,
-             batch_size: int, samples: int = 0, desc: str = "test") -> Evaluation:
-    """Predict ``sequences`` (uint8 [N, T, C, H, W]) and compute every frame's metrics."""
+             batch_size: int, samples: int = 0, desc: str = "test",
+             perceptual: PerceptualMetrics | None = None) -> Evaluation:
+    """Predict ``sequences`` (uint8 [N, T, C, H, W]) and compute every frame's metrics (and the perceptual
+    ones that ``perceptual`` holds)."""
     flush_denormals()
     model.eval()
     n = len(sequences)
-    per_frame = np.empty((n, spec.output_frames, len(METRICS)))
+    columns = METRICS + (perceptual.columns if perceptual is not None else ())
+    per_frame = np.empty((n, spec.output_frames, len(columns)))
     keep = sample_indices(samples, n) if samples else np.empty(0, np.int64)
     kept = []
     name = getattr(model, "registry_name", type(model).__name__)
@@ -75,7 +83,10 @@ def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device:
         pred = model(inputs, spec.output_frames)
         check_prediction(pred, tuple(targets.shape), name)
         pred8 = to_uint8(pred)
-        per_frame[start : start + len(batch)] = frame_metrics(pred8, targets).cpu().numpy()
+        span = slice(start, start + len(batch))
+        per_frame[span, :, : len(METRICS)] = frame_metrics(pred8, targets).cpu().numpy()
+        if perceptual is not None:
+            per_frame[span, :, len(METRICS) :] = perceptual.update(batch[:, : spec.input_frames], targets, pred8)
         rows = keep[(keep >= start) & (keep < start + len(batch))] - start
         kept.extend(pred8[rows].cpu().numpy())
     result_samples = {}
@@ -86,4 +97,4 @@ def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device:
             "targets": sequences[keep, spec.input_frames :],
             "predictions": np.stack(kept),
         }
-    return Evaluation(per_frame, result_samples)
+    return Evaluation(per_frame, result_samples, columns, perceptual.summary() if perceptual is not None else {})

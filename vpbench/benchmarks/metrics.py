@@ -25,7 +25,10 @@ from torch import Tensor
 from vpbench import parallel
 
 METRICS = ("mse", "mae", "psnr", "ssim", "ssim_openstl")
-HIGHER_IS_BETTER = {"mse": False, "mae": False, "psnr": True, "ssim": True, "ssim_openstl": True}
+OPTIONAL_METRICS = ("lpips",)  # per-frame columns stored only when asked for (vpbench.benchmarks.perceptual)
+STORED_METRICS = METRICS + OPTIONAL_METRICS
+HIGHER_IS_BETTER = {"mse": False, "mae": False, "psnr": True, "ssim": True, "ssim_openstl": True, "lpips": False,
+                    "fvd": False}
 DATA_RANGE = 255.0
 OPENSTL_DATA_RANGE = 2 * DATA_RANGE  # the range of a float type in scikit-image <= 0.19, on the 0-255 scale
 SSIM_WIN = 7

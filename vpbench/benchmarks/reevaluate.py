@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
 from vpbench import config as cfg
 from vpbench.benchmarks.evaluate import evaluate
+from vpbench.benchmarks.perceptual import PerceptualMetrics, metrics_config
 from vpbench.benchmarks.runner import build_model, load_weights, write_evaluation
 from vpbench.datasets import build_dataset, dataset_entry
 from vpbench.environment import describe
@@ -83,8 +84,10 @@ def new_evaluation(run: RunDir, dataset: str, horizon: int) -> RunDir:
 
 def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int | None = None,
                  data_dir: str | None = None, sets: Mapping[str, Any] | None = None,
-                 device: torch.device = torch.device("cpu"), samples: int | None = None) -> RunDir:
-    """Evaluate a finished run's best checkpoint; returns the evaluation folder."""
+                 metrics: Mapping[str, Any] | None = None, device: torch.device = torch.device("cpu"),
+                 samples: int | None = None, log: Callable[[str], None] = print) -> RunDir:
+    """Evaluate a finished run's best checkpoint (with the perceptual ``metrics`` asked for, e.g. LPIPS
+    added to a finished run); returns the evaluation folder."""
     run = finished_run(path)
     trained = run.read_yaml("config.yaml")
     data = evaluation_config(trained, dataset, horizon, data_dir, sets or {})
@@ -95,14 +98,17 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
     entry = dataset_entry(data["name"])
     source = build_dataset(entry.name, data, data_dir, trained["seed"])
     spec = entry.spec(data)
+    perceptual = PerceptualMetrics(metrics, device)
+    for note in perceptual.notes:
+        log(note)
     result = evaluate(model, source.split("test"), spec, device=device,
                       batch_size=trained["train"]["eval_batch_size"],
                       samples=trained["train"]["samples"] if samples is None else samples,
-                      desc=f"{trained['model']['name']} eval")
+                      desc=f"{trained['model']['name']} eval", perceptual=perceptual)
     folder = new_evaluation(run, entry.name, spec.output_frames)
     folder.write_yaml("evaluation.yaml", {"run": str(run.path), "checkpoint": checkpoint_name,
                                           "epoch": checkpoint.get("epoch"), "dataset": data,
-                                          "trained_on": trained["dataset"]})
+                                          "trained_on": trained["dataset"], "metrics": metrics_config(metrics)})
     write_evaluation(folder, result)
     folder.write_json("metrics.json", {
         "model": trained["model"]["name"], "dataset": entry.name, "frames": [spec.input_frames, spec.output_frames],

@@ -18,6 +18,7 @@ from vpbench import presets
 from vpbench.benchmarks import distributed
 from vpbench.benchmarks.evaluate import Evaluation, evaluate, framewise_table
 from vpbench.benchmarks.metrics import METRICS
+from vpbench.benchmarks.perceptual import PerceptualMetrics
 from vpbench.benchmarks.profiling import count_flops, count_params
 from vpbench.benchmarks.trainer import Runtime, fit
 from vpbench.datasets import SequenceSource, build_dataset
@@ -158,13 +159,15 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
     if outcome.message:
         metrics["message"] = outcome.message
     if run is not None:  # other ranks: rank 0 tests and writes
-        metrics.update(_test_best(model, config, source, run, runtime, evaluated=outcome.best_epoch is not None
+        metrics.update(_test_best(model, config, source, run, runtime, log, evaluated=outcome.best_epoch is not None
                                   or outcome.status != "diverged"))
         run.write_json("metrics.json", metrics)
         run.set_status(outcome.status, epochs=outcome.epochs_done)
         if metrics["mse"] is not None:
+            perceptual = "".join(f", {label} {metrics[key]:.{digits}f}" for key, label, digits in
+                                 (("lpips", "LPIPS", 4), ("fvd", "FVD", 1)) if metrics.get(key) is not None)
             log(f"{name}: test MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, "
-                f"SSIM {metrics['ssim']:.4f} ({outcome.status})")
+                f"SSIM {metrics['ssim']:.4f}{perceptual} ({outcome.status})")
     distributed.barrier(runtime.dist)
     return metrics
 
@@ -198,7 +201,7 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, Any], name: str) -> 
 
 
 def _test_best(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir, runtime: Runtime,
-               *, evaluated: bool) -> dict[str, Any]:
+               log: Callable[[str], None], *, evaluated: bool) -> dict[str, Any]:
     """The test metrics of the run's best checkpoint (None each when training diverged before any), written
     into the run folder as per_sequence.npz, framewise.csv and samples.npz."""
     if not evaluated:
@@ -206,17 +209,20 @@ def _test_best(model: nn.Module, config: Mapping[str, Any], source: SequenceSour
     if run.exists("checkpoints/best.pt"):
         model.load_state_dict(run.load_torch("checkpoints/best.pt")["model"])
     started = time.time()
+    perceptual = PerceptualMetrics(config.get("metrics"), runtime.device)  # configs of older runs have none
+    for note in perceptual.notes:
+        log(f"{config['model']['name']}: {note}")
     result = evaluate(model, source.split("test"), source.spec, device=runtime.device,
                       batch_size=config["train"]["eval_batch_size"], samples=config["train"]["samples"],
-                      desc=f"{config['model']['name']} test")
+                      desc=f"{config['model']['name']} test", perceptual=perceptual)
     write_evaluation(run, result)
     return {"eval_seconds": round(time.time() - started, 1), **result.summary()}
 
 
 def write_evaluation(folder: RunDir, result: Evaluation) -> None:
     """An evaluation's files: per_sequence.npz (everything derives from it), framewise.csv, samples.npz."""
-    folder.write_npz("per_sequence.npz", per_frame=result.per_frame, metrics=np.array(METRICS))
-    folder.write_csv("framewise.csv", framewise_table(result.per_frame))
+    folder.write_npz("per_sequence.npz", per_frame=result.per_frame, metrics=np.array(result.columns))
+    folder.write_csv("framewise.csv", framewise_table(result.per_frame, result.columns))
     if result.samples:
         folder.write_npz("samples.npz", **result.samples)
 

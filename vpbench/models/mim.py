@@ -109,6 +109,9 @@ PAPER_VALUES = {
     "openstl-human36m-50": {"mse": 112.1, "mae": 1467.1, "ssim": 0.9829, "psnr": 33.97, "params": 47.6e6,
                           "flops": 1051.0e9, "fps": 17},
 }
+# Under OpenSTL's protocol, S is detached before every step as OpenSTL's port does (--set
+# model.detach_stationary=false trains through it, as the TensorFlow original).
+OPENSTL_CELL = {"detach_stationary": True}
 register_model("mim", label="MIM", tags=("paper", "rnn", "openstl"), rank=40, references=PAPER_VALUES,
-               defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS}, recipe=openstl_recipe(5.0e-4),
-               )(recurrent_model(mim_layers, detach_stationary=False))
+               defaults={**RNN_PRESETS, **{p: {**kw, **OPENSTL_CELL} for p, kw in OPENSTL_RNN_PRESETS.items()}},
+               recipe=openstl_recipe(5.0e-4))(recurrent_model(mim_layers, detach_stationary=False))

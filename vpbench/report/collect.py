@@ -15,7 +15,7 @@ import numpy as np
 
 from vpbench import config as cfg
 from vpbench import presets
-from vpbench.benchmarks.metrics import METRICS
+from vpbench.benchmarks.metrics import STORED_METRICS as METRICS
 from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
 from vpbench.models import registry
@@ -49,6 +49,7 @@ class Run:
     per_frame: np.ndarray | None
     overrides: str = ""  # settings that differ from the preset's (``--set``), as "key: preset -> run"
     evaluations: tuple["Evaluation", ...] = ()  # later evaluations of its checkpoint (``bench eval``)
+    fvd: float | None = None  # one value per run, when it was computed
 
     @property
     def external(self) -> bool:
@@ -165,7 +166,7 @@ def read_run(run: RunDir) -> Run | None:
         test_kind=metrics["provenance"].get("kind", ""),
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
         params=metrics.get("params"), flops=metrics.get("flops"), per_frame=per_frame, overrides=_overrides(config),
-        evaluations=read_evaluations(run),
+        evaluations=read_evaluations(run), fvd=metrics.get("fvd"),
     )
 
 

@@ -14,12 +14,13 @@ from vpbench.report.collect import Evaluation, Group, Run
 from vpbench.report.conventions import CONVENTIONS, PROTOCOL_CONVENTIONS, column, scale
 from vpbench.report.figures import animation, framewise_figure, sample_grid
 from vpbench.report.framewise import framewise_long
-from vpbench.report.stats import LEVEL, RESAMPLES, paired_mse
+from vpbench.report.stats import LEVEL, RESAMPLES, paired
 from vpbench.report.tables import (
     EXTERNAL_MARK,
     cost_table,
     generalisation_tables,
     paired_table,
+    perceptual_shown,
     published_table,
     results_table,
     step_table,
@@ -123,11 +124,16 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
     title = heading
     if mean_table:
         title += f", as the paper's {mean_table.title}" if mean_table.protocol == "srvp" else f", beside {mean_table.title}"
+    perceptual = perceptual_shown(group, models)
+    missing = [name for key, name in (("lpips", "LPIPS"), ("fvd", "FVD")) if key not in perceptual]
+    hint = (f" {' and '.join(missing)} not computed: give `--set metrics.lpips_weights=FILE` (an AlexNet state_dict) "
+            "and `--set metrics.fvd_weights=FILE` (the TorchScript I3D) to `bench run` or `bench eval` (README: "
+            "Perceptual metrics)." if missing else "")
     lines = [f"### {title}", "", caption(group, models), "",
              *results_table(group, models, mean_table, convention), "",
              f"Means over {_sequences(group)} test sequences and {group.frames[1]} predicted frames; n: seeds; "
              f"mean ± sample std over seeds when n > 1; best per column in bold. {source}"
-             f"{CONVENTIONS[convention]}.", ""]
+             f"{CONVENTIONS[convention]}.{hint}", ""]
     for table in mean_tables[1:]:
         lines += [f"Also published, {table.title}:", "", *published_table(group, models, table, convention), ""]
     for table in (t for t in tables if t.per_step):
@@ -148,16 +154,20 @@ def _paired_section(group: Group, options: Options) -> list[str]:
                         "preset and data for the paired comparison.", ""]
     label = group.label(reference)
     factor = scale(options.convention_for(group), "mse", group.shape)
-    comparisons = [paired_mse(group.runs_of(reference), group.runs_of(m), m, factor=factor)
-                   for m in group.models if m != reference]
-    comparisons = [c for c in comparisons if c is not None]
-    if not comparisons:
+    tables = []
+    for metric, metric_factor in (("mse", factor), ("lpips", 1.0)):
+        comparisons = [paired(group.runs_of(reference), group.runs_of(m), m, metric=metric, factor=metric_factor)
+                       for m in group.models if m != reference]
+        comparisons = [c for c in comparisons if c is not None]
+        if comparisons:
+            tables += [*paired_table(comparisons, label, group), ""]
+    if not tables:
         return lines + [f"No other evaluated model in this group to compare with {label}.", ""]
-    return lines + [*paired_table(comparisons, label, group), "",
-                    f"Per test sequence: MSE averaged over the predicted frames, then over each model's seeds "
-                    f"(seed-mean per sequence); the difference {label} − model, averaged over the shared test "
-                    f"sequences. Negative: {label} has the lower error. {int(LEVEL * 100)}% CI: percentile "
-                    f"bootstrap over the sequences ({RESAMPLES:,} resamples, fixed seed). "
+    return lines + [*tables,
+                    f"Per test sequence: MSE (and LPIPS, when computed) averaged over the predicted frames, then over "
+                    f"each model's seeds (seed-mean per sequence); the difference {label} − model, averaged over the "
+                    f"shared test sequences. Negative: {label} has the lower error. {int(LEVEL * 100)}% CI: "
+                    f"percentile bootstrap over the sequences ({RESAMPLES:,} resamples, fixed seed). "
                     f"{CONVENTIONS[options.convention_for(group)]}.", ""]
 
 
@@ -202,6 +212,8 @@ def _framewise_section(group: Group, models: list[str], suffix: str, out: Path, 
     units = "per pixel, 0-255" if convention == "paper" else "per frame, [0, 1]"
     ssim_label = "SSIM" if convention == "paper" else "SSIM (OpenSTL's)"
     panels = [("mse", f"MSE ({units})"), (column(convention, "ssim"), ssim_label)]
+    if "lpips" in set(long["metric"]):
+        panels.append(("lpips", "LPIPS"))
     framewise_figure(long, [group.label(m) for m in group.models], panels, out / f"{stem}.png",
                      f"{group.dataset} {group.frames[0]} → {group.frames[1]} · preset {group.preset} · "
                      f"test set {group.test_sha256[:8]}", options.figure_formats)

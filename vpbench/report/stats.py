@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from vpbench.benchmarks.metrics import METRICS
+from vpbench.benchmarks.metrics import STORED_METRICS as METRICS
 from vpbench.report.collect import Run
 
 RESAMPLES = 10_000
@@ -62,17 +62,18 @@ def bootstrap_ci(values: np.ndarray, *, resamples: int = RESAMPLES, level: float
     return float(low), float(high)
 
 
-def sequence_mse(runs: Sequence[Run]) -> np.ndarray:
-    """Per-sequence MSE [N] (mean over predicted frames), averaged over the runs' seeds."""
-    k = METRICS.index("mse")
+def sequence_means(runs: Sequence[Run], metric: str = "mse") -> np.ndarray:
+    """Per-sequence ``metric`` [N] (mean over predicted frames), averaged over the runs' seeds."""
+    k = METRICS.index(metric)
     return np.mean([run.per_frame[:, :, k].mean(axis=1) for run in runs if run.per_frame is not None], axis=0)
 
 
 @dataclass(frozen=True)
 class Paired:
-    """Mean of per-sequence MSE(reference) - MSE(other) over the shared test sequences, with its CI."""
+    """Mean of per-sequence metric(reference) - metric(other) over the shared test sequences, with its CI."""
 
     other: str
+    metric: str
     sequences: int
     seeds: tuple[int, int]  # (reference, other)
     mean: float
@@ -86,14 +87,14 @@ class Paired:
         return f"{reference} {'lower' if self.high < 0 else 'higher'}: a real difference (the CI excludes 0)"
 
 
-def paired_mse(reference: Sequence[Run], other: Sequence[Run], other_name: str, *,
-               factor: float = 1.0) -> Paired | None:
-    """Paired comparison on the seed-mean per-sequence MSE; ``factor`` converts the MSE scale.
-    None when either model has no evaluated run."""
-    ref_runs = [r for r in reference if r.per_frame is not None]
-    other_runs = [r for r in other if r.per_frame is not None]
+def paired(reference: Sequence[Run], other: Sequence[Run], other_name: str, *, metric: str = "mse",
+           factor: float = 1.0) -> Paired | None:
+    """Paired comparison on the seed-mean per-sequence ``metric``; ``factor`` converts its scale.
+    None when either model has no run evaluated with that metric."""
+    ref_runs = [r for r in reference if r.per_frame is not None and seed_values([r], metric)]
+    other_runs = [r for r in other if r.per_frame is not None and seed_values([r], metric)]
     if not ref_runs or not other_runs:
         return None
-    diff = (sequence_mse(ref_runs) - sequence_mse(other_runs)) * factor
+    diff = (sequence_means(ref_runs, metric) - sequence_means(other_runs, metric)) * factor
     low, high = bootstrap_ci(diff)
-    return Paired(other_name, len(diff), (len(ref_runs), len(other_runs)), float(diff.mean()), low, high)
+    return Paired(other_name, metric, len(diff), (len(ref_runs), len(other_runs)), float(diff.mean()), low, high)

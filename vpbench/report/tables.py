@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from vpbench.benchmarks.metrics import HIGHER_IS_BETTER, METRICS
+from vpbench.benchmarks.metrics import HIGHER_IS_BETTER
+from vpbench.benchmarks.metrics import STORED_METRICS as METRICS
 from vpbench.report.collect import Group, Run
 from vpbench.report.conventions import SHOWN, column, scale
 from vpbench.report.paper import PaperTable
 from vpbench.report.stats import Estimate, Paired, estimate, seed_values
 
-DECIMALS = {"mse": 2, "mae": 2, "psnr": 2, "ssim": 4}
-NAMES = {"mse": "MSE", "mae": "MAE", "psnr": "PSNR", "ssim": "SSIM"}
+DECIMALS = {"mse": 2, "mae": 2, "psnr": 2, "ssim": 4, "lpips": 4, "fvd": 1}
+NAMES = {"mse": "MSE", "mae": "MAE", "psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "fvd": "FVD"}
 EXTERNAL_MARK = "†"
 
 
@@ -85,21 +86,33 @@ def published(paper: PaperTable, label: str, key: str | int, metric: str, conven
     return value / scale(paper.convention, metric, shape) * scale(convention, metric, shape)
 
 
+def perceptual_shown(group: Group, models: Sequence[str]) -> tuple[str, ...]:
+    """The perceptual metrics some run of ``models`` has: ``lpips`` (per frame), ``fvd`` (per run)."""
+    runs = [r for m in models for r in group.runs_of(m)]
+    lpips = any(seed_values([r], "lpips") for r in runs)
+    return ("lpips",) * lpips + ("fvd",) * any(r.fvd is not None for r in runs)
+
+
 def results_table(group: Group, models: Sequence[str], paper: PaperTable | None, convention: str) -> list[str]:
     """Means over test sequences and predicted frames of every metric, with the published value and
-    the relative difference beside each metric the published table reports."""
+    the relative difference beside each metric the published table reports; LPIPS and FVD when computed."""
     with_paper = paper.columns if paper else ()
     header, align = ["Model", "n", "Epochs"], "lrr"
-    for metric in SHOWN:
+    extra = perceptual_shown(group, models)
+    for metric in (*SHOWN, *extra):
         header.append(f"{NAMES[metric]} {'↑' if HIGHER_IS_BETTER[metric] else '↓'}")
         header += ["paper" if paper.protocol == "srvp" else "published", "Δ"] if metric in with_paper else []
         align += "rrr" if metric in with_paper else "r"
     columns = {metric: measured_estimates(group, models, metric, convention) for metric in SHOWN}
-    cells = {metric: _bolded(columns[metric], metric) for metric in SHOWN}
+    if "lpips" in extra:
+        columns["lpips"] = measured_estimates(group, models, "lpips", convention)
+    if "fvd" in extra:
+        columns["fvd"] = [estimate([r.fvd for r in group.runs_of(m) if r.fvd is not None]) for m in models]
+    cells = {metric: _bolded(columns[metric], metric) for metric in columns}
     rows = []
     for i, model in enumerate(models):
         row = [row_label(group, model), _n([columns[m][i] for m in SHOWN]), _epochs(group, model)]
-        for metric in SHOWN:
+        for metric in columns:
             row.append(cells[metric][i])
             if metric in with_paper:
                 value = published(paper, group.label(model), metric, metric, convention, group.shape)
@@ -156,10 +169,11 @@ def step_table(group: Group, models: Sequence[str], paper: PaperTable, conventio
 
 
 def paired_table(comparisons: Sequence[Paired], reference: str, group: Group) -> list[str]:
-    header = ["Model", f"Seeds ({reference} / model)", "Sequences", f"Mean MSE difference ({reference} − model)",
+    name, digits = NAMES[comparisons[0].metric], DECIMALS[comparisons[0].metric]
+    header = ["Model", f"Seeds ({reference} / model)", "Sequences", f"Mean {name} difference ({reference} − model)",
               "95% CI", "Verdict"]
-    rows = [[group.label(p.other), f"{p.seeds[0]} / {p.seeds[1]}", str(p.sequences), f"{p.mean:+.2f}",
-             f"[{p.low:+.2f}, {p.high:+.2f}]", p.verdict(reference)] for p in comparisons]
+    rows = [[group.label(p.other), f"{p.seeds[0]} / {p.seeds[1]}", str(p.sequences), f"{p.mean:+.{digits}f}",
+             f"[{p.low:+.{digits}f}, {p.high:+.{digits}f}]", p.verdict(reference)] for p in comparisons]
     return markdown_table(header, rows, "lrrrrl")
 
 
