@@ -31,18 +31,16 @@ count, its unused parameters and fvcore's FLOPs (so traced) at OpenSTL's Moving 
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import types
 import warnings
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import nn
 
 from cells import _openstl_modules
-from reference import commit_of, gradients, load_file, save
+from reference import commit_of, default_dtype, gradients, load_file, save
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -110,17 +108,6 @@ def unused_parameters(clone: Path, family: str, layers: int, hidden: int, cfg: t
     _, loss = model(torch.rand(1, PRE + AFT, *patched), torch.rand(1, AFT - 1, *patched))
     loss.backward()
     return sorted(n for n, q in model.named_parameters() if q.grad is None)
-
-
-@contextlib.contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Tensors made without a dtype (OpenSTL's zero states) in ``dtype``."""
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(saved)
 
 
 def full_size(clone: Path, family: str) -> dict:

@@ -7,6 +7,7 @@ when the file imports them but the model never uses them.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -103,3 +104,14 @@ def gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Every parameter's gradient by name (zeros where the loss did not reach it)."""
     return {n: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone()
             for n, p in model.named_parameters()}
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Tensors made without a dtype (e.g. OpenSTL's zero states) in ``dtype``."""
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)

@@ -36,6 +36,8 @@ class RecurrentStack(nn.Module):
     all_frames=True)`` returns the raw (unclamped) predictions of frames 2..T_in+horizon [B, T_in+horizon-1,
     C, H, W]: at step t >= 1 the input is the true frame with probability p_in inside the input window
     and p_out past it (drawn per sequence and step, whole frames), else the previous prediction.
+    With ``signals=True`` it returns (predictions, signals): per step, what the cells sent up through
+    ``carry`` besides the zigzag memory (e.g. ST-LSTM's memory increments for PredRNN.V2's loss).
     Shapes: frames [B, T_in, C, H, W], targets [B, horizon, C, H, W].
     """
 
@@ -49,7 +51,8 @@ class RecurrentStack(nn.Module):
         self.readout = nn.Conv2d(self.cells[-1].hidden, self.frame_channels, 1, bias=False)
 
     def forward(self, frames: Tensor, horizon: int, *, targets: Tensor | None = None,
-                sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False) -> Tensor:
+                sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False,
+                signals: bool = False) -> Tensor | tuple[Tensor, list[State]]:
         x = patchify(frames, self.patch_size)
         true = x if targets is None else torch.cat([x, patchify(targets, self.patch_size)], dim=1)
         t_in, steps = x.shape[1], x.shape[1] + horizon - 1
@@ -58,6 +61,7 @@ class RecurrentStack(nn.Module):
         states = [cell.init_state(x[:, 0].new_zeros(x.shape[0], cell.hidden, *x.shape[3:])) for cell in self.cells]
         carry: State = {c.memory: torch.zeros_like(states[0]["h"]) for c in self.cells if c.memory}
         preds: list[Tensor] = []
+        sent: list[State] = []  # per step, the signals besides the zigzag memory
         for t in range(steps):
             p = 1.0 if t == 0 else sampling[0] if t < t_in else sampling[1]
             if t >= true.shape[1]:
@@ -70,9 +74,12 @@ class RecurrentStack(nn.Module):
                 use_true = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) < p).to(x.dtype)
                 xp0 = self.cells[0].input_conv(use_true * true[:, t] + (1 - use_true) * preds[-1])
             states = step_layers(self.cells, None, states, carry, xp0)
+            if signals:
+                sent.append({k: v for k, v in carry.items() if k not in {c.memory for c in self.cells}})
             preds.append(self.readout(states[-1]["h"]))
         out = unpatchify(torch.stack(preds, dim=1), self.patch_size)
-        return out if all_frames else clamp_straight_through(out[:, -horizon:])
+        out = out if all_frames else clamp_straight_through(out[:, -horizon:])
+        return (out, sent) if signals else out
 
 
 def sampling_probabilities(step: int, train: Mapping[str, Any]) -> tuple[float, float]:

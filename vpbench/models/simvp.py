@@ -2,11 +2,12 @@
 frames, and a CNN spatial decoder; T frames in, the next T frames out, all at once."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.models.multiframe import chunked_rollout, pad_to_multiple
 from vpbench.models.output_range import clamp_straight_through
@@ -91,6 +92,25 @@ class Translator(nn.Module):
         return x
 
 
+def encode_translate_decode(model: nn.Module, frames: Tensor, merge: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    """One call of a SimVP-frame ``model`` (``encoder``, ``translator``, ``decoder``, ``readout``,
+    ``input_frames``, ``size_multiple``): the next T frames [B, T, C, H, W] -> [B, T, C, H, W] in [0, 1]. The last
+    decoder block reads ``merge(x, skip)`` of the features and the first encoder block's output."""
+    b, t, c, h, w = frames.shape
+    if t != model.input_frames:
+        raise UserError(f"this SimVP was built for {model.input_frames} input frames (its translator stacks "
+                        f"them as channels), got {t}; build it with input_frames={t}")
+    x = pad_to_multiple(frames.reshape(b * t, c, h, w), model.size_multiple)
+    skip = x = model.encoder[0](x)
+    for layer in model.encoder[1:]:
+        x = layer(x)
+    x = model.translator(x.reshape(b, -1, *x.shape[-2:])).reshape(x.shape)
+    for layer in model.decoder[:-1]:
+        x = layer(x)
+    x = model.readout(model.decoder[-1](merge(x, skip)))
+    return clamp_straight_through(x[..., :h, :w].reshape(b, t, c, h, w))
+
+
 class SimVP(nn.Module):
     """SimVP, as the official code (A4Bio/SimVP) builds it.
 
@@ -132,23 +152,37 @@ class SimVP(nn.Module):
 
     def block(self, frames: Tensor) -> Tensor:
         """The next T frames: [B, T, C, H, W] -> [B, T, C, H, W] in [0, 1]."""
-        b, t, c, h, w = frames.shape
-        if t != self.input_frames:
-            raise UserError(f"this SimVP was built for {self.input_frames} input frames (its translator stacks "
-                            f"them as channels), got {t}; build it with input_frames={t}")
-        x = pad_to_multiple(frames.reshape(b * t, c, h, w), self.size_multiple)
-        skip = x = self.encoder[0](x)
-        for layer in self.encoder[1:]:
-            x = layer(x)
-        x = self.translator(x.reshape(b, -1, *x.shape[-2:])).reshape(x.shape)
-        for layer in self.decoder[:-1]:
-            x = layer(x)
-        x = self.readout(self.decoder[-1](torch.cat([x, skip], dim=1)))
-        return clamp_straight_through(x[..., :h, :w].reshape(b, t, c, h, w))
+        return encode_translate_decode(self, frames, lambda x, skip: torch.cat([x, skip], dim=1))
 
     def forward(self, frames: Tensor, horizon: int) -> Tensor:
         """frames [B, T_in, C, H, W] in [0, 1] -> predictions [B, horizon, C, H, W] in [0, 1]."""
         return chunked_rollout(self.block, frames, horizon)
+
+
+FORMS = ("a4bio", "openstl")
+
+
+def simvp(*, form: str = "a4bio", in_channels: int = 1, input_frames: int = 10, spatial_hidden: int = 64,
+          temporal_hidden: int = 256, spatial_layers: int = 4, temporal_layers: int = 8,
+          kernels: Sequence[int] = (3, 5, 7, 11), groups: int = 8) -> nn.Module:
+    """SimVP in one of two forms, with the same Inception U-Net translator:
+
+    * ``a4bio``: the official code's (:class:`SimVP`), the model the SRVP paper compares;
+    * ``openstl``: OpenSTL's SimVP+IncepU, the translator in OpenSTL's frame (SiLU, PixelShuffle up-sampling,
+      the skip added rather than concatenated, encoder/decoder kernels 3; ``SimVPv2`` with translator
+      ``incepu`` of :mod:`vpbench.models.simvp2`)."""
+    options = {"in_channels": in_channels, "input_frames": input_frames, "spatial_hidden": spatial_hidden,
+               "temporal_hidden": temporal_hidden, "spatial_layers": spatial_layers,
+               "temporal_layers": temporal_layers, "kernels": kernels, "groups": groups}
+    if form == "a4bio":
+        return SimVP(**options)
+    if form == "openstl":
+        from vpbench.models.simvp2 import (
+            SimVPv2,  # simvp2 imports this file's translator
+        )
+
+        return SimVPv2(translator="incepu", **options)
+    raise UserError(f"invalid value model.form={form!r}: must be {' or '.join(FORMS)}")
 
 
 SIMVP_PRESETS: dict[str, dict] = {
@@ -159,10 +193,19 @@ SIMVP_PRESETS: dict[str, dict] = {
     "tiny": {"spatial_hidden": 4, "temporal_hidden": 16, "spatial_layers": 2, "temporal_layers": 2,
              "kernels": [3, 5], "groups": 4},
 }
+# OpenSTL's SimVP+IncepU (configs/mmnist/simvp/SimVP_IncepU.py: hid_S 64, hid_T 512, N_S 4, N_T 8) under its
+# protocol, and the smaller scales in OpenSTL's form.
+SIMVP_PRESETS.update({
+    "openstl": {"form": "openstl", "spatial_hidden": 64, "temporal_hidden": 512, "spatial_layers": 4,
+                "temporal_layers": 8},
+    "openstl-quick": {"form": "openstl", **SIMVP_PRESETS["quick"]},
+    "openstl-tiny": {"form": "openstl", **SIMVP_PRESETS["tiny"]},
+})
 
 # The official recipe (A4Bio/SimVP main.py, exp.py): MSE, Adam with a one-cycle schedule stepped every batch,
 # peaking at lr 0.01, batch 16. The smaller presets keep their own batch size.
 SIMVP_RECIPE = {"loss": "mse", "optimizer": "adam", "lr": 1.0e-2, "scheduler": "onecycle"}
+OPENSTL_QUICK_LR = 5.0e-3
 PAPER_VALUES = {
     "table1-10": {"mse": 673.01, "ssim": 0.8283},
     "table1-30": {"mse": 1280.05, "ssim": 0.5167},
@@ -173,7 +216,17 @@ PAPER_VALUES = {
                            "flops": 19.4e9, "fps": 209},
     "openstl-mmnist-2000": {"mse": 21.15, "mae": 64.15, "ssim": 0.9536, "psnr": 23.99, "params": 58.0e6,
                             "flops": 19.4e9, "fps": 209},
+    "openstl-kth-100": {"mse": 41.11, "mae": 397.1, "ssim": 0.9065, "psnr": 27.46, "params": 12.2e6,
+                      "flops": 62.8e9, "fps": 77},
+    "openstl-human36m-50": {"mse": 115.8, "mae": 1511.5, "ssim": 0.9822, "psnr": 33.73, "params": 41.2e6,
+                          "flops": 197.0e9, "fps": 26},
 }
-register_model("simvp", label="SimVP", tags=("paper", "rnn-free"), defaults=SIMVP_PRESETS, rank=70, references=PAPER_VALUES,
-               recipe={"paper": {**SIMVP_RECIPE, "batch_size": 16}, "quick": SIMVP_RECIPE, "tiny": SIMVP_RECIPE},
-               )(SimVP)
+# Under OpenSTL's protocol its recipe (MSE, Adam, one-cycle per batch, batch 16, peak 1e-3 as SimVP_IncepU.py);
+# the smaller scales peak higher, so that a short run learns.
+OPENSTL_RECIPE = {preset: {**presets.protocol_recipe(preset), "lr": OPENSTL_QUICK_LR}
+                  for preset in ("openstl-quick", "openstl-tiny")}
+register_model("simvp", label="SimVP", labels={"openstl": "SimVP+IncepU"}, tags=("paper", "rnn-free", "openstl"),
+               defaults=SIMVP_PRESETS, rank=70, references=PAPER_VALUES,
+               recipe={"paper": {**SIMVP_RECIPE, "batch_size": 16}, "quick": SIMVP_RECIPE, "tiny": SIMVP_RECIPE,
+                       **OPENSTL_RECIPE},
+               )(simvp)

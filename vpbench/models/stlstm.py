@@ -11,6 +11,8 @@ from vpbench.models.encoder_forecaster import RecurrentCell, State
 from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
 from vpbench.models.registry import register_model
 
+INCREMENTS = "increments"  # the per-step signal of ST-LSTM's memory increments (PredRNN.V2)
+
 
 class DualMemoryCell(RecurrentCell):
     """Base of the PredRNN family: a temporal memory C in the cell's state and a spatiotemporal
@@ -43,11 +45,16 @@ class STLSTMCell(DualMemoryCell):
 
     where M is the spatiotemporal memory coming from the layer below (from the top layer at t-1 for
     the bottom layer). As in thuml/predrnn-pytorch: bias-free convolutions, forget bias 1, no
-    layer norm. Shapes: x [B, C_in, h, w]; state h, c and memory m [B, M, h, w].
+    layer norm. With ``increments`` (PredRNN.V2's decoupling loss), each step also appends the two
+    memory increments (i_t o g_t, i'_t o g'_t) to the per-step signal ``carry["increments"]``, one
+    pair per layer, bottom first. Shapes: x [B, C_in, h, w]; state h, c and memory m [B, M, h, w].
     """
 
-    def __init__(self, in_channels: int, hidden: int, kernel_size: int) -> None:
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int, *, increments: bool = False) -> None:
         super().__init__(in_channels, hidden, kernel_size)
+        self.increments = increments
+        if increments:
+            self.signals = (INCREMENTS,)
         self.x_conv = same_conv(in_channels, 7 * hidden, kernel_size)  # [i, f, g, i', f', g', o]
         self.h_conv = same_conv(hidden, 4 * hidden, kernel_size)  # [i, f, g, o]
         self.m_conv = same_conv(hidden, 3 * hidden, kernel_size)  # [i', f', g']
@@ -60,8 +67,12 @@ class STLSTMCell(DualMemoryCell):
         xi, xf, xg, xi2, xf2, xg2, xo = xp.chunk(7, dim=1)
         hi, hf, hg, ho = self.h_conv(state["h"]).chunk(4, dim=1)
         mi, mf, mg = self.m_conv(carry["m"]).chunk(3, dim=1)
-        c = gated_update(state["c"], xi + hi, xf + hf, xg + hg)
-        m = gated_update(carry["m"], xi2 + mi, xf2 + mf, xg2 + mg)
+        i, g, i2, g2 = xi + hi, xg + hg, xi2 + mi, xg2 + mg
+        c = gated_update(state["c"], i, xf + hf, g)
+        m = gated_update(carry["m"], i2, xf2 + mf, g2)
+        if self.increments:  # what gated_update adds to C and to M
+            delta_c, delta_m = torch.sigmoid(i) * torch.tanh(g), torch.sigmoid(i2) * torch.tanh(g2)
+            carry.setdefault(INCREMENTS, []).append((delta_c, delta_m))
         cm = torch.cat([c, m], dim=1)
         carry["m"] = m
         return {"h": self.hidden_state(torch.sigmoid(xo + ho + self.o_conv(cm)), cm), "c": c}
@@ -82,6 +93,10 @@ PAPER_VALUES = {
                            "flops": 116.0e9, "fps": 54},
     "openstl-mmnist-2000": {"mse": 26.43, "mae": 77.52, "ssim": 0.9411, "psnr": 22.90, "params": 23.8e6,
                             "flops": 116.0e9, "fps": 54},
+    "openstl-kth-100": {"mse": 41.07, "mae": 380.6, "ssim": 0.9097, "psnr": 27.95, "params": 23.6e6,
+                      "flops": 2800.0e9, "fps": 7},
+    "openstl-human36m-50": {"mse": 113.2, "mae": 1458.3, "ssim": 0.9831, "psnr": 33.94, "params": 24.6e6,
+                          "flops": 704.0e9, "fps": 25},
 }
 register_model("stlstm", label="ST-LSTM", labels={"openstl": "PredRNN"}, tags=("paper", "rnn", "openstl"), rank=20,
                references=PAPER_VALUES, defaults={**RNN_PRESETS, **OPENSTL_RNN_PRESETS},
