@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH := $(VENV)/bin/bench
 
-.PHONY: install demo test clean
+.PHONY: install demo test gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The first thing to run on a new GPU machine (under 8 minutes on one GPU); exits non-zero on any failure.
+gpu-check: install
+	$(BENCH) gpu-check
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+from vpbench import launch, status
+from vpbench.benchmarks import gpu_check
 from vpbench.errors import UserError
 
 
@@ -60,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="training precision (default auto: bf16 autocast on CUDA, fp32 on CPU); "
                           "evaluation is always fp32")
     run.add_argument("--compile", action="store_true", help="train through torch.compile")
+    launch.add_arguments(run)
+
+    status.add_arguments(sub.add_parser("status", help="where a sweep stands: one line per run and per job not "
+                                                       "started yet"))
+    gpu_check.add_arguments(sub.add_parser("gpu-check", help="the first thing to run on a new GPU machine: every "
+                                                             "model, SRVP at the paper configuration, compile, DDP"))
 
     evaluation = sub.add_parser("eval", help="evaluate a finished run's best checkpoint again, on its test set or "
                                              "another dataset or horizon")
@@ -158,6 +166,10 @@ def _preset(args: argparse.Namespace, device_type: str = "cpu", *, say: bool = T
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    if args.launcher != "local":
+        launch.command(args)
+        return
+    launch.check_local(args)
     from vpbench import presets
     from vpbench.benchmarks import distributed
     from vpbench.benchmarks.runner import parse_seeds, plan, run_sweep
@@ -337,6 +349,8 @@ COMMANDS = {
     "data": cmd_data,
     "check-model": cmd_check_model,
     "speed": cmd_speed,
+    "status": status.command,
+    "gpu-check": gpu_check.command,
 }
 
 
