@@ -56,18 +56,20 @@ class RecurrentStack(nn.Module):
         x = patchify(frames, self.patch_size)
         true = x if targets is None else torch.cat([x, patchify(targets, self.patch_size)], dim=1)
         t_in, steps = x.shape[1], x.shape[1] + horizon - 1
-        # The first layer's input convolution of the frames read as they are, batched over time.
-        known = self.cells[0].input_conv(true.flatten(0, 1)).unflatten(0, true.shape[:2])
+        probs = [1.0 if t == 0 else 0.0 if t >= true.shape[1] else sampling[0] if t < t_in else sampling[1]
+                 for t in range(steps)]
+        # The first layer's input convolution of the true frames it surely reads, batched over time; unbind,
+        # not known[:, t]: indexing backpropagates through a zero-filled copy of the whole batch per step.
+        given = [t for t, p in enumerate(probs) if p >= 1]
+        known = dict(zip(given, self.cells[0].input_conv(true[:, given].flatten(0, 1)).unflatten(
+            0, (true.shape[0], len(given))).unbind(1)))
         states = [cell.init_state(x[:, 0].new_zeros(x.shape[0], cell.hidden, *x.shape[3:])) for cell in self.cells]
         carry: State = {c.memory: torch.zeros_like(states[0]["h"]) for c in self.cells if c.memory}
         preds: list[Tensor] = []
         sent: list[State] = []  # per step, the signals besides the zigzag memory
-        for t in range(steps):
-            p = 1.0 if t == 0 else sampling[0] if t < t_in else sampling[1]
-            if t >= true.shape[1]:
-                p = 0.0
+        for t, p in enumerate(probs):
             if p >= 1:
-                xp0 = known[:, t]
+                xp0 = known[t]
             elif p <= 0:
                 xp0 = self.cells[0].input_conv(preds[-1])
             else:
