@@ -1,0 +1,80 @@
+"""The OpenSTL timing harness (``bench speed --parts openstl``): its pairs, and, where a clone of OpenSTL is at
+hand ($VPBENCH_OPENSTL, or /work/ref/chengtan9907+OpenSTL), timing each new pair against it at openstl-tiny."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vpbench import config as cfg
+from vpbench.benchmarks import official_openstl
+from vpbench.errors import UserError
+from vpbench.models import model_names
+from vpbench.models.recurrent_stack import sampling_probabilities
+from vpbench.models.simvp2 import DDR_ALPHA, differential_divergence
+
+CLONE = Path(os.environ.get("VPBENCH_OPENSTL", "/work/ref/chengtan9907+OpenSTL"))
+NEW_PAIRS = ["predrnnv2", "mau", "simvp2", "tau", "mmvp"]
+SAME_SIZE = {"predrnnv2", "simvp2", "tau"}  # OpenSTL's MAU and MMVP hold modules their forward never calls
+
+
+def test_every_pair_is_a_registered_model_sampled_as_openstl_is_at_the_timed_step():
+    assert set(NEW_PAIRS) < set(official_openstl.PAIRS)
+    for name, pair in official_openstl.PAIRS.items():
+        assert name in model_names()
+        train = cfg.resolve("openstl-tiny", name, "mmnist", sets=cfg.parse_sets(list(pair.sets)))["train"]
+        if pair.step is official_openstl.recurrent_step:  # P(true frame) where OpenSTL's mask samples
+            p = official_openstl.SAMPLING
+            expected = (p, p) if train["sampling"] == "reverse" else (1.0, p)
+            assert sampling_probabilities(official_openstl.VPBENCH_STEP, train) == expected, name
+        else:
+            assert train["loss"] in ("mse", "mse_ddr"), name
+
+
+def test_models_without_an_openstl_counterpart_are_an_error_alone(tmp_path):
+    with pytest.raises(UserError, match="none of persistence, convgru has an OpenSTL counterpart.*predrnnv2"):
+        official_openstl.compare(tmp_path, ["persistence", "convgru"], preset="openstl-tiny", dataset="mmnist",
+                                 batch=2, repeats=1)
+    with pytest.raises(UserError, match="train.loss='l1'"):
+        official_openstl.criterion("l1", tmp_path)
+
+
+@pytest.fixture
+def fresh_imports() -> Iterator[None]:
+    """OpenSTL's files (and the timm stand-in) imported afresh for the test, and unloaded after it."""
+    def loaded() -> set[str]:
+        return {m for m in sys.modules if m in ("openstl", "timm") or m.startswith(("openstl.", "timm."))}
+
+    saved = {m: sys.modules.pop(m) for m in loaded()}
+    yield
+    for m in loaded():
+        del sys.modules[m]
+    sys.modules.update(saved)
+
+
+@pytest.mark.skipif(not (CLONE / "openstl" / "models").is_dir(), reason=f"no clone of OpenSTL at {CLONE}")
+def test_the_newer_openstl_methods_are_timed_against_openstls_code(fresh_imports):
+    rows = official_openstl.compare(CLONE, [*NEW_PAIRS, "persistence"], preset="openstl-tiny", dataset="mmnist",
+                                    batch=2, repeats=1)
+    assert [r["model"] for r in rows] == NEW_PAIRS
+    for r in rows:
+        ours, theirs = r["params"]["vpbench"], r["params"]["openstl"]
+        assert ours == theirs if r["model"] in SAME_SIZE else ours < theirs, r
+        assert all(s > 0 for s in r["seconds"].values())
+    table = "\n".join(official_openstl.markdown(rows, "openstl-tiny", 1))
+    assert all(f"| {name} | " in table for name in NEW_PAIRS)
+
+
+@pytest.mark.skipif(not (CLONE / "openstl" / "models").is_dir(), reason=f"no clone of OpenSTL at {CLONE}")
+def test_taus_loss_on_openstls_side_is_openstls_regulariser_as_vpbench_computes_it(fresh_imports):
+    official_openstl.load_model_class(CLONE, official_openstl.PAIRS["tau"])
+    generator = torch.Generator().manual_seed(0)
+    pred, target = (torch.rand(2, 4, 1, 8, 8, generator=generator, dtype=torch.float64) for _ in range(2))
+    expected = F.mse_loss(pred, target) + DDR_ALPHA * differential_divergence(pred, target)
+    torch.testing.assert_close(official_openstl.criterion("mse_ddr", CLONE)(pred, target), expected, rtol=1e-12,
+                               atol=1e-12)
