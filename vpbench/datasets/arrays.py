@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from vpbench.datasets.base import DataSpec, Option, SequenceSource, array_digest, positive_int
+from vpbench.datasets.base import DataSpec, InMemorySource, Option, SequenceSource, array_digest, positive_int
 from vpbench.datasets.registry import register_dataset
 from vpbench.errors import UserError
 
@@ -100,7 +100,7 @@ def _clips(array: np.ndarray, length: int) -> np.ndarray:
     return np.ascontiguousarray(clips)
 
 
-class Arrays(SequenceSource):
+class Arrays(InMemorySource):
     """The clips of the split arrays, in memory: training clips in a new order each epoch."""
 
     def __init__(self, spec: DataSpec, config: Mapping[str, Any], data_dir: Path | None, seed: int):
@@ -124,16 +124,6 @@ class Arrays(SequenceSource):
             "test_sequences": len(self.test), "test_sha256": digest,
             "label": f"arrays test set [{digest[:8]}]: {len(self.test)} clips from {data_dir}",
         }
-
-    def batches_per_epoch(self, batch_size: int) -> int:
-        return max(1, min(len(self.train), self.train_sequences or len(self.train)) // batch_size)
-
-    def train_batch(self, epoch: int, index: int, batch_size: int) -> np.ndarray:
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
-        return self.train[order[(index * batch_size + np.arange(batch_size)) % len(order)]]
-
-    def split(self, name: str) -> np.ndarray:
-        return {"val": self.val, "test": self.test}[name]
 
 
 def inspect(root: Path | None, config: Mapping[str, Any], spec: DataSpec) -> tuple[list[str], list[str]]:

@@ -60,6 +60,27 @@ class SequenceSource(ABC):
         """The fixed ``val`` or ``test`` sequences, uint8 [N, T, C, H, W]."""
 
 
+class InMemorySource(SequenceSource):
+    """A source whose splits are arrays held in memory (``train``, ``val``, ``test``, uint8 [N, T, C, H, W]):
+    each epoch shuffles ``train`` by (seed, epoch) and reads at most ``train_sequences`` of it (all when 0)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    train_sequences: int
+    seed: int
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return max(1, min(len(self.train), self.train_sequences or len(self.train)) // batch_size)
+
+    def train_batch(self, epoch: int, index: int, batch_size: int) -> np.ndarray:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
+        return self.train[order[(index * batch_size + np.arange(batch_size)) % len(order)]]
+
+    def split(self, name: str) -> np.ndarray:
+        return {"val": self.val, "test": self.test}[name]
+
+
 class EpochBatches(torch.utils.data.Dataset):
     """One epoch of training batches as a map-style dataset (use with ``batch_size=None``).
 

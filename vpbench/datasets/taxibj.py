@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from vpbench.datasets.base import DataSpec, Option, SequenceSource, array_digest, positive_int
+from vpbench.datasets.base import DataSpec, InMemorySource, Option, SequenceSource, array_digest, positive_int
 from vpbench.datasets.registry import register_dataset
 from vpbench.errors import UserError
 
@@ -49,7 +49,7 @@ def read(root: Path | None) -> dict[str, np.ndarray]:
     return out
 
 
-class TaxiBJ(SequenceSource):
+class TaxiBJ(InMemorySource):
     """TaxiBJ's sequences in memory: training sequences in a new order each epoch."""
 
     def __init__(self, spec: DataSpec, config: Mapping[str, Any], data_dir: Path | None, seed: int):
@@ -64,16 +64,6 @@ class TaxiBJ(SequenceSource):
         self.provenance = {"kind": "taxibj", "data_dir": str(data_dir), "test_sequences": len(self.test),
                            "test_sha256": digest,
                            "label": f"taxibj test set [{digest[:8]}]: {len(self.test)} sequences of OpenSTL's {FILE}"}
-
-    def batches_per_epoch(self, batch_size: int) -> int:
-        return max(1, min(len(self.train), self.train_sequences or len(self.train)) // batch_size)
-
-    def train_batch(self, epoch: int, index: int, batch_size: int) -> np.ndarray:
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.train))
-        return self.train[order[(index * batch_size + np.arange(batch_size)) % len(order)]]
-
-    def split(self, name: str) -> np.ndarray:
-        return {"val": self.val, "test": self.test}[name]
 
 
 OPTIONS = {
