@@ -20,17 +20,14 @@ transposed per-position peephole fails, and small enough to keep the file under 
 """
 from __future__ import annotations
 
-import contextlib
-import sys
 import types
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import nn
 
-from reference import commit_of, load_file, save
+from reference import commit_of, load_file, openstl_modules, save
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -40,29 +37,6 @@ MIM_GRID = (8, 4)
 SEED = 20240611
 INIT_RANGE = 0.3
 MODULE_FILES = ("convlstm_modules", "predrnn_modules", "predrnnpp_modules", "mim_modules")
-
-
-@contextlib.contextmanager
-def _openstl_modules(clone: Path) -> Iterator[types.ModuleType]:
-    """An ``openstl.modules`` holding only the four cell files, while OpenSTL's model files import it.
-
-    OpenSTL's real ``openstl/modules/__init__.py`` imports every module of the library (timm, ...)."""
-    modules = types.ModuleType("openstl.modules")
-    for name in MODULE_FILES:
-        for attr, value in vars(load_file(clone, f"openstl/modules/{name}.py")).items():
-            if isinstance(value, type) and issubclass(value, nn.Module):
-                setattr(modules, attr, value)
-    saved = {k: sys.modules.get(k) for k in ("openstl", "openstl.modules")}
-    sys.modules.setdefault("openstl", types.ModuleType("openstl"))
-    sys.modules["openstl.modules"] = modules
-    try:
-        yield modules
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
 
 
 def _configs(grid: tuple[int, int]) -> types.SimpleNamespace:
@@ -128,7 +102,7 @@ def _run_model(model: nn.Module, frames: torch.Tensor) -> None:
 def _model_family(family: str, clone: Path, model_file: str, model_class: str, layers: int,
                   grid: tuple[int, int], fields: dict[str, tuple[str, ...]], out: Path) -> Path:
     torch.manual_seed(SEED)
-    with _openstl_modules(clone):
+    with openstl_modules(clone, MODULE_FILES):
         module = load_file(clone, f"openstl/models/{model_file}.py")
     model = getattr(module, model_class)(layers, [HIDDEN] * layers, _configs(grid))
     _redraw(model)

@@ -39,8 +39,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cells import _openstl_modules
-from reference import commit_of, default_dtype, gradients, load_file, save
+from reference import commit_of, default_dtype, gradients, load_file, openstl_modules, save
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -67,7 +66,7 @@ def configs(channels: int, frame: tuple[int, int], patch: int, kernel: int) -> t
 def build(clone: Path, family: str, layers: int, hidden: int, cfg: types.SimpleNamespace) -> nn.Module:
     """OpenSTL's model of ``family``, as its method's ``_build_model`` builds it."""
     model_file, model_class, _ = MODELS[family]
-    with _openstl_modules(clone):
+    with openstl_modules(clone, tuple(MODULE_FILES.values())):
         module = load_file(clone, f"openstl/models/{model_file}.py")
     return getattr(module, model_class)(layers, [hidden] * layers, cfg)
 

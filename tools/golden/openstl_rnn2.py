@@ -29,18 +29,15 @@ the parameter count and fvcore FLOPs at OpenSTL's Moving MNIST configuration (4 
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 import types
 import warnings
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import nn
 
-from reference import commit_of, default_dtype, gradients, load_file, save
+from reference import commit_of, default_dtype, gradients, load_file, openstl_modules, save
 
 SOURCES = ("openstl", "openstl_v030")
 REPOSITORIES = {"openstl": "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)",
@@ -53,27 +50,6 @@ INIT_RANGE = 0.3
 DECOUPLE_BETA = 0.1
 
 
-@contextlib.contextmanager
-def openstl_modules(clone: Path, module_file: str) -> Iterator[None]:
-    """An ``openstl.modules`` holding only the classes of ``openstl/modules/<module_file>.py`` while a model file
-    imports it (OpenSTL's real ``openstl/modules/__init__.py`` imports every module of the library, timm...)."""
-    modules = types.ModuleType("openstl.modules")
-    for attr, value in vars(load_file(clone, f"openstl/modules/{module_file}.py")).items():
-        if isinstance(value, type) and issubclass(value, nn.Module):
-            setattr(modules, attr, value)
-    saved = {k: sys.modules.get(k) for k in ("openstl", "openstl.modules")}
-    sys.modules.setdefault("openstl", types.ModuleType("openstl"))
-    sys.modules["openstl.modules"] = modules
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
-
-
 def configs(channels: int, frame: tuple[int, int], patch: int, kernel: int, reverse: int) -> types.SimpleNamespace:
     """The ``configs`` OpenSTL's models read (10 -> 10, layer_norm off; reverse scheduled sampling or plain)."""
     return types.SimpleNamespace(in_shape=(PRE + AFT, channels, *frame), patch_size=patch, filter_size=kernel,
@@ -84,7 +60,7 @@ def configs(channels: int, frame: tuple[int, int], patch: int, kernel: int, reve
 
 def build(clone: Path, model_file: str, module_file: str, model_class: str, hidden: int, layers: int,
           cfg: types.SimpleNamespace) -> nn.Module:
-    with openstl_modules(clone, module_file):
+    with openstl_modules(clone, (module_file,)):
         module = load_file(clone, f"openstl/models/{model_file}.py")
     return getattr(module, model_class)(layers, [hidden] * layers, cfg)
 

@@ -52,37 +52,12 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from reference import commit_of, default_dtype, gradients, load_file, load_package, save, stub_modules
+from reference import commit_of, default_dtype, gradients, load_file, load_package, openstl_modules, save, stub_modules
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
 SEED = 20240917
 BATCH = 2
-
-
-@contextlib.contextmanager
-def openstl_modules(clone: Path, files: tuple[str, ...], nn_module: types.ModuleType | None = None) -> Iterator[dict]:
-    """``openstl.modules`` holding only ``files`` (module files of ``openstl/modules``) while OpenSTL's model files
-    import it; ``nn_module`` replaces their ``nn``. Yields the loaded module files by name."""
-    loaded, package = {}, types.ModuleType("openstl.modules")
-    for name in files:
-        loaded[name] = load_file(clone, f"openstl/modules/{name}.py")
-        if nn_module is not None:
-            loaded[name].nn = nn_module
-        for attr, value in vars(loaded[name]).items():
-            if isinstance(value, type) and issubclass(value, nn.Module):
-                setattr(package, attr, value)
-    saved = {k: sys.modules.get(k) for k in ("openstl", "openstl.modules")}
-    sys.modules.setdefault("openstl", types.ModuleType("openstl"))
-    sys.modules["openstl.modules"] = package
-    try:
-        yield loaded
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
 
 
 @torch.no_grad()

@@ -115,3 +115,29 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(saved)
+
+
+@contextlib.contextmanager
+def openstl_modules(clone: Path, files: tuple[str, ...],
+                    nn_module: types.ModuleType | None = None) -> Iterator[dict[str, types.ModuleType]]:
+    """``openstl.modules`` holding only ``files`` (module files of ``openstl/modules``) while OpenSTL's model files
+    import it; ``nn_module`` replaces their ``nn``. Yields the loaded module files by name."""
+    loaded, package = {}, types.ModuleType("openstl.modules")
+    for name in files:
+        loaded[name] = load_file(clone, f"openstl/modules/{name}.py")
+        if nn_module is not None:
+            loaded[name].nn = nn_module
+        for attr, value in vars(loaded[name]).items():
+            if isinstance(value, type) and issubclass(value, torch.nn.Module):
+                setattr(package, attr, value)
+    saved = {k: sys.modules.get(k) for k in ("openstl", "openstl.modules")}
+    sys.modules.setdefault("openstl", types.ModuleType("openstl"))
+    sys.modules["openstl.modules"] = package
+    try:
+        yield loaded
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
