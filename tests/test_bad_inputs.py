@@ -157,3 +157,24 @@ def test_ctrl_c_and_sigterm_leave_a_resumable_run(tmp_path, bench, signum, said)
     assert run.status()["status"] == "interrupted"
     code, _, _ = bench(*args, "--resume")
     assert code == 0 and run.read_json("metrics.json")["status"] == "finished"
+
+
+WATCHED = '''
+import os, signal, subprocess, sys, time
+from vpbench.cli import _Watchdog
+signal.signal(signal.SIGCHLD, lambda *_: None)  # as torch's DataLoader does when it starts workers
+signal.signal(signal.SIGTERM, lambda *_: None)  # a main thread that does not act on it (stuck in a native call)
+watchdog = _Watchdog("run", 0.2)
+subprocess.run([sys.executable, "-c", "pass"], check=True)  # its exit sends SIGCHLD
+time.sleep(1.0)
+print("alive", flush=True)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(10)
+'''
+
+
+def test_the_watchdog_ends_the_process_on_sigterm_only_not_when_a_child_exits():
+    proc = subprocess.run([sys.executable, "-c", WATCHED], capture_output=True, text=True, timeout=60)
+    assert proc.stdout == "alive\n", proc.stderr
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.stderr.strip().splitlines()[-1] == "bench run: terminated; resume with --resume"

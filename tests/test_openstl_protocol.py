@@ -2,7 +2,10 @@
 sampling, the report's published columns and conventions, and the timing harness against OpenSTL's code."""
 from __future__ import annotations
 
+import functools
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -123,24 +126,77 @@ class Cell(nn.Linear):
 '''
 
 
-def test_the_timing_harness_loads_a_clone_and_times_both(tmp_path, monkeypatch):
-    clone = tmp_path / "OpenSTL"
-    (clone / "openstl" / "models").mkdir(parents=True)
-    (clone / "openstl" / "modules").mkdir()
-    (clone / "openstl" / "models" / "predrnn_model.py").write_text(textwrap.dedent(FAKE_MODEL))
-    (clone / "openstl" / "modules" / "predrnn_modules.py").write_text(textwrap.dedent(FAKE_MODULES))
+def fake_clone(root: Path, modules: str = FAKE_MODULES, model: str = FAKE_MODEL) -> Path:
+    """A folder shaped as a clone of OpenSTL holding one model file and its modules file."""
+    (root / "openstl" / "models").mkdir(parents=True)
+    (root / "openstl" / "modules").mkdir()
+    (root / "openstl" / "models" / "predrnn_model.py").write_text(textwrap.dedent(model))
+    (root / "openstl" / "modules" / "predrnn_modules.py").write_text(textwrap.dedent(modules))
+    return root
+
+
+@pytest.fixture
+def fresh_openstl(monkeypatch):
+    """No openstl or timm modules imported when the test starts; the test's own are unloaded after it."""
+    for name in [m for m in list(sys.modules) if m == "openstl" or m.startswith(("openstl.", "timm"))]:
+        monkeypatch.delitem(sys.modules, name)
+    yield
+    for name in [m for m in list(sys.modules) if m == "openstl" or m.startswith(("openstl.", "timm"))]:
+        del sys.modules[name]
+
+
+def test_the_timing_harness_loads_a_clone_and_times_both(tmp_path, monkeypatch, fresh_openstl):
+    clone = fake_clone(tmp_path / "OpenSTL")
     monkeypatch.setattr(official_openstl, "PAIRS", {"stlstm": official_openstl.Pair(
         "predrnn_model", "PredRNN_Model", ("predrnn_modules",))})
-    for name in [m for m in list(__import__("sys").modules) if m == "openstl" or m.startswith(("openstl.", "timm"))]:
-        monkeypatch.delitem(__import__("sys").modules, name)
-    rows = official_openstl.compare(clone, ["stlstm", "persistence"], preset="openstl-tiny", dataset="mmnist",
-                                    batch=2, repeats=1)
-    assert [r["model"] for r in rows] == ["stlstm"] and set(rows[0]["seconds"]) == {"openstl", "vpbench"}
-    assert rows[0]["params"]["openstl"] == 16 * 16 + 16
+    rows = official_openstl.compare({"openstl": clone}, ["stlstm", "persistence"], preset="openstl-tiny",
+                                    dataset="mmnist", batch=2, repeats=1)
+    assert [r["model"] for r in rows] == ["stlstm"] and set(rows[0]["seconds"]) == {"reference", "vpbench"}
+    assert rows[0]["params"]["reference"] == 16 * 16 + 16
     table = "\n".join(official_openstl.markdown(rows, "openstl-tiny", 1))
-    assert "| stlstm |" in table and "Speed-up" in table
+    assert "| stlstm | openstl |" in table and "Speed-up" in table and "Not timed" not in table
     with pytest.raises(UserError, match="no openstl/models/predrnn_model.py there"):
-        official_openstl.load_model_class(tmp_path / "nowhere", official_openstl.PAIRS["stlstm"])
+        official_openstl.PAIRS["stlstm"].load(tmp_path / "nowhere")
+
+
+def test_each_model_is_timed_against_its_own_clone_or_says_which_one_it_needs(tmp_path, monkeypatch, fresh_openstl):
+    lightning = fake_clone(tmp_path / "OpenSTL")
+    no_bias = FAKE_MODULES.replace("(channels, channels)", "(channels, channels, False)")
+    v030 = fake_clone(tmp_path / "OpenSTL-v030", no_bias)
+    pair = functools.partial(official_openstl.Pair, "predrnn_model", "PredRNN_Model", ("predrnn_modules",))
+    monkeypatch.setattr(official_openstl, "PAIRS", {"stlstm": pair(), "convlstm": pair(source="openstl-v030"),
+                                                    "mim": pair()})
+    both = {"openstl": lightning, "openstl-v030": v030}
+    rows = official_openstl.compare(both, ["stlstm", "convlstm", "mim"], preset="openstl-tiny", dataset="mmnist",
+                                    batch=2, repeats=1)
+    # Lightning's file, then v0.3.0's (no bias) in its place, then Lightning's again
+    assert [r["params"]["reference"] for r in rows] == [16 * 16 + 16, 16 * 16, 16 * 16 + 16]
+    rows = official_openstl.compare({"openstl": lightning}, ["stlstm", "convlstm"], preset="openstl-tiny",
+                                    dataset="mmnist", batch=2, repeats=1)
+    assert rows[1]["seconds"] is None
+    table = "\n".join(official_openstl.markdown(rows, "openstl-tiny", 1))
+    assert "| stlstm | openstl |" in table and "| convlstm |" not in table
+    assert "Not timed: convlstm (give --openstl-v030 PATH, a clone of github.com/chengtan9907/OpenSTL (branch " \
+           "OpenSTLv0.3.0))." in table
+
+
+def test_a_model_built_from_timm_blocks_is_not_timed_where_timm_does_not_import(tmp_path, monkeypatch,
+                                                                                 fresh_openstl):
+    try:
+        import timm  # noqa: F401
+        pytest.skip("timm imports here")
+    except Exception:  # noqa: BLE001
+        pass
+    model = FAKE_MODEL.replace("self.drop = DropPath(0.0)", "self.drop = SwinTransformerBlock()").replace(
+        "from timm.layers import DropPath", "from timm.models.swin_transformer import SwinTransformerBlock")
+    clone = fake_clone(tmp_path / "OpenSTL", model=model)
+    monkeypatch.setattr(official_openstl, "PAIRS", {"stlstm": official_openstl.Pair(
+        "predrnn_model", "PredRNN_Model", ("predrnn_modules",))})
+    rows = official_openstl.compare({"openstl": clone}, ["stlstm"], preset="openstl-tiny", dataset="mmnist",
+                                    batch=2, repeats=1)
+    assert rows[0]["seconds"] is None
+    assert "timm.models.swin_transformer.SwinTransformerBlock is not available: timm does not import here; " \
+           "install timm<=0.6.11" in rows[0]["missing"]
 
 
 @pytest.mark.slow

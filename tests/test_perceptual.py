@@ -433,7 +433,8 @@ def test_perceptual_metrics_batches_add_up_to_the_run_values(fake_i3d, alex_file
     lpips = LPIPS("alex", backbone, lins).score(pred.flatten(0, 1), targets.flatten(0, 1)).view(8, 2)
     assert np.allclose(columns[..., 0], lpips.numpy(), rtol=1e-6, atol=1e-7)
     summary = metrics.summary()
-    expected = FVD(fake_i3d)(torch.cat([inputs, pred], 1), torch.cat([inputs, targets], 1))
+    # features in the batches update() saw: the CPU's convolution kernels can depend on the batch size
+    expected = FVD(fake_i3d, batch_size=3)(torch.cat([inputs, pred], 1), torch.cat([inputs, targets], 1))
     assert summary["fvd"] == pytest.approx(expected, rel=1e-9)
     fvd = summary["perceptual"]["fvd"]
     assert fvd["clips"] == 8 and fvd["clip_frames"] == 5 and fvd["padded_to"] == 10

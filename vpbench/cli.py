@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
     speed.add_argument("--parts", default="models,metrics,generation",
                        help="any of models, metrics, generation, srvp-official (needs --official-srvp), openstl "
-                            "(needs --openstl)")
+                            "(needs --openstl, --openstl-v030 or --predformer)")
     speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
     speed.add_argument("--dataset", default="mmnist")
     _add_preset(speed, "quick")
@@ -135,8 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--official-srvp", metavar="PATH",
                        help="your clone of github.com/yuseonk/SRVP, for --parts srvp-official (needs einops)")
     speed.add_argument("--openstl", metavar="PATH",
-                       help="your clone of github.com/chengtan9907/OpenSTL, for --parts openstl (time the training "
-                            "step of each model both suites have, at the same configuration and batch)")
+                       help="your clone of github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning), for --parts "
+                            "openstl (time the training step of each model both suites have, at the same "
+                            "configuration and batch)")
+    speed.add_argument("--openstl-v030", metavar="PATH",
+                       help="your clone of OpenSTL's branch OpenSTLv0.3.0, for --parts openstl (DMVFN)")
+    speed.add_argument("--predformer", metavar="PATH",
+                       help="your clone of github.com/yyyujintang/PredFormer, for --parts openstl (needs einops)")
 
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")
@@ -314,14 +319,16 @@ def cmd_speed(args: argparse.Namespace) -> None:
     if "srvp-official" in parts and not args.official_srvp:
         raise UserError("--parts srvp-official needs --official-srvp PATH, the folder of your clone of "
                         "github.com/yuseonk/SRVP")
-    if "openstl" in parts and not args.openstl:
+    clones = {source: path for source, path in (("openstl", args.openstl), ("openstl-v030", args.openstl_v030),
+                                                ("predformer", args.predformer)) if path}
+    if "openstl" in parts and not clones:
         raise UserError("--parts openstl needs --openstl PATH, the folder of your clone of "
-                        "github.com/chengtan9907/OpenSTL")
+                        "github.com/chengtan9907/OpenSTL (or --openstl-v030 PATH, --predformer PATH)")
     preset = _preset(args, say=False)
     text = speed_markdown(parts, models=expand(args.models, presets.get(preset).protocol), dataset=args.dataset,
                           preset=preset,
                           batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats,
-                          official_path=args.official_srvp, steps=args.steps, openstl_path=args.openstl)
+                          official_path=args.official_srvp, steps=args.steps, clones=clones)
     print(text)
     if args.out:
         atomic_write_bytes(Path(args.out), text.encode())
@@ -376,8 +383,9 @@ def _hint(command: str) -> str:
 class _Watchdog:
     """Ends the process ``grace`` seconds after Ctrl-C or SIGTERM unless the command has stopped by then.
 
-    Python's C-level handler writes the signal number to the wakeup socket at once, whatever the main
-    thread is doing; this thread reads it there."""
+    Python's C-level handler writes the number of every signal that has a Python handler to the wakeup socket
+    at once, whatever the main thread is doing; this thread reads them there and acts on SIGINT and SIGTERM only
+    (torch's DataLoader handles SIGCHLD, which each exiting worker sends)."""
 
     def __init__(self, command: str, grace: float) -> None:
         self.command, self.grace = command, grace
@@ -388,13 +396,17 @@ class _Watchdog:
         threading.Thread(target=self._watch, daemon=True).start()
 
     def _watch(self) -> None:
-        try:
-            data = self._read.recv(1)
-        except OSError:
+        signum = None
+        while signum not in (signal.SIGINT, signal.SIGTERM):
+            try:
+                data = self._read.recv(1)
+            except OSError:
+                return
+            if not data:
+                return
+            signum = data[0]
+        if self.done.wait(self.grace):
             return
-        if not data or self.done.wait(self.grace):
-            return
-        signum = data[0]
         what = "terminated" if signum == signal.SIGTERM else "interrupted"
         print(f"bench {self.command}: {what}{_hint(self.command)}", file=sys.stderr, flush=True)
         os._exit(128 + signum)

@@ -1,26 +1,35 @@
-"""Training steps of vpbench's models side by side with OpenSTL's (github.com/chengtan9907/OpenSTL).
+"""Training steps of vpbench's models side by side with OpenSTL's (github.com/chengtan9907/OpenSTL) and with the
+reference codes built on it.
 
-vpbench never ships or fetches OpenSTL: the user points ``bench speed --parts openstl --openstl PATH`` at
-a clone (branch OpenSTL-Lightning). For each model both suites have (:data:`PAIRS`), both are built at the
-same configuration (vpbench's preset, e.g. ``openstl-quick``), trained on the same random batch with Adam
-and the loss of vpbench's recipe, and timed alternately (OpenSTL, vpbench, OpenSTL, ...) so that a change
-of machine load affects both alike. Each side's training step is its suite's own:
+vpbench never ships or fetches these codes: the user points ``bench speed --parts openstl`` at clones with
+``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN) and
+``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that vpbench and a
+given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
+``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe (each side
+with its own optimiser kernels: the references' torch defaults, vpbench's fused), and timed alternately
+(reference, vpbench, reference, ...) so that a change of machine load affects both alike. Each side's training
+step is its suite's own, over one batch of sequences:
 
-* recurrent models (ConvLSTM, PredRNN, PredRNN++, MIM, MAU, PredRNN.V2): OpenSTL's model takes the patched
-  sequence and a scheduled-sampling mask and returns its loss (the MSE over every predicted frame; PredRNN.V2
-  adds its decoupling term), as OpenSTL's PredRNN method calls it; both sides read the true frame with
+* recurrent models (ConvLSTM, PredRNN, PredRNN++, MIM, MAU, PredRNN.V2, E3D-LSTM): OpenSTL's model takes the
+  patched sequence and a scheduled-sampling mask and returns its loss (the MSE over every predicted frame;
+  PredRNN.V2 adds its decoupling term), as OpenSTL's PredRNN method calls it; both sides read the true frame with
   probability :data:`SAMPLING` wherever they sample (PredRNN.V2: inside the input window too);
-* block predictors: SimVP v2 (gSTA) and TAU called as OpenSTL's SimVP method calls them (on the input frames,
-  rolled out on its own output when T_out > T_in), with MSE, and for TAU MSE + 0.1 x the differential
-  divergence regulariser of OpenSTL's TAU method; MMVP on the whole sequence as OpenSTL's MMVP method feeds
-  it (vpbench's reads the input frames only), with MSE.
+* PhyDNet: OpenSTL's model returns its loss (every predicted frame's MSE plus the moment loss) without teacher
+  forcing, vpbench's loss likewise; SwinLSTM: OpenSTL's model on the whole sequence returns its MSE;
+* block predictors: SimVP (IncepU, in OpenSTL's form), SimVP v2 (gSTA), TAU and PredFormer called as OpenSTL's
+  SimVP method (and PredFormer's authors) call them (on the input frames, rolled out on their own output when
+  T_out > T_in), with MSE, and for TAU MSE + 0.1 x the differential divergence regulariser of OpenSTL's TAU
+  method; MMVP on the whole sequence as OpenSTL's MMVP method feeds it (vpbench's reads the input frames only),
+  with MSE;
+* DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
+  MNIST), each on the Laplacian loss of every block's output; vpbench takes one step on the same loss summed over
+  the windows. Neither side adds the VGG perceptual term (vpbench leaves it out).
 
-OpenSTL's package imports timm at import time; where timm does not import (torchvision wheels that do not
-load beside a CPU torch), a stand-in for the few timm names OpenSTL's files import lets them load: its
-DropPath and trunc_normal_ are torch's, anything else fails if called (the models timed here never call it).
+How the single files are imported: :mod:`vpbench.benchmarks.openstl_import`.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -31,19 +40,21 @@ import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vpbench import config as cfg
+from vpbench.benchmarks.openstl_import import SOURCES, Unavailable, load_model_class, package
 from vpbench.benchmarks.profiling import count_params, dummy_batch, train_step_fn
 from vpbench.benchmarks.runner import build_model
 from vpbench.datasets import dataset_entry
 from vpbench.datasets.base import DataSpec
 from vpbench.errors import UserError
 from vpbench.models.registry import get_entry
+from vpbench.models.dmvfn import GAMMA
 from vpbench.models.simvp2 import DDR_ALPHA
 
 SAMPLING = 0.5  # P(true frame) where the timed steps sample: both models read both kinds
@@ -97,6 +108,14 @@ def simvp_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) ->
                spatio_kernel_dec=o["decoder_kernel"])
 
 
+def simvp_incepu_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``SimVP_Model`` with its IncepU translator (SimVP v1; its Inception kernels 3, 5, 7, 11 in 8
+    groups are fixed)."""
+    o = model_options(config)
+    return cls(in_shape=_in_shape(spec), hid_S=o["spatial_hidden"], hid_T=o["temporal_hidden"],
+               N_S=o["spatial_layers"], N_T=o["temporal_layers"], model_type="incepu")
+
+
 def mmvp_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """OpenSTL's ``MMVP_Model`` predicting the dataset's T_out frames, downsampling by 2 at each of vpbench's scales."""
     o = model_options(config)
@@ -105,12 +124,22 @@ def mmvp_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> 
                rrdb_enhance_num=o["enhance_blocks"], downsample_setting=",".join(["2"] * o["scales"]))
 
 
+def reference_optimizer(model: nn.Module, train: dict[str, Any]) -> torch.optim.Optimizer:
+    """The references' optimiser (OpenSTL's ``openstl/core/optim_scheduler.py``, PredFormer's alike): torch's Adam or
+    AdamW with its default kernels, at the rate and weight decay of vpbench's recipe."""
+    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if train["optimizer"] not in optimizers:
+        raise UserError(f"train.optimizer={train['optimizer']!r}: the reference codes train with adam or adamw")
+    optimizer = optimizers[train["optimizer"]]
+    return optimizer(model.parameters(), lr=train["lr"], weight_decay=train.get("weight_decay", 0.0))
+
+
 def recurrent_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
     """One training step of OpenSTL's recurrent model on (x, y), as its PredRNN method takes it: the sequence
     patched [B, T, H/p, W/p, p^2 C], a mask drawn at :data:`SAMPLING` for each step it samples (past the input
     window; with reverse scheduled sampling, steps 1..T-2), the loss the model returns."""
     options, p = model.configs, model.configs.patch_size
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["train"]["lr"])
+    optimizer = reference_optimizer(model, config["train"])
     frames = torch.cat([x, y], dim=1).permute(0, 1, 3, 4, 2)
     b, t, h, w, c = frames.shape
     patched = frames.reshape(b, t, h // p, p, w // p, p, c).transpose(3, 4).reshape(b, t, h // p, w // p, p * p * c)
@@ -148,7 +177,7 @@ def block_step(predict: Callable[[nn.Module, Tensor, Tensor], Tensor], model: nn
     """One training step of an OpenSTL model that predicts frames at once: ``predict(model, x, y)`` as its method
     calls the model in training, and the loss of vpbench's recipe as OpenSTL computes it (:func:`criterion`)."""
     loss_fn = criterion(config["train"]["loss"], clone)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["train"]["lr"])
+    optimizer = reference_optimizer(model, config["train"])
     model.train()
 
     def step() -> None:
@@ -159,9 +188,124 @@ def block_step(predict: Callable[[nn.Module, Tensor, Tensor], Tensor], model: nn
     return step
 
 
+def phydnet_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``PhyDNet_Model`` at vpbench's widths: OpenSTL hard-codes the authors' (encoder 32 channels, PhyCell
+    7 x 7 in 7 groups, ConvLSTM 128-128-64, GroupNorm of 16 groups), so its encoder, PhyCell, ConvLSTM and moment
+    module are rebuilt from OpenSTL's classes at the configuration's."""
+    o, modules = model_options(config), sys.modules["openstl.modules.phydnet_modules"]
+    p, width, k, channels = o["patch_size"], o["width"], o["phycell_kernel"], spec.channels
+    grid, latent = (spec.height // p, spec.width // p), 2 * width
+    configs = types.SimpleNamespace(pre_seq_length=spec.input_frames, aft_seq_length=spec.output_frames,
+                                    in_shape=_in_shape(spec), patch_size=p, device="cpu")
+    with contextlib.redirect_stdout(None):  # PhyD_ConvLSTM prints its layers
+        model = cls(configs)
+    groups = {16: o["norm_groups"], 7: k}  # OpenSTL's GroupNorm(16, .) of the encoder, GroupNorm(7, 49) of PhyCell
+    modules.nn = types.SimpleNamespace(**{**vars(nn), "GroupNorm": lambda g, c: nn.GroupNorm(groups.get(g, g), c)})
+    try:
+        with contextlib.redirect_stdout(None):
+            hidden = list(o["convlstm_hidden"])
+            model.phycell = modules.PhyCell(grid, latent, [k * k], 1, (k, k), "cpu")
+            model.convcell = modules.PhyD_ConvLSTM(grid, latent, hidden, len(hidden), (3, 3), "cpu")
+            encoder = modules.PhyD_EncoderRNN(model.phycell, model.convcell, in_channel=channels, patch_size=p)
+            encoder.encoder_E = modules.encoder_E(nc=channels, nf=width, patch_size=p)
+            encoder.encoder_Ep, encoder.encoder_Er = (modules.encoder_specific(latent, latent) for _ in range(2))
+            encoder.decoder_Dp, encoder.decoder_Dr = (modules.decoder_specific(latent, latent) for _ in range(2))
+            encoder.decoder_D = modules.decoder_D(nc=channels, nf=width, patch_size=p)
+            model.encoder, model.k2m = encoder, modules.K2M([k, k])
+    finally:
+        modules.nn = nn
+    return model
+
+
+def phydnet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """One training step of OpenSTL's PhyDNet: the loss its model returns, with the one-hot moment constraints of
+    OpenSTL's PhyDNet method, teacher forcing ratio 0."""
+    k = model_options(config)["phycell_kernel"]
+    constraints = torch.eye(k * k).view(k * k, k, k)
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        model(x, y, constraints, 0.0).backward()
+        optimizer.step()
+
+    return step
+
+
+def swinlstm_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``SwinLSTM_D_Model(depths_downsample, depths_upsample, num_heads, configs)``."""
+    o = model_options(config)
+    configs = types.SimpleNamespace(in_shape=_in_shape(spec), patch_size=o["patch_size"], embed_dim=o["embed_dim"],
+                                    window_size=o["window_size"])
+    return cls(list(o["depths_down"]), list(o["depths_up"]), list(o["heads"]), configs)
+
+
+def swinlstm_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """One training step of OpenSTL's SwinLSTM method: the model on the whole sequence [B, T, H, W, C] returns the
+    MSE of its predictions of frames 2..T."""
+    frames = torch.cat([x, y], dim=1).permute(0, 1, 3, 4, 2).contiguous()
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        model(frames)[1].backward()
+        optimizer.step()
+
+    return step
+
+
+def dmvfn_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL v0.3.0's ``DMVFN_Model(in_planes, num_features, configs)``; in_planes 4C + 5 as its config's 13
+    for one channel (both frames, both warped frames, the mask and the 4 flow channels)."""
+    o = model_options(config)
+    configs = types.SimpleNamespace(in_shape=_in_shape(spec), num_block=len(o["features"]),
+                                    routing_out_channels=o["routing_hidden"], scale=list(o["scales"]), beta=o["beta"])
+    return cls(4 * spec.channels + 5, list(o["features"]), configs)
+
+
+def dmvfn_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of OpenSTL v0.3.0's DMVFN method: for each window of three consecutive frames, the model on the
+    three (routing drawn, as in training), sum_i GAMMA^(blocks-1-i) x LapLoss(block i's frame, the third frame),
+    and an optimiser step. Its ``LapLoss`` puts its kernel on CUDA when built: its forward is taken here over its
+    own ``laplacian_pyramid`` and ``gauss_kernel`` on the CPU."""
+    utils, frames = sys.modules["openstl.utils.dmvfn_utils"], torch.cat([x, y], dim=1)
+    levels = 5 if frames.shape[-1] > 32 else 3  # as its method
+    kernel = utils.gauss_kernel(channels=frames.shape[2], device="cpu")
+
+    def lap(pred: Tensor, truth: Tensor) -> Tensor:  # its LapLoss.forward on frames [B, C, H, W]
+        pyramids = (utils.laplacian_pyramid(img=z, kernel=kernel, max_levels=levels) for z in (pred, truth))
+        return sum(F.l1_loss(a, b) for a, b in zip(*pyramids))
+
+    blocks = model.configs.num_block
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        for t in range(frames.shape[1] - 2):
+            optimizer.zero_grad(set_to_none=True)
+            merged = model(frames[:, t:t + 3], training=True)
+            truth = frames[:, t + 2]
+            sum(lap(m, truth).mean() * GAMMA ** (blocks - 1 - i) for i, m in enumerate(merged)).backward()
+            optimizer.step()
+
+    return step
+
+
+def predformer_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """The authors' ``PredFormer_Model(model_config)`` (Quadruplet-TSST) at vpbench's sizes."""
+    o = model_options(config)
+    return cls({"height": spec.height, "width": spec.width, "num_channels": spec.channels,
+                "pre_seq": spec.input_frames, "after_seq": spec.input_frames, "patch_size": o["patch_size"],
+                "dim": o["dim"], "heads": o["heads"], "dim_head": o["head_dim"], "dropout": o["dropout"],
+                "attn_dropout": o["attn_dropout"], "drop_path": o["drop_path"], "scale_dim": o["mlp_ratio"],
+                "depth": o["depth"], "Ndepth": o["layers"]})
+
+
 @dataclass(frozen=True)
 class Pair:
-    """How to build OpenSTL's counterpart of a vpbench model and time its training step."""
+    """How to build the reference's counterpart of a vpbench model and time its training step."""
 
     module: str  # openstl.models.<module>
     cls: str
@@ -170,6 +314,12 @@ class Pair:
     build: Builder = recurrent_model
     step: StepMaker = recurrent_step
     sets: tuple[str, ...] = LINEAR_SAMPLING  # vpbench's options for its timed step
+    source: str = "openstl"  # the clone it is read from (a key of SOURCES)
+    placeholders: tuple[str, ...] = ()  # names the model file imports from openstl.utils, never called in training
+
+    def load(self, clone: str | Path) -> type[nn.Module]:
+        """The reference's model class, from the clone at ``clone``."""
+        return load_model_class(clone, self.module, self.cls, self.parts, self.utils, self.source, self.placeholders)
 
 
 SIMVP = Pair("simvp_model", "SimVP_Model", ("simvp_modules",), build=simvp_model,
@@ -181,98 +331,24 @@ PAIRS = {
     "mim": Pair("mim_model", "MIM_Model", ("predrnn_modules", "mim_modules")),
     "mau": Pair("mau_model", "MAU_Model", ("mau_modules",)),
     "predrnnv2": Pair("predrnnv2_model", "PredRNNv2_Model", ("predrnnv2_modules",), sets=REVERSE_SAMPLING),
+    "simvp": Pair("simvp_model", "SimVP_Model", ("simvp_modules",), build=simvp_incepu_model,
+                  step=functools.partial(block_step, simvp_prediction), sets=("model.form=openstl",)),
     "simvp2": SIMVP,
     "tau": SIMVP,
     "mmvp": Pair("mmvp_model", "MMVP_Model", ("mmvp_modules",), ("mmvp_utils",), build=mmvp_model,
                  step=functools.partial(block_step, mmvp_prediction), sets=()),
+    "e3dlstm": Pair("e3dlstm_model", "E3DLSTM_Model", ("e3dlstm_modules",),  # OpenSTL's kernels are 5 x 5 always
+                    sets=(*LINEAR_SAMPLING, "model.kernel_size=5")),
+    "phydnet": Pair("phydnet_model", "PhyDNet_Model", ("phydnet_modules",), build=phydnet_model, step=phydnet_step,
+                    sets=("train.sampling=none",)),  # no teacher forcing on either side
+    "swinlstm": Pair("swinlstm_model", "SwinLSTM_D_Model", ("swinlstm_modules",), build=swinlstm_model,
+                     step=swinlstm_step, sets=()),
+    "dmvfn": Pair("dmvfn_model", "DMVFN_Model", ("dmvfn_modules",), ("dmvfn_utils",), build=dmvfn_model,
+                  step=dmvfn_step, sets=(), source="openstl-v030"),
+    "predformer": Pair("PredFormer_Quadruplet_TSST", "PredFormer_Model", ("PredFormer_modules",),
+                       build=predformer_model, step=functools.partial(block_step, simvp_prediction), sets=(),
+                       source="predformer", placeholders=("measure_throughput",)),
 }
-
-
-class _TimmStandIn(types.ModuleType):
-    """``timm`` and its submodules: DropPath and trunc_normal_ from torch; any other name a stub."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.__path__: list[str] = []
-        self.trunc_normal_ = nn.init.trunc_normal_
-        self.DropPath = _DropPath
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        module = f"{self.__name__}.{attr}"
-        if module in sys.modules:
-            return sys.modules[module]
-
-        def unavailable(*args: Any, **kwargs: Any) -> None:
-            raise RuntimeError(f"{module} is not available: timm does not import here")
-
-        return type(attr, (), {"__init__": unavailable})
-
-
-class _DropPath(nn.Module):
-    """Stochastic depth (the identity in evaluation, and when ``drop_prob`` is 0)."""
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.drop_prob == 0:
-            return x
-        keep = x.new_empty(x.shape[0], *(1,) * (x.ndim - 1)).bernoulli_(1 - self.drop_prob)
-        return x * keep / (1 - self.drop_prob)
-
-
-def _timm_stand_in() -> None:
-    try:
-        import timm  # noqa: F401
-    except Exception:  # noqa: BLE001  not installed, or torchvision beside a CPU torch
-        for name in ("timm", "timm.layers", "timm.models", "timm.models.layers", "timm.models.convnext",
-                     "timm.models.mlp_mixer", "timm.models.swin_transformer", "timm.models.vision_transformer"):
-            sys.modules[name] = _TimmStandIn(name)
-
-
-def _package(name: str, folder: Path) -> types.ModuleType:
-    """An empty package ``name`` over ``folder``: its ``__init__.py`` (which imports every model and the
-    training API, with their requirements) is not run."""
-    loaded = sys.modules.get(name)
-    if loaded is not None:
-        if list(getattr(loaded, "__path__", [])) != [str(folder)]:
-            raise UserError(f"another {name} package is imported already ({getattr(loaded, '__path__', '?')}); "
-                            "run bench speed in a fresh process")
-        return loaded
-    package = types.ModuleType(name)
-    package.__path__ = [str(folder)]
-    sys.modules[name] = package
-    return package
-
-
-def _import_into(package: types.ModuleType, files: tuple[str, ...]) -> None:
-    """Import ``<package>.<file>`` for each file and give the package their public names, as its
-    ``__init__.py`` would."""
-    for file in files:
-        module = importlib.import_module(f"{package.__name__}.{file}")
-        vars(package).update({k: v for k, v in vars(module).items() if not k.startswith("_")})
-
-
-def load_model_class(path: str | Path, pair: Pair) -> type[nn.Module]:
-    """OpenSTL's model class of ``pair`` from the clone at ``path``; each file it needs is imported alone."""
-    root = Path(path).expanduser() / "openstl"
-    if not (root / "models" / f"{pair.module}.py").is_file():
-        raise UserError(f"--openstl {path}: no openstl/models/{pair.module}.py there; give the folder of a clone of "
-                        "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)")
-    _timm_stand_in()
-    _package("openstl", root)
-    models = _package("openstl.models", root / "models")
-    try:
-        _import_into(_package("openstl.modules", root / "modules"), pair.parts)
-        _import_into(_package("openstl.utils", root / "utils"), pair.utils)
-        model_class = getattr(importlib.import_module(f"openstl.models.{pair.module}"), pair.cls)
-    except ImportError as err:
-        raise UserError(f"--openstl {path}: {pair.module} does not import ({err}); install what it needs") from None
-    setattr(models, pair.cls, model_class)  # as openstl/models/__init__.py exports it, for the methods' files
-    return model_class
 
 
 def tau_regulariser(path: str | Path) -> Callable[[Tensor, Tensor], Tensor]:
@@ -280,7 +356,7 @@ def tau_regulariser(path: str | Path) -> Callable[[Tensor, Tensor], Tensor]:
 
     The file is imported alone, after :func:`load_model_class` has loaded ``SimVP_Model``; the SimVP method
     class it derives from (which imports Lightning) is an empty placeholder: the regulariser never reads ``self``."""
-    methods = _package("openstl.methods", Path(path).expanduser() / "openstl" / "methods")
+    methods = package("openstl.methods", Path(path).expanduser() / "openstl" / "methods")
     if "openstl.methods.simvp" not in sys.modules:
         simvp = types.ModuleType("openstl.methods.simvp")
         simvp.SimVP = type("SimVP", (), {})  # type: ignore[attr-defined]
@@ -303,10 +379,12 @@ def criterion(loss: str, clone: Path) -> Callable[[Tensor, Tensor], Tensor]:
     raise UserError(f"train.loss={loss!r}: the OpenSTL timing knows no counterpart; use mse or mse_ddr")
 
 
-def compare(openstl_path: str | Path, models: list[str], *, preset: str, dataset: str, batch: int,
+def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str, dataset: str, batch: int,
             repeats: int = 5) -> list[dict[str, Any]]:
-    """Median seconds of a training step of each model and of OpenSTL's, timed alternately after a warm-up.
-    Models without an OpenSTL counterpart in :data:`PAIRS` are left out; none at all is an error."""
+    """Median seconds of a training step of each model and of the reference's, timed alternately after a warm-up.
+    ``clones``: the folder of each clone given, by source (a key of :data:`SOURCES`). Models without a counterpart
+    in :data:`PAIRS` are left out; a model whose clone is not given, or whose reference cannot be built here (timm),
+    gets a row without times that says why; none at all is an error."""
     paired = [name for name in models if name in PAIRS]
     if not paired:
         raise UserError(f"--parts openstl: none of {', '.join(models) or 'no models'} has an OpenSTL counterpart "
@@ -314,21 +392,31 @@ def compare(openstl_path: str | Path, models: list[str], *, preset: str, dataset
     rows = []
     for name in paired:
         pair = PAIRS[name]
+        if pair.source not in clones:
+            option, repository = SOURCES[pair.source]
+            rows.append({"model": name, "source": pair.source, "batch": batch, "seconds": None,
+                         "missing": f"give {option} PATH, a clone of {repository}"})
+            continue
+        clone = Path(clones[pair.source]).expanduser()
         config = cfg.resolve(preset, name, dataset, sets=cfg.parse_sets(list(pair.sets)))
         config["train"]["batch_size"] = batch
         spec = dataset_entry(dataset).spec(config["dataset"])
         torch.manual_seed(0)
         ours = build_model(config)
         torch.manual_seed(0)
-        theirs = pair.build(load_model_class(openstl_path, pair), config, spec)
-        params = {"vpbench": count_params(ours), "openstl": count_params(theirs)}
+        try:
+            theirs = pair.build(pair.load(clone), config, spec)
+        except Unavailable as err:
+            rows.append({"model": name, "source": pair.source, "batch": batch, "seconds": None,
+                         "missing": f"{err}; install timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"})
+            continue
         x, y = dummy_batch(spec, batch)
-        steps = {"openstl": pair.step(theirs, config, x, y, Path(openstl_path)),
+        steps = {"reference": pair.step(theirs, config, x, y, clone),
                  "vpbench": train_step_fn(ours, spec, config["train"], torch.device("cpu"), batch, step=VPBENCH_STEP)}
         try:
-            steps["openstl"]()  # warm-up
+            steps["reference"]()  # warm-up
         except Exception as err:  # noqa: BLE001  e.g. OpenSTL's PredRNN++ needs two layers
-            raise UserError(f"OpenSTL's {pair.cls} does not train at {name}'s {preset} configuration "
+            raise UserError(f"the reference's {pair.cls} does not train at {name}'s {preset} configuration "
                             f"({type(err).__name__}: {err})") from err
         steps["vpbench"]()
         times: dict[str, list[float]] = {k: [] for k in steps}
@@ -337,22 +425,29 @@ def compare(openstl_path: str | Path, models: list[str], *, preset: str, dataset
                 start = time.perf_counter()
                 step()
                 times[key].append(time.perf_counter() - start)
-        rows.append({"model": name, "batch": batch, "params": params,
+        rows.append({"model": name, "source": pair.source, "batch": batch,
+                     "params": {"vpbench": count_params(ours), "reference": count_params(theirs)},
                      "seconds": {k: statistics.median(v) for k, v in times.items()}})
     return rows
 
 
 def markdown(rows: list[dict[str, Any]], preset: str, repeats: int) -> list[str]:
-    lines = [f"## Training step against OpenSTL's code ({preset} configuration, CPU)", "",
-             "| Model | Params (vpbench / OpenSTL) | Batch | vpbench (s) | OpenSTL (s) | Speed-up |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"## Training step against the reference code ({preset} configuration, CPU)", "",
+             "| Model | Reference | Params (vpbench / reference) | Batch | vpbench (s) | Reference (s) | Speed-up |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        s = r["seconds"]
-        lines.append(f"| {r['model']} | {r['params']['vpbench']:,} / {r['params']['openstl']:,} | {r['batch']} | "
-                     f"{s['vpbench']:.3f} | {s['openstl']:.3f} | {s['openstl'] / s['vpbench']:.2f}x |")
+        if r["seconds"] is None:
+            continue
+        s, params = r["seconds"], r["params"]
+        lines.append(f"| {r['model']} | {r['source']} | {params['vpbench']:,} / {params['reference']:,} | "
+                     f"{r['batch']} | {s['vpbench']:.3f} | {s['reference']:.3f} | "
+                     f"{s['reference'] / s['vpbench']:.2f}x |")
     lines += ["", (f"Medians of {repeats} steps each after a warm-up, timed alternately; torch threads: "
-                   f"{torch.get_num_threads()}; 1-minute load average {os.getloadavg()[0]:.2f}. OpenSTL's ConvLSTM, "
-                   "PredRNN++, MIM, MAU and MMVP define modules their forward never uses (more parameters, no more "
-                   "work). TAU: MSE + 0.1 x the differential divergence on both sides. MMVP: OpenSTL trains it on "
-                   "the whole sequence (input and target frames encoded), vpbench on the input frames."), ""]
-    return lines
+                   f"{torch.get_num_threads()}; 1-minute load average {os.getloadavg()[0]:.2f}. A step is one batch "
+                   "of sequences. OpenSTL's ConvLSTM, PredRNN++, MIM, MAU, MMVP and SwinLSTM define modules their "
+                   "forward never uses (more parameters, no more work). TAU: MSE + 0.1 x the differential divergence "
+                   "on both sides. MMVP: OpenSTL trains it on the whole sequence (input and target frames encoded), "
+                   "vpbench on the input frames. DMVFN: OpenSTL v0.3.0 takes an optimiser step per window of three "
+                   "frames, vpbench one per batch; its routing draws which blocks run, so its times vary more.")]
+    lines += [f"\nNot timed: {r['model']} ({r['missing']})." for r in rows if r["seconds"] is None]
+    return lines + [""]

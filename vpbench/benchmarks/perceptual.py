@@ -396,6 +396,13 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False, ddof=1).reshape(features.shape[1], -1)
 
 
+def _roots(values: np.ndarray) -> np.ndarray:
+    """Square roots of a PSD matrix's eigenvalues, those below its rounding level (zero in exact arithmetic, +-1e-15
+    in floats, whose roots of ~3e-8 would add up) taken as zero."""
+    tolerance = max(values.max(initial=0.0), 0.0) * len(values) * np.finfo(values.dtype).eps
+    return np.sqrt(np.where(values > tolerance, values, 0.0))
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) for covariances S1, S2.
 
@@ -405,9 +412,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     values, vectors = np.linalg.eigh((sigma1 + sigma1.T) / 2)
-    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    root1 = (vectors * _roots(values)) @ vectors.T
     middle = root1 @ sigma2 @ root1
-    trace_root = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    trace_root = _roots(np.linalg.eigvalsh((middle + middle.T) / 2)).sum()
     diff = mu1 - mu2
     return max(float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_root), 0.0)
 

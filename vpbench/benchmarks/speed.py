@@ -143,7 +143,7 @@ def time_generation(sequences: int, reference_sequences: int, repeats: int) -> d
 
 def speed_markdown(parts: list[str], *, models: list[str], dataset: str, preset: str, batch: int | None,
                    device: torch.device, repeats: int, official_path: str | None = None, steps: int = 50,
-                   openstl_path: str | None = None) -> str:
+                   clones: dict[str, str] | None = None) -> str:
     lines = ["# vpbench speed", "", f"Machine: {machine()}; device {device}; medians of {repeats} runs after a warm-up.", ""]
     if "models" in parts:
         rows = time_models(models, dataset, preset, batch, device, repeats, steps)
@@ -180,10 +180,10 @@ def speed_markdown(parts: list[str], *, models: list[str], dataset: str, preset:
         from vpbench.benchmarks import official_srvp
 
         lines += official_srvp.markdown(official_srvp.compare(official_path, batch=batch or 4, repeats=repeats))
-    if "openstl" in parts:  # at the preset's configuration and batch (OpenSTL's: 16), on the CPU
+    if "openstl" in parts:  # at the preset's configuration and batch (OpenSTL's: 16), on the CPU; clones by source
         from vpbench.benchmarks import official_openstl
 
-        rows = official_openstl.compare(openstl_path, models, preset=preset, dataset=dataset, batch=batch or 16,
+        rows = official_openstl.compare(clones or {}, models, preset=preset, dataset=dataset, batch=batch or 16,
                                         repeats=repeats)
         lines += official_openstl.markdown(rows, preset, repeats)
     return "\n".join(lines)

@@ -53,9 +53,12 @@ class Attention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, s, _ = x.shape
         q, k, v = (t.reshape(n, s, self.heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
-        # einsum, as the authors: fvcore counts its FLOPs from numpy's rounded estimate, not as a matmul's
-        weights = (torch.einsum("bhid,bhjd->bhij", q, k) * self.scale).softmax(dim=-1)  # [N', heads, S, S]
-        return self.out(torch.einsum("bhij,bhjd->bhid", weights, v).transpose(1, 2).reshape(n, s, -1))
+        if torch.jit.is_tracing():  # fvcore's trace: einsum, as the authors (it counts numpy's rounded estimate)
+            weights = (torch.einsum("bhid,bhjd->bhij", q, k) * self.scale).softmax(dim=-1)  # [N', heads, S, S]
+            out = torch.einsum("bhij,bhjd->bhid", weights, v)
+        else:  # the same attention in one fused kernel, which keeps no [N', heads, S, S] weights for backward
+            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        return self.out(out.transpose(1, 2).reshape(n, s, -1))
 
 
 class SwiGLU(nn.Module):
