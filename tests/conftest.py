@@ -1,10 +1,11 @@
-"""Shared fixtures: small data specs, a CLI runner and a tiny results folder."""
+"""Shared fixtures: small data specs, a CLI runner, a tiny results folder and fresh reference imports."""
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -67,3 +68,17 @@ def tiny_results(tmp_path_factory) -> Path:
 def own_results(tiny_results, tmp_path) -> Path:
     """A private copy of ``tiny_results`` for a test that adds runs to it."""
     return Path(shutil.copytree(tiny_results, tmp_path / "results"))
+
+
+@pytest.fixture
+def fresh_imports() -> Iterator[None]:
+    """OpenSTL's files (and the timm and torchvision stand-ins) imported afresh for the test, and unloaded after it."""
+    def loaded() -> set[str]:
+        names = ("openstl", "timm", "torchvision")
+        return {m for m in sys.modules if m in names or m.startswith(tuple(f"{n}." for n in names))}
+
+    saved = {m: sys.modules.pop(m) for m in loaded()}
+    yield
+    for m in loaded():
+        del sys.modules[m]
+    sys.modules.update(saved)

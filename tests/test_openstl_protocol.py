@@ -3,7 +3,6 @@ sampling, the report's published columns and conventions, and the timing harness
 from __future__ import annotations
 
 import functools
-import sys
 import textwrap
 from pathlib import Path
 
@@ -135,17 +134,7 @@ def fake_clone(root: Path, modules: str = FAKE_MODULES, model: str = FAKE_MODEL)
     return root
 
 
-@pytest.fixture
-def fresh_openstl(monkeypatch):
-    """No openstl or timm modules imported when the test starts; the test's own are unloaded after it."""
-    for name in [m for m in list(sys.modules) if m == "openstl" or m.startswith(("openstl.", "timm"))]:
-        monkeypatch.delitem(sys.modules, name)
-    yield
-    for name in [m for m in list(sys.modules) if m == "openstl" or m.startswith(("openstl.", "timm"))]:
-        del sys.modules[name]
-
-
-def test_the_timing_harness_loads_a_clone_and_times_both(tmp_path, monkeypatch, fresh_openstl):
+def test_the_timing_harness_loads_a_clone_and_times_both(tmp_path, monkeypatch, fresh_imports):
     clone = fake_clone(tmp_path / "OpenSTL")
     monkeypatch.setattr(official_openstl, "PAIRS", {"stlstm": official_openstl.Pair(
         "predrnn_model", "PredRNN_Model", ("predrnn_modules",))})
@@ -159,7 +148,7 @@ def test_the_timing_harness_loads_a_clone_and_times_both(tmp_path, monkeypatch, 
         official_openstl.PAIRS["stlstm"].load(tmp_path / "nowhere")
 
 
-def test_each_model_is_timed_against_its_own_clone_or_says_which_one_it_needs(tmp_path, monkeypatch, fresh_openstl):
+def test_each_model_is_timed_against_its_own_clone_or_says_which_one_it_needs(tmp_path, monkeypatch, fresh_imports):
     lightning = fake_clone(tmp_path / "OpenSTL")
     no_bias = FAKE_MODULES.replace("(channels, channels)", "(channels, channels, False)")
     v030 = fake_clone(tmp_path / "OpenSTL-v030", no_bias)
@@ -181,7 +170,7 @@ def test_each_model_is_timed_against_its_own_clone_or_says_which_one_it_needs(tm
 
 
 def test_a_model_built_from_timm_blocks_is_not_timed_where_timm_does_not_import(tmp_path, monkeypatch,
-                                                                                 fresh_openstl):
+                                                                                 fresh_imports):
     try:
         import timm  # noqa: F401
         pytest.skip("timm imports here")

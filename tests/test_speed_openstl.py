@@ -4,9 +4,7 @@ newer pair against them at openstl-tiny."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -51,19 +49,6 @@ def test_models_without_an_openstl_counterpart_are_an_error_alone(tmp_path):
                                  dataset="mmnist", batch=2, repeats=1)
     with pytest.raises(UserError, match="train.loss='l1'"):
         official_openstl.criterion("l1", tmp_path)
-
-
-@pytest.fixture
-def fresh_imports() -> Iterator[None]:
-    """OpenSTL's files (and the timm stand-in) imported afresh for the test, and unloaded after it."""
-    def loaded() -> set[str]:
-        return {m for m in sys.modules if m in ("openstl", "timm") or m.startswith(("openstl.", "timm."))}
-
-    saved = {m: sys.modules.pop(m) for m in loaded()}
-    yield
-    for m in loaded():
-        del sys.modules[m]
-    sys.modules.update(saved)
 
 
 @pytest.mark.skipif(not all((c / "openstl" / "models").is_dir() for c in CLONES.values()),

@@ -392,10 +392,10 @@ def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str,
     rows = []
     for name in paired:
         pair = PAIRS[name]
+        row = {"model": name, "source": pair.source, "batch": batch, "seconds": None}
         if pair.source not in clones:
             option, repository = SOURCES[pair.source]
-            rows.append({"model": name, "source": pair.source, "batch": batch, "seconds": None,
-                         "missing": f"give {option} PATH, a clone of {repository}"})
+            rows.append({**row, "missing": f"give {option} PATH, a clone of {repository}"})
             continue
         clone = Path(clones[pair.source]).expanduser()
         config = cfg.resolve(preset, name, dataset, sets=cfg.parse_sets(list(pair.sets)))
@@ -407,8 +407,7 @@ def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str,
         try:
             theirs = pair.build(pair.load(clone), config, spec)
         except Unavailable as err:
-            rows.append({"model": name, "source": pair.source, "batch": batch, "seconds": None,
-                         "missing": f"{err}; install timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"})
+            rows.append({**row, "missing": f"{err}; install timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"})
             continue
         x, y = dummy_batch(spec, batch)
         steps = {"reference": pair.step(theirs, config, x, y, clone),
@@ -425,8 +424,7 @@ def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str,
                 start = time.perf_counter()
                 step()
                 times[key].append(time.perf_counter() - start)
-        rows.append({"model": name, "source": pair.source, "batch": batch,
-                     "params": {"vpbench": count_params(ours), "reference": count_params(theirs)},
+        rows.append({**row, "params": {"vpbench": count_params(ours), "reference": count_params(theirs)},
                      "seconds": {k: statistics.median(v) for k, v in times.items()}})
     return rows
 

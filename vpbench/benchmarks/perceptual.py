@@ -399,7 +399,7 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _roots(values: np.ndarray) -> np.ndarray:
     """Square roots of a PSD matrix's eigenvalues, those below its rounding level (zero in exact arithmetic, +-1e-15
     in floats, whose roots of ~3e-8 would add up) taken as zero."""
-    tolerance = max(values.max(initial=0.0), 0.0) * len(values) * np.finfo(values.dtype).eps
+    tolerance = values.max(initial=0.0) * len(values) * np.finfo(values.dtype).eps
     return np.sqrt(np.where(values > tolerance, values, 0.0))
 
 
