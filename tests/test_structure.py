@@ -1,174 +1,174 @@
-"""The structure of the package: a model or a dataset is one file, found without editing a list, and
-the layers point down (models and datasets import nothing from the harness above them)."""
+"""The structure of the package: one package per concern in layers that only point down, no import cycles, and
+a model, a dataset or a metric is one file found without editing a list."""
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
-
-import pytest
 
 import vpbench
 
 PACKAGE = Path(vpbench.__file__).parent
-ABOVE_MODELS_AND_DATASETS = ("vpbench.benchmarks", "vpbench.report", "vpbench.cli", "vpbench.config")
+
+# The layers, lowest first. A module may import from its own package (top-level name) and from lower layers;
+# never from a higher layer or from another package of its own layer.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors",),
+    ("signals", "parallel", "environment", "plugins", "presets", "losses", "store"),
+    ("models", "datasets"),
+    ("metrics",),
+    ("config",),
+    ("harness", "report"),
+    ("launch", "reference"),
+    ("diagnostics",),
+    ("cli",),
+)
+# The one cycle allowed: a registry imports its plug-in loader lazily, the loader registers into the registry.
+LAZY_PLUGIN_LOADERS = {frozenset({"vpbench.models.registry", "vpbench.models.plugins"})}
 
 
-def imports_of(source: str, package: str) -> set[str]:
-    """Every module a module of ``package`` imports (relative imports resolved), at any depth of its code."""
+def imports_of(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module ``module`` imports, relative imports resolved, at any depth of its code (lazy imports in
+    functions included). ``from a import b`` counts as an import of ``a.b`` when that is a module."""
+    package = module if is_package else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-            module = ".".join(filter(None, (base, node.module)))
-            found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names)
+            target = ".".join(filter(None, (base, node.module)))
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
     return found
 
 
-@pytest.mark.parametrize("layer", ["models", "datasets"])
-def test_models_and_datasets_import_nothing_from_the_layers_above(layer):
-    files = sorted((PACKAGE / layer).rglob("*.py"))
-    assert len(files) > 5
-    offending = set()
-    for path in files:
-        package = ".".join(("vpbench", *path.relative_to(PACKAGE).parent.parts))
-        offending |= {f"{path.relative_to(PACKAGE)} imports {module}"
-                      for module in imports_of(path.read_text(), package) if module.startswith(ABOVE_MODELS_AND_DATASETS)}
-    assert not offending
-
-
-def test_the_import_check_sees_every_form_of_import():
-    source = "import vpbench.report\nfrom ..benchmarks import metrics\ndef f():\n    from vpbench import cli\n"
-    found = imports_of(source, "vpbench.models")
-    assert {"vpbench.report", "vpbench.benchmarks.metrics", "vpbench.cli"} <= found
-
-
-MODEL_FILE = '''
-"""A model of one's own, in a file outside vpbench."""
-import torch
-from torch import nn
-
-from vpbench.models import register_model
-
-
-@register_model("lastplus", label="LastPlus", tags=("mine",), defaults={"tiny": {"width": 4}},
-                recipe={"loss": "mse", "optimizer": "adam", "lr": 0.01, "scheduler": "none"})
-class LastPlus(nn.Module):
-    """The last input frame through a small residual convolution."""
-
-    def __init__(self, *, in_channels: int = 1, width: int = 8):
-        super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
-                                 nn.Conv2d(width, in_channels, 3, padding=1))
-
-    def forward(self, frames, horizon):
-        last = frames[:, -1]
-        frame = torch.clamp(last + self.net(last), 0, 1)
-        return frame.unsqueeze(1).expand(-1, horizon, -1, -1, -1)
-'''
-
-DATASET_FILE = '''
-"""A dataset of one's own, in a file outside vpbench: a bright square moving right."""
-import numpy as np
-
-from vpbench.datasets import Option, SequenceSource, positive_int, register_dataset
-from vpbench.datasets.base import array_digest
-
-
-def squares(n, frames, size, rng):
-    out = np.zeros((n, frames, 1, size, size), np.uint8)
-    for i in range(n):
-        row, col = rng.integers(0, size - 4, 2)
-        for t in range(frames):
-            c = (col + 2 * t) % (size - 4)
-            out[i, t, 0, row:row + 4, c:c + 4] = 255
+def modules() -> dict[str, Path]:
+    """Every module of vpbench by dotted name."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = ("vpbench", *path.relative_to(PACKAGE).with_suffix("").parts)
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return out
 
 
-class Squares(SequenceSource):
-    def __init__(self, spec, config, data_dir, seed):
-        self.spec, self.seed, self.config = spec, seed, config
-        self.val = squares(config["val_sequences"], spec.total_frames, spec.height, np.random.default_rng(1))
-        self.test = squares(config["test_sequences"], spec.total_frames, spec.height, np.random.default_rng(2))
-        digest = array_digest(self.test)
-        self.provenance = {"kind": "squares", "test_sha256": digest, "test_sequences": len(self.test),
-                           "label": f"squares test set [{digest[:8]}]"}
-
-    def batches_per_epoch(self, batch_size):
-        return max(1, self.config["train_sequences"] // batch_size)
-
-    def train_batch(self, epoch, index, batch_size):
-        rng = np.random.default_rng([self.seed, epoch, index])
-        return squares(batch_size, self.spec.total_frames, self.spec.height, rng)
-
-    def split(self, name):
-        return {"val": self.val, "test": self.test}[name]
+def import_graph(known: dict[str, Path]) -> dict[str, set[str]]:
+    """module -> the vpbench modules it imports (names that are not modules, e.g. classes, are dropped)."""
+    return {name: {m for m in imports_of(path.read_text(), name, path.name == "__init__.py") if m in known and m != name}
+            for name, path in known.items()}
 
 
-@register_dataset("squares", description="a square moving right, 16x16", frames=(4, 4),
-                  shape=lambda config: (1, config["size"], config["size"]),
-                  options={"size": Option(16, "frame side", kind=int, minimum=8),
-                           "train_sequences": positive_int({"paper": 1000, "tiny": 16}, "per epoch"),
-                           "val_sequences": positive_int(4, "validation"),
-                           "test_sequences": positive_int(6, "test")})
-def build(spec, config, data_dir, seed):
-    return Squares(spec, config, data_dir, seed)
-'''
+def layer_of(module: str) -> tuple[int, str] | None:
+    """(layer index, top-level package) of a vpbench module; None for the root package."""
+    top = module.split(".")[1] if module.count(".") else None
+    if top is None:
+        return None
+    for index, names in enumerate(LAYERS):
+        if top in names:
+            return index, top
+    raise AssertionError(f"vpbench.{top} is in no layer of tests/test_structure.py: add it to LAYERS")
 
 
-def bench_with(folder: Path, *args: str, plugins: str = "mylab_models,mylab_data") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(folder), "VPBENCH_PLUGINS": plugins}
-    return subprocess.run([sys.executable, "-m", "vpbench.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env=env, cwd=folder)
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for module, targets in graph.items():
+        here = layer_of(module)
+        for target in targets:
+            there = layer_of(target)
+            if here is None or there is None or here[1] == there[1]:
+                continue
+            if there[0] >= here[0]:
+                side = "up" if there[0] > here[0] else "sideways"
+                bad.append(f"{module} imports {target} ({side}: {here[1]} -> {there[1]})")
+    return sorted(bad)
 
 
-@pytest.fixture
-def own_files(tmp_path) -> Path:
-    folder = tmp_path / "mylab"
-    folder.mkdir()
-    (folder / "mylab_models.py").write_text(textwrap.dedent(MODEL_FILE))
-    (folder / "mylab_data.py").write_text(textwrap.dedent(DATASET_FILE))
-    return folder
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), less the allowed lazy loaders."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1 and frozenset(component) not in LAZY_PLUGIN_LOADERS:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
 
 
-def test_a_model_file_and_a_dataset_file_join_with_no_edit_to_vpbench(own_files, tmp_path):
-    listed = bench_with(own_files, "list")
-    assert listed.returncode == 0, listed.stderr
-    assert "[external: mylab_models:LastPlus]" in listed.stdout
-    assert "a square moving right, 16x16  [external: mylab_data:build]" in listed.stdout
-    results, reports = tmp_path / "results", tmp_path / "reports"
-    ran = bench_with(own_files, "run", "--models", "lastplus,persistence", "--dataset", "squares", "--preset", "tiny",
-                     "--results-dir", results)
-    assert ran.returncode == 0, ran.stderr[-2000:]
-    config = next(results.glob("squares/lastplus/*/config.yaml")).read_text()
-    assert "loss: mse" in config and "width: 4" in config and "size: 16" in config
-    reported = bench_with(own_files, "report", "--results-dir", results, "--out", reports)
-    assert reported.returncode == 0, reported.stderr
-    page = (reports / "squares.md").read_text()
-    assert "LastPlus †" in page and "Persistence" in page
+def test_every_import_points_down_the_layers():
+    graph = import_graph(modules())
+    assert len(graph) > 100
+    assert upward_imports(graph) == []
 
 
-def test_a_dataset_spec_on_the_command_line_and_its_errors(own_files, tmp_path):
-    ran = bench_with(own_files, "run", "--models", "persistence", "--dataset", "mylab_data:build", "--preset",
-                     "tiny", "--results-dir", tmp_path / "results", plugins="")
-    assert ran.returncode == 0, ran.stderr[-2000:]
-    assert list((tmp_path / "results").glob("squares/persistence/*/metrics.json"))
-    for spec, needle in [("mylab_data:Squares", "is not a registered dataset; decorate its builder with "
-                                                "@register_dataset"),
-                         ("mylab_nowhere:build", "no module named 'mylab_nowhere'"),
-                         ("mylab_data:nothing", "has no attribute 'nothing'")]:
-        failed = bench_with(own_files, "run", "--models", "persistence", "--dataset", spec, "--preset", "tiny",
-                            "--results-dir", tmp_path / "results", plugins="")
-        assert failed.returncode == 2 and len(failed.stderr.strip().splitlines()) == 1, failed.stderr
-        assert needle in failed.stderr
-    broken = bench_with(own_files, "list", plugins="mylab_missing")
-    assert broken.returncode == 2 and "VPBENCH_PLUGINS module 'mylab_missing': no module named" in broken.stderr
-    bad_option = bench_with(own_files, "run", "--models", "persistence", "--dataset", "squares", "--preset", "tiny",
-                            "--set", "dataset.size=4", "--results-dir", tmp_path / "results")
-    assert bad_option.returncode == 2 and "invalid value dataset.size=4: must be an integer >= 8" in bad_option.stderr
+def test_there_is_no_import_cycle_but_the_lazy_plugin_loader():
+    assert cycles(import_graph(modules())) == []
+
+
+def test_every_package_says_what_it_owns_and_what_it_may_import():
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc.split()) >= 25 and "import" in doc, f"{init.relative_to(PACKAGE)}: a docstring saying what " \
+                                                             "the package owns and what it may import"
+
+
+def test_the_checks_see_an_upward_import_and_a_cycle():
+    """What the two tests above would say of a package with one upward import and one cycle."""
+    known = {name: Path() for name in ("vpbench.models.a", "vpbench.models.b", "vpbench.report.page",
+                                       "vpbench.harness.runner", "vpbench.models.registry", "vpbench.models.plugins")}
+    sources = {
+        "vpbench.models.a": "from vpbench.models import b\ndef f():\n    from vpbench.report import page\n",
+        "vpbench.models.b": "from . import a\n",
+        "vpbench.report.page": "import vpbench.harness.runner\n",
+        "vpbench.harness.runner": "",
+        "vpbench.models.registry": "def load():\n    from vpbench.models import plugins\n",
+        "vpbench.models.plugins": "from vpbench.models.registry import register_model\n",
+    }
+    graph = {name: {m for m in imports_of(source, name) if m in known and m != name}
+             for name, source in sources.items()}
+    assert upward_imports(graph) == [
+        "vpbench.models.a imports vpbench.report.page (up: models -> report)",
+        "vpbench.report.page imports vpbench.harness.runner (sideways: report -> harness)",
+    ]
+    assert cycles(graph) == [["vpbench.models.a", "vpbench.models.b"]]
+
+
+def test_no_module_test_or_golden_generator_is_named_by_a_number():
+    """Files are named by subject: a digit in a name is allowed only inside a model's or a dataset's own name
+    (``e3dlstm``, ``human36m``)."""
+    from vpbench.datasets import dataset_names
+    from vpbench.models import model_names
+
+    root = PACKAGE.parent
+    files = [*PACKAGE.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "tools").rglob("*.py")]
+    assert len(files) > 100
+    numbered = []
+    for path in files:
+        stem = path.stem
+        for name in sorted([*model_names(), *dataset_names()], key=len, reverse=True):
+            stem = stem.replace(name, "")
+        if any(ch.isdigit() for ch in stem):
+            numbered.append(str(path.relative_to(root)))
+    assert numbered == []

@@ -21,10 +21,10 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from vpbench import presets
-from vpbench.benchmarks.perceptual import metrics_config
 from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
 from vpbench.losses import loss_names
+from vpbench.metrics.perceptual import metrics_config
 from vpbench.models import registry
 
 PRESETS = tuple(presets.PRESETS)
@@ -47,7 +47,7 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     "t_max_epochs": ("an integer >= 1 or null", lambda v: v is None or (isinstance(v, int) and v >= 1)),
     "num_workers": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
     "grad_clip": ("a number > 0 or null", lambda v: v is None or (_number(v) and v > 0)),
-    # Scheduled sampling of OpenSTL's recurrent models (loss mse_all_frames; see vpbench.models.recurrent_stack).
+    # Scheduled sampling of OpenSTL's recurrent models (loss mse_all_frames; see vpbench.models.layers.openstl_stack).
     "sampling": ("none, linear or reverse", lambda v: v in ("none", "linear", "reverse")),
     "sampling_stop_iter": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
     "sampling_changing_rate": ("a number > 0", lambda v: _number(v) and v > 0),

@@ -1,7 +1,7 @@
 """Golden files for the recurrent cells: OpenSTL's ConvLSTM, ST-LSTM, Causal LSTM + GHU and MIM.
 
 Writes ``tests/golden/cell_{convlstm,stlstm,causallstm,mim}.pt`` (checked by
-``tests/test_parity_cells.py``) from a clone of github.com/chengtan9907/OpenSTL (branch
+``tests/parity/test_parity_recurrent_cells.py``) from a clone of github.com/chengtan9907/OpenSTL (branch
 OpenSTL-Lightning): ``openstl/modules/{convlstm,predrnn,predrnnpp,mim}_modules.py``, stacked by
 OpenSTL's own model loops (``openstl/models/{convlstm,predrnn,mim}_model.py``) where the file stays
 small, by a loop of two lines as in ``predrnnpp_model.py`` for Causal LSTM + GHU.
@@ -25,9 +25,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from torch import nn
-
 from reference import commit_of, load_file, openstl_modules, save
+from torch import nn
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"

@@ -7,7 +7,7 @@ Each family module in this folder (``srvp.py``, ``cells.py``, ...) declares the 
 (``SOURCES``) and writes its files with ``make(clones, out)``. Every golden file is a ``torch.save``
 dict made by running the reference code in float64 at a tiny configuration: its weights, a fixed
 input, its output and its parameter gradients after one backward pass of a fixed loss (see
-``tests/parity.py``). The reference code is read from the clones, never copied into vpbench.
+``tests/helpers/parity.py``). The reference code is read from the clones, never copied into vpbench.
 A family whose clones are not given is skipped with a line saying so.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Golden files of OpenSTL's four recurrent models as whole models: ConvLSTM, PredRNN, PredRNN++ and MIM.
 
-Writes ``tests/golden/stack_{convlstm,stlstm,causallstm,mim}.pt`` (read by ``tests/test_parity_openstl_rnn.py``)
+Writes ``tests/golden/stack_{convlstm,stlstm,causallstm,mim}.pt`` (read by ``tests/parity/test_parity_openstl_stacks.py``)
 from a clone of github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning): ``openstl/models/{convlstm,predrnn,
 predrnnpp,mim}_model.py`` over the cells of ``openstl/modules/``, fed as OpenSTL's ``methods/predrnn.py`` feeds
 them (``reshape_patch`` of ``openstl/utils/predrnn_utils.py``, a scheduled-sampling mask).
@@ -37,9 +37,8 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn
-
 from reference import commit_of, default_dtype, gradients, load_file, openstl_modules, save
+from torch import nn
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"

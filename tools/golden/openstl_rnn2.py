@@ -4,7 +4,7 @@ Writes ``tests/golden/predrnnv2.pt`` from a clone of github.com/chengtan9907/Ope
 ``openstl/models/predrnnv2_model.py``, ``openstl/modules/predrnnv2_modules.py``) and ``tests/golden/e3dlstm.pt``
 from a clone at branch OpenSTLv0.3.0 (``openstl/models/e3dlstm_model.py``, ``openstl/modules/e3dlstm_modules.py``;
 the Lightning branch cannot build E3D-LSTM: its method reads ``self.args``). Both are read by
-``tests/test_parity_openstl_rnn2.py``. The frames go in as OpenSTL's ``methods/predrnn.py`` feeds them
+``tests/parity/test_parity_predrnnv2_e3dlstm.py``. The frames go in as OpenSTL's ``methods/predrnn.py`` feeds them
 (``reshape_patch`` of ``openstl/utils/predrnn_utils.py``, with a scheduled-sampling mask).
 
 Each model runs in float64 on one fixed 20-frame input (B=2, 2 channels, 8x4 frames: non-square, so that a
@@ -35,9 +35,8 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn
-
 from reference import commit_of, default_dtype, gradients, load_file, openstl_modules, save
+from torch import nn
 
 SOURCES = ("openstl", "openstl_v030")
 REPOSITORIES = {"openstl": "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)",

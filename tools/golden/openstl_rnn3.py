@@ -1,6 +1,6 @@
 """Golden files of three of OpenSTL's recurrent methods: PhyDNet, MAU and SwinLSTM-D.
 
-Writes ``tests/golden/{phydnet,mau,mau_recall,swinlstm}.pt`` (checked by ``tests/test_parity_openstl_rnn3.py``)
+Writes ``tests/golden/{phydnet,mau,mau_recall,swinlstm}.pt`` (checked by ``tests/parity/test_parity_phydnet_mau_swinlstm.py``)
 from a clone of github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning; the MAU and PhyDNet model and module
 files are the same in v0.3.0 but for device handling): ``openstl/models/{phydnet,mau,swinlstm}_model.py``,
 ``openstl/modules/{phydnet,mau,swinlstm}_modules.py`` and ``openstl/utils/predrnn_utils.py`` (patching), each
@@ -50,9 +50,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from torch import nn
-
 from reference import commit_of, default_dtype, gradients, load_file, load_package, openstl_modules, save, stub_modules
+from torch import nn
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"

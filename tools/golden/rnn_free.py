@@ -1,6 +1,6 @@
 """Golden files of the RNN-free baselines: SimVP (A4Bio/SimVP) and MIMO-VP (ningshuliang/MIMO-VP), both versions.
 
-Writes ``simvp.pt``, ``mimovp_frames.pt`` and ``mimovp_positions.pt`` (read by ``tests/test_parity_rnn_free.py``).
+Writes ``simvp.pt``, ``mimovp_frames.pt`` and ``mimovp_positions.pt`` (read by ``tests/parity/test_parity_simvp_mimovp.py``).
 The reference files are taken at pinned commits with ``git show`` into a temporary folder, so that one
 clone of each repository serves every version:
 
@@ -32,7 +32,6 @@ from argparse import Namespace
 from pathlib import Path
 
 import torch
-
 from reference import gradients, load_file, save
 
 SOURCES = ("simvp", "mimovp")

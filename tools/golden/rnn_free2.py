@@ -1,7 +1,7 @@
 """Golden files of three RNN-free models: MMVP (OpenSTL), DMVFN (the authors' and OpenSTL v0.3.0's) and PredFormer
 (the authors').
 
-Writes ``tests/golden/{mmvp,mmvp_shallow,dmvfn,predformer}.pt`` (read by ``tests/test_parity_rnn_free2.py``) from
+Writes ``tests/golden/{mmvp,mmvp_shallow,dmvfn,predformer}.pt`` (read by ``tests/parity/test_parity_mmvp_dmvfn_predformer.py``) from
 clones of github.com/chengtan9907/OpenSTL (``--openstl``, branch OpenSTL-Lightning: MMVP), the same repository at
 branch OpenSTLv0.3.0 (``--openstl-v030``: DMVFN's port), github.com/hzwer/CVPR2023-DMVFN (``--dmvfn``) and
 github.com/yyyujintang/PredFormer (``--predformer``). Single files are imported, with what they import only for

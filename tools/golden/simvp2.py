@@ -50,9 +50,8 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from torch import nn
-
 from reference import commit_of, gradients, load_file, load_package, save, stub_modules
+from torch import nn
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"

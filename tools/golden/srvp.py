@@ -52,9 +52,8 @@ from typing import Any
 from unittest import mock
 
 import torch
-from torch import nn
-
 from reference import commit_of, gradients, load_file, load_package, save, stub_modules
+from torch import nn
 
 SOURCES = ("srvp",)
 REPO = "github.com/yuseonk/SRVP"

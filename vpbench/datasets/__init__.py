@@ -1,7 +1,10 @@
-"""Datasets by name: ``build_dataset(name, config, data_dir, seed) -> SequenceSource``.
+"""Datasets by name: ``build_dataset(name, config, data_dir, seed) -> SequenceSource``, one file per dataset,
+video decoding in :mod:`vpbench.datasets.video`, and plug-in datasets from outside the package.
 
-Every module of this package is imported once, and the datasets it declares with
-``@register_dataset`` register themselves; nothing else lists them.
+Every module of this package is imported once, and the datasets it declares with ``@register_dataset``
+register themselves; nothing else lists them. Data is read from the files users download, never fetched at
+run time. May import the foundation modules (errors, presets, parallel, plugins); never models, metrics, the
+harness or anything above.
 """
 import importlib
 import pkgutil

@@ -16,7 +16,7 @@ clip; vpbench does not reproduce that split.
 Preprocessing (paper Sec. 4.1): every ``frame_step``-th frame (5: 50 fps -> 10 fps, as OpenSTL and
 STRPM), center crop to the largest square (1000x1002 -> 1000x1000; a no-op at 1000x1000), resize
 to 100x100, RGB. Splits: S1, S5, S6, S7, S8 train, S9, S11 test; validation holds out whole training
-videos (see :func:`vpbench.datasets.clips.make_splits`). Clips: T = 8 consecutive kept frames
+videos (see :func:`vpbench.datasets.video.catalogue.make_splits`). Clips: T = 8 consecutive kept frames
 counted back from the end of each video, ``train_stride`` kept frames apart in training and
 ``test_stride`` apart in validation and test.
 """
@@ -28,10 +28,10 @@ from typing import Any, Mapping
 
 from vpbench import presets
 from vpbench.datasets.base import DataSpec, Option, ReferenceTable, SequenceSource, positive_int
-from vpbench.datasets.clips import Catalog, Video
 from vpbench.datasets.registry import register_dataset
-from vpbench.datasets.video_clips import VideoClips, inspector
-from vpbench.datasets.video_files import INTERPOLATIONS, Preprocess, find_sources
+from vpbench.datasets.video.catalogue import Catalog, Video
+from vpbench.datasets.video.clip_source import VideoClips, inspector
+from vpbench.datasets.video.decode import INTERPOLATIONS, Preprocess, find_sources
 from vpbench.errors import UserError
 
 ACTIONS = {"walking": ("Walking", "WalkTogether"), "all": ("[A-Za-z]+",)}  # option dataset.actions -> patterns

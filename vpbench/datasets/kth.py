@@ -14,7 +14,7 @@ Preprocessing (paper Sec. 4.1): gray (ITU-R 601 luma), center crop to the larges
 (160x120 -> 120x120), resize to 64x64. OpenSTL's (``--protocol openstl``): every frame (no
 ``00sequences.txt``), the whole 160x120 frame squashed to 128x128, bilinear (OpenSTL uses OpenCV's
 bilinear, PIL's here: close, not equal). Splits: subjects 1-16 train, 17-25 test; validation holds out
-whole training videos (see :func:`vpbench.datasets.clips.make_splits`; OpenSTL validates on its test
+whole training videos (see :func:`vpbench.datasets.video.catalogue.make_splits`; OpenSTL validates on its test
 set). Clips (PredRNN/OpenSTL): T = T_in + T_out consecutive frames counted back from the end of each run of
 frames, stride T (clips one after the other) for boxing, handclapping, handwaving and walking, stride 3
 for jogging and running; the same rule in every split.
@@ -27,10 +27,10 @@ from typing import Any, Mapping
 
 from vpbench import presets
 from vpbench.datasets.base import DataSpec, Option, ReferenceTable, SequenceSource, positive_int
-from vpbench.datasets.clips import Catalog, Video
 from vpbench.datasets.registry import register_dataset
-from vpbench.datasets.video_clips import VideoClips, inspector
-from vpbench.datasets.video_files import INTERPOLATIONS, Preprocess, find_sources
+from vpbench.datasets.video.catalogue import Catalog, Video
+from vpbench.datasets.video.clip_source import VideoClips, inspector
+from vpbench.datasets.video.decode import INTERPOLATIONS, Preprocess, find_sources
 from vpbench.errors import UserError
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")

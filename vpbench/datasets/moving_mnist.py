@@ -15,8 +15,8 @@ import numpy as np
 
 from vpbench import parallel
 from vpbench.datasets.base import DataSpec, Option, ReferenceTable, SequenceSource, array_digest, positive_int
-from vpbench.datasets.registry import register_dataset
 from vpbench.datasets.mnist_digits import TEST_NAME, TRAIN_NAME, embedded_digits, find_idx, read_idx_images
+from vpbench.datasets.registry import register_dataset
 from vpbench.errors import UserError
 
 CANVAS = 64

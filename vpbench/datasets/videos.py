@@ -2,7 +2,7 @@
 ``val/``) folders of videos (any format PyAV decodes: ``.avi``, ``.mp4``, ``.mkv``, ``.mov``, ``.webm``) or
 of frame folders (numbered images, one folder per video).
 
-Frames are decoded once and cached like KTH's (see :mod:`vpbench.datasets.frame_cache`), every
+Frames are decoded once and cached like KTH's (see :mod:`vpbench.datasets.video.frame_cache`), every
 ``frame_step``-th frame kept, centre-cropped to a square (or squashed: ``crop=none``), resized to
 ``frame_size``, gray or RGB. Clips of ``input_frames + output_frames`` frames are cut counted back from the
 end of each video, ``train_stride`` frames apart in training and ``test_stride`` apart in validation and
@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vpbench.datasets.base import DataSpec, Option, SequenceSource, positive_int
-from vpbench.datasets.clips import Catalog, Video
 from vpbench.datasets.registry import register_dataset
-from vpbench.datasets.video_clips import VideoClips, inspector
-from vpbench.datasets.video_files import INTERPOLATIONS, Preprocess, find_sources
+from vpbench.datasets.video.catalogue import Catalog, Video
+from vpbench.datasets.video.clip_source import VideoClips, inspector
+from vpbench.datasets.video.decode import INTERPOLATIONS, Preprocess, find_sources
 from vpbench.errors import UserError
 
 SPLITS = ("train", "val", "test")

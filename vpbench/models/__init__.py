@@ -1,7 +1,10 @@
-"""Model registry: ``vpbench.models.create(name, **overrides)``.
+"""Models: the registry (``create(name, **overrides)``, ``build_model(config)``), one file per model family,
+shared blocks in :mod:`vpbench.models.layers`, and plug-in models from outside the package.
 
 Every module of this package is imported once (:func:`discover`), and the models it declares with
-``@register_model`` register themselves; nothing else lists them.
+``@register_model`` register themselves; nothing else lists them. Every model maps ``frames [B, T_in, C, H, W]``
+and a horizon to ``[B, horizon, C, H, W]`` in [0, 1]. May import the foundation modules (errors, presets,
+losses, plugins); never datasets, metrics, the harness or anything above.
 """
 import importlib
 import pkgutil
@@ -9,6 +12,7 @@ import pkgutil
 from vpbench.models.registry import (
     GROUPS,
     ModelEntry,
+    build_model,
     create,
     entries,
     expand,
@@ -30,6 +34,7 @@ discover()
 __all__ = [
     "GROUPS",
     "ModelEntry",
+    "build_model",
     "create",
     "entries",
     "expand",

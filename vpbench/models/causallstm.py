@@ -7,9 +7,9 @@ import torch
 from torch import Tensor
 
 from vpbench.models.convlstm import gated_update, same_conv
-from vpbench.models.encoder_forecaster import RecurrentCell, State
-from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
-from vpbench.models.ghu import GHU
+from vpbench.models.layers.encoder_forecaster import RecurrentCell, State
+from vpbench.models.layers.ghu import GHU
+from vpbench.models.layers.recurrent_forms import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
 from vpbench.models.registry import register_model
 from vpbench.models.stlstm import DualMemoryCell
 

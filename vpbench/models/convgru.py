@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpbench.models.dropout import dropout
-from vpbench.models.encoder_forecaster import RecurrentCell, State
-from vpbench.models.recurrent import RNN_PRESETS, recurrent_model
+from vpbench.models.layers.dropout import dropout
+from vpbench.models.layers.encoder_forecaster import RecurrentCell, State
+from vpbench.models.layers.recurrent_forms import RNN_PRESETS, recurrent_model
 from vpbench.models.registry import register_model
 
 

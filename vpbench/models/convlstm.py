@@ -11,8 +11,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from vpbench.models.encoder_forecaster import RecurrentCell, State
-from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
+from vpbench.models.layers.encoder_forecaster import RecurrentCell, State
+from vpbench.models.layers.recurrent_forms import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
 from vpbench.models.registry import register_model
 
 FORGET_BIAS = 1.0  # added to every forget gate's pre-activation, as in PredRNN and MIM

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.losses import LossContext, full_precision, register_loss, wide
-from vpbench.models.multiframe import pad_to_multiple
+from vpbench.models.layers.multiframe import pad_to_multiple
 from vpbench.models.registry import register_model
 
 ROUTINGS = ("sample", "round")

@@ -63,10 +63,14 @@ from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.losses import LossContext, full_precision, register_loss, wide
 from vpbench.models.convlstm import FORGET_BIAS
-from vpbench.models.encoder_forecaster import RecurrentCell, State
-from vpbench.models.multiframe import pad_to_multiple
-from vpbench.models.recurrent_stack import (TEST_SAMPLING, RecurrentStack, mse_all_frames_loss,
-                                           sampling_probabilities)
+from vpbench.models.layers.encoder_forecaster import RecurrentCell, State
+from vpbench.models.layers.multiframe import pad_to_multiple
+from vpbench.models.layers.openstl_stack import (
+    TEST_SAMPLING,
+    RecurrentStack,
+    mse_all_frames_loss,
+    sampling_probabilities,
+)
 from vpbench.models.registry import register_model
 
 WINDOW = 2  # time slices per layer input (OpenSTL's and the authors' window_length, window_stride 1)

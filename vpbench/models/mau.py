@@ -8,7 +8,7 @@ and passes a spatial state S up the stack; transposed convolutions bring the top
 ``tau`` temporal states, weighted by how well the spatial states that went with them match the current one.
 
 Training is OpenSTL's for its recurrent models (loss ``mse_all_frames`` of
-:mod:`vpbench.models.recurrent_stack`): the MSE over all T_in + T_out - 1 predicted frames, with scheduled
+:mod:`vpbench.models.layers.openstl_stack`): the MSE over all T_in + T_out - 1 predicted frames, with scheduled
 sampling of the frames past the input window. OpenSTL v0.3.0 decreases the probability of the true frame by
 2e-5 per step as PredRNN does; OpenSTL's Lightning branch drops the decreased value every step (it stays at
 0.99998 until step 50,000, then 0), a bug: vpbench follows v0.3.0 and the authors.
@@ -22,11 +22,11 @@ import torch
 from torch import Tensor, nn
 
 from vpbench.errors import UserError
-from vpbench.models.encoder_forecaster import patchify, unpatchify
-from vpbench.models.multiframe import pad_to_multiple
-from vpbench.models.output_range import clamp_straight_through
-from vpbench.models.recurrent import openstl_recipe
-from vpbench.models.recurrent_stack import TEST_SAMPLING
+from vpbench.models.layers.encoder_forecaster import patchify, unpatchify
+from vpbench.models.layers.multiframe import pad_to_multiple
+from vpbench.models.layers.openstl_stack import TEST_SAMPLING
+from vpbench.models.layers.output_range import clamp_straight_through
+from vpbench.models.layers.recurrent_forms import openstl_recipe
 from vpbench.models.registry import register_model
 
 CELL_MODES = ("normal", "residual")  # residual: S' += S
@@ -37,7 +37,7 @@ def sampled_input(t: int, t_in: int, true: Tensor, preds: list[Tensor], sampling
     """The input of step t of an OpenSTL recurrent loop [B, C, H, W]: the true frame ``true[:, t]`` with
     probability ``sampling[0]`` inside the input window (t < t_in) and ``sampling[1]`` past it, drawn per
     sequence (whole frames), else the previous prediction ``preds[-1]``; always the true frame at t = 0 and
-    the prediction past the known frames. As :class:`~vpbench.models.recurrent_stack.RecurrentStack`."""
+    the prediction past the known frames. As :class:`~vpbench.models.layers.openstl_stack.RecurrentStack`."""
     p = 1.0 if t == 0 else sampling[0] if t < t_in else sampling[1]
     if t >= true.shape[1]:
         p = 0.0

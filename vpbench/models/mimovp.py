@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from vpbench.errors import UserError
 from vpbench.losses import LossContext, full_precision, register_loss, wide
-from vpbench.models.encoder_forecaster import patchify, unpatchify
-from vpbench.models.multiframe import chunked_rollout, pad_to_multiple
+from vpbench.models.layers.encoder_forecaster import patchify, unpatchify
+from vpbench.models.layers.multiframe import chunked_rollout, pad_to_multiple
 from vpbench.models.registry import register_model
 
 QUERIES = ("frames", "positions")

@@ -29,8 +29,8 @@ from torch import Tensor, nn
 
 from vpbench import presets
 from vpbench.errors import UserError
-from vpbench.models.multiframe import pad_to_multiple
-from vpbench.models.output_range import clamp_straight_through
+from vpbench.models.layers.multiframe import pad_to_multiple
+from vpbench.models.layers.output_range import clamp_straight_through
 from vpbench.models.registry import register_model
 
 # -- blocks ----------------------------------------------------------------------------------------------------

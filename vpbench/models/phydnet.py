@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.losses import LossContext, full_precision, register_loss, wide
-from vpbench.models.multiframe import pad_to_multiple
-from vpbench.models.recurrent_stack import sampling_probabilities
+from vpbench.models.layers.multiframe import pad_to_multiple
+from vpbench.models.layers.openstl_stack import sampling_probabilities
 from vpbench.models.registry import register_model
 
 PATCH_SIZES = (2, 4)  # the total down-sampling of the image encoder (OpenSTL's patch_size)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import vpbench.models.registry as registry
 from vpbench import plugins
 from vpbench.errors import UserError
-from vpbench.models import registry
 from vpbench.plugins import first_line, origin_of, spec_name
 
 GROUP = "vpbench.models"

@@ -18,11 +18,11 @@ from torch import Tensor, nn
 
 from vpbench import presets
 from vpbench.errors import UserError
-from vpbench.models.dropout import Dropout
-from vpbench.models.multiframe import chunked_rollout, pad_to_multiple
-from vpbench.models.output_range import clamp_straight_through
+from vpbench.models.layers.dropout import Dropout
+from vpbench.models.layers.multiframe import chunked_rollout, pad_to_multiple
+from vpbench.models.layers.output_range import clamp_straight_through
+from vpbench.models.layers.vision_blocks import DropPath, trunc_normal_linear_
 from vpbench.models.registry import register_model
-from vpbench.models.vision_blocks import DropPath, trunc_normal_linear_
 
 
 @functools.lru_cache(maxsize=8)

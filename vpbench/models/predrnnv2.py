@@ -2,7 +2,7 @@
 TPAMI 2022) in OpenSTL's form: ST-LSTM layers in OpenSTL's single stack, trained with the memory decoupling
 loss and reverse scheduled sampling.
 
-The stack is PredRNN's (:class:`~vpbench.models.recurrent_stack.RecurrentStack` over
+The stack is PredRNN's (:class:`~vpbench.models.layers.openstl_stack.RecurrentStack` over
 :class:`~vpbench.models.stlstm.STLSTMCell`, the ``stlstm`` row's cell): one stack of L ST-LSTMs reads frame t
 and a bias-free 1x1 readout of the top hidden state predicts frame t+1, for the T_in + T_out - 1 steps of
 the sequence. What V2 adds is training:
@@ -17,7 +17,7 @@ the sequence. What V2 adds is training:
 * **Reverse scheduled sampling** (``train.sampling: reverse``): inside the input window the stack reads the
   true frame with a probability rising from 0.5 to 1 (exponentially, from step ``r_sampling_step_1`` to
   ``r_sampling_step_2`` with scale ``r_exp_alpha``), past it with a probability falling linearly from 0.5 to
-  0 over the same steps (:func:`~vpbench.models.recurrent_stack.sampling_probabilities`). At test time it
+  0 over the same steps (:func:`~vpbench.models.layers.openstl_stack.sampling_probabilities`). At test time it
   reads the T_in input frames, then its own predictions.
 
 Under the SRVP protocol (presets ``paper``, ``quick``, ``tiny``) the model keeps this form and its loss,
@@ -40,9 +40,14 @@ from torch import Tensor, nn
 
 from vpbench import presets
 from vpbench.losses import LossContext, full_precision, register_loss, wide
-from vpbench.models.encoder_forecaster import RecurrentCell, State
-from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS
-from vpbench.models.recurrent_stack import TEST_SAMPLING, RecurrentStack, mse_all_frames_loss, sampling_probabilities
+from vpbench.models.layers.encoder_forecaster import RecurrentCell, State
+from vpbench.models.layers.openstl_stack import (
+    TEST_SAMPLING,
+    RecurrentStack,
+    mse_all_frames_loss,
+    sampling_probabilities,
+)
+from vpbench.models.layers.recurrent_forms import OPENSTL_RNN_PRESETS, RNN_PRESETS
 from vpbench.models.registry import register_model
 from vpbench.models.stlstm import INCREMENTS, STLSTMCell
 

@@ -220,3 +220,13 @@ def create(name: str, *, preset: str = "paper", **overrides: Any) -> nn.Module:
     >>> create("convgru", hidden=32, layers=2, img_size=(64, 64))
     """
     return get_entry(name).factory(**model_kwargs(name, preset, {}, overrides))
+
+
+def build_model(config: Mapping[str, Any]) -> nn.Module:
+    """The model of a resolved run configuration."""
+    kwargs = {k: v for k, v in config["model"].items() if k != "name"}
+    if "img_size" in kwargs:
+        kwargs["img_size"] = tuple(kwargs["img_size"])
+    model = get_entry(config["model"]["name"]).factory(**kwargs)
+    model.registry_name = config["model"]["name"]
+    return model

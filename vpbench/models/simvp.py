@@ -2,113 +2,17 @@
 frames, and a CNN spatial decoder; T frames in, the next T frames out, all at once."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from vpbench import presets
 from vpbench.errors import UserError
-from vpbench.models.multiframe import chunked_rollout, pad_to_multiple
-from vpbench.models.output_range import clamp_straight_through
+from vpbench.models.layers.multiframe import chunked_rollout
+from vpbench.models.layers.simvp_blocks import ConvSC, Translator, encode_translate_decode
+from vpbench.models.layers.simvp_frame import SimVPv2
 from vpbench.models.registry import register_model
-
-
-class ConvSC(nn.Module):
-    """3x3 conv (a transposed one when upsampling by 2) + GroupNorm(2) + LeakyReLU(0.2).
-
-    [N, C_in, H, W] -> [N, C_out, H', W'] with H' = H / stride, or H * 2 when ``upsample``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, upsample: bool = False) -> None:
-        super().__init__()
-        if upsample and stride == 2:
-            self.conv: nn.Module = nn.ConvTranspose2d(in_channels, out_channels, 3, 2, 1, output_padding=1)
-        else:
-            self.conv = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
-        self.norm = nn.GroupNorm(2, out_channels)
-        self.act = nn.LeakyReLU(0.2, inplace=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.norm(self.conv(x)))
-
-
-class Inception(nn.Module):
-    """The translator's block: a 1x1 conv to ``mid_channels``, then the sum of grouped k x k convs
-    (k in ``kernels``), each followed by GroupNorm and LeakyReLU(0.2). [N, C_in, h, w] -> [N, C_out, h, w].
-
-    As in the official code, the grouped convs fall back to one group when ``mid_channels`` does not
-    divide by ``groups``."""
-
-    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, kernels: Sequence[int],
-                 groups: int) -> None:
-        super().__init__()
-        groups = groups if mid_channels % groups == 0 else 1
-        if out_channels % groups:
-            raise UserError(f"SimVP: {out_channels} translator channels do not divide into {groups} groups; "
-                            "choose temporal_hidden and spatial_hidden x input frames divisible by groups")
-        self.reduce = nn.Conv2d(in_channels, mid_channels, 1)
-        self.branches = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(mid_channels, out_channels, k, padding=k // 2, groups=groups),
-                          nn.GroupNorm(groups, out_channels), nn.LeakyReLU(0.2, inplace=True))
-            for k in kernels
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.reduce(x)
-        if x.device.type == "cpu":  # the CPU backward of grouped convs is ~20x faster in channels-last layout
-            x = x.contiguous(memory_format=torch.channels_last)
-        return sum(branch(x) for branch in self.branches)
-
-
-class Translator(nn.Module):
-    """The temporal module: a U-Net of 2 x ``layers`` Inception blocks over the frames stacked as channels.
-
-    The first ``layers`` blocks go down (in -> hidden), the next go up, each reading the previous output
-    concatenated with the mirrored down block's (hidden -> in). [N, C_in, h, w] -> [N, C_in, h, w].
-    """
-
-    def __init__(self, channels: int, hidden: int, layers: int, kernels: Sequence[int], groups: int) -> None:
-        super().__init__()
-        if layers < 2:
-            raise UserError(f"SimVP needs temporal_layers >= 2 (the translator is a U-Net), got {layers}")
-        mid = hidden // 2
-        self.down = nn.ModuleList(
-            Inception(channels if i == 0 else hidden, mid, hidden, kernels, groups) for i in range(layers)
-        )
-        self.up = nn.ModuleList(
-            Inception(hidden if i == 0 else 2 * hidden, mid, channels if i == layers - 1 else hidden, kernels, groups)
-            for i in range(layers)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        skips = []
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-        x = self.up[0](skips.pop())
-        for block in self.up[1:]:
-            x = block(torch.cat([x, skips.pop()], dim=1))
-        return x
-
-
-def encode_translate_decode(model: nn.Module, frames: Tensor, merge: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
-    """One call of a SimVP-frame ``model`` (``encoder``, ``translator``, ``decoder``, ``readout``,
-    ``input_frames``, ``size_multiple``): the next T frames [B, T, C, H, W] -> [B, T, C, H, W] in [0, 1]. The last
-    decoder block reads ``merge(x, skip)`` of the features and the first encoder block's output."""
-    b, t, c, h, w = frames.shape
-    if t != model.input_frames:
-        raise UserError(f"this SimVP was built for {model.input_frames} input frames (its translator stacks "
-                        f"them as channels), got {t}; build it with input_frames={t}")
-    x = pad_to_multiple(frames.reshape(b * t, c, h, w), model.size_multiple)
-    skip = x = model.encoder[0](x)
-    for layer in model.encoder[1:]:
-        x = layer(x)
-    x = model.translator(x.reshape(b, -1, *x.shape[-2:])).reshape(x.shape)
-    for layer in model.decoder[:-1]:
-        x = layer(x)
-    x = model.readout(model.decoder[-1](merge(x, skip)))
-    return clamp_straight_through(x[..., :h, :w].reshape(b, t, c, h, w))
 
 
 class SimVP(nn.Module):
@@ -125,7 +29,7 @@ class SimVP(nn.Module):
     [0, 1] with a straight-through gradient (:func:`clamp_straight_through`). Frames whose sides do
     not divide by 2^(strided blocks) (4 at N_S = 4: 64 and 100 do) are replicate-padded and the
     prediction cropped. One call maps T_in frames to the next T_in; other horizons are rolled out in
-    chunks (:func:`~vpbench.models.multiframe.chunked_rollout`). Shapes: [B, T_in, C, H, W] -> [B, horizon, C, H, W].
+    chunks (:func:`~vpbench.models.layers.multiframe.chunked_rollout`). Shapes: [B, T_in, C, H, W] -> [B, horizon, C, H, W].
     """
 
     def __init__(self, *, in_channels: int = 1, input_frames: int = 10, spatial_hidden: int = 64,
@@ -170,17 +74,13 @@ def simvp(*, form: str = "a4bio", in_channels: int = 1, input_frames: int = 10, 
     * ``a4bio``: the official code's (:class:`SimVP`), the model the SRVP paper compares;
     * ``openstl``: OpenSTL's SimVP+IncepU, the translator in OpenSTL's frame (SiLU, PixelShuffle up-sampling,
       the skip added rather than concatenated, encoder/decoder kernels 3; ``SimVPv2`` with translator
-      ``incepu`` of :mod:`vpbench.models.simvp2`)."""
+      ``incepu`` of :mod:`vpbench.models.layers.simvp_frame`)."""
     options = {"in_channels": in_channels, "input_frames": input_frames, "spatial_hidden": spatial_hidden,
                "temporal_hidden": temporal_hidden, "spatial_layers": spatial_layers,
                "temporal_layers": temporal_layers, "kernels": kernels, "groups": groups}
     if form == "a4bio":
         return SimVP(**options)
     if form == "openstl":
-        from vpbench.models.simvp2 import (
-            SimVPv2,  # simvp2 imports this file's translator
-        )
-
         return SimVPv2(translator="incepu", **options)
     raise UserError(f"invalid value model.form={form!r}: must be {' or '.join(FORMS)}")
 

@@ -10,10 +10,10 @@ from torch import Tensor
 from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.models.convgru import convgru_layers
-from vpbench.models.encoder_forecaster import EncoderForecaster
-from vpbench.models.recurrent import RNN_PRESETS
+from vpbench.models.layers.encoder_forecaster import EncoderForecaster
+from vpbench.models.layers.recurrent_forms import RNN_PRESETS
+from vpbench.models.layers.srvp_blocks import ReinforcedFeatureAttention, StandardAttention
 from vpbench.models.registry import register_model
-from vpbench.models.srvp_modules import ReinforcedFeatureAttention, StandardAttention
 
 Context = tuple[Tensor | None, Tensor | None]  # (h^E for SA, h'^E for RFA), each [B, N, M*h*w]
 

@@ -7,8 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from vpbench.models.convlstm import gated_update, same_conv
-from vpbench.models.encoder_forecaster import RecurrentCell, State
-from vpbench.models.recurrent import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
+from vpbench.models.layers.encoder_forecaster import RecurrentCell, State
+from vpbench.models.layers.recurrent_forms import OPENSTL_RNN_PRESETS, RNN_PRESETS, openstl_recipe, recurrent_model
 from vpbench.models.registry import register_model
 
 INCREMENTS = "increments"  # the per-step signal of ST-LSTM's memory increments (PredRNN.V2)

@@ -1,6 +1,6 @@
 """SwinLSTM (Tang et al., *SwinLSTM: Improving Spatiotemporal Prediction Accuracy using Swin Transformer and
 LSTM*, ICCV 2023), deep variant SwinLSTM-D, as OpenSTL builds it (``openstl/models/swinlstm_model.py``,
-``openstl/modules/swinlstm_modules.py``; Swin blocks of timm 0.6.11, here :mod:`vpbench.models.swin_blocks`).
+``openstl/modules/swinlstm_modules.py``; Swin blocks of timm 0.6.11, here :mod:`vpbench.models.layers.swin_blocks`).
 
 A frame is embedded into p x p patch tokens; L down-sampling levels (a SwinLSTM cell, then patch merging)
 and L up-sampling levels (a SwinLSTM cell, then patch expanding) carry a (H, C) state each from step to
@@ -8,7 +8,7 @@ step; a stride-2 transposed convolution and a sigmoid give the next frame. A Swi
 LSTM's gate convolutions by Swin Transformer blocks: the first block attends over the input fused with H,
 every other even-numbered block again over its input fused with the cell's input.
 
-Training is OpenSTL's (loss ``mse_all_frames`` of :mod:`vpbench.models.recurrent_stack`): the MSE over all
+Training is OpenSTL's (loss ``mse_all_frames`` of :mod:`vpbench.models.layers.openstl_stack`): the MSE over all
 T_in + T_out - 1 predicted frames, the model reading the input frames and then its own predictions in
 training as in testing (no scheduled sampling). Stochastic depth rises linearly to 0.1 over each half's
 blocks, as OpenSTL hard-codes it.
@@ -23,11 +23,11 @@ from torch import Tensor, nn
 
 from vpbench import presets
 from vpbench.errors import UserError
-from vpbench.models.encoder_forecaster import check_patch
+from vpbench.models.layers.encoder_forecaster import check_patch
+from vpbench.models.layers.openstl_stack import TEST_SAMPLING
+from vpbench.models.layers.swin_blocks import PatchEmbed, PatchExpanding, PatchInflated, PatchMerging, SwinBlock
 from vpbench.models.mau import sampled_input
-from vpbench.models.recurrent_stack import TEST_SAMPLING
 from vpbench.models.registry import register_model
-from vpbench.models.swin_blocks import PatchEmbed, PatchExpanding, PatchInflated, PatchMerging, SwinBlock
 
 CellState = tuple[Tensor, Tensor]  # (H, C), tokens [B, h*w, D]
 

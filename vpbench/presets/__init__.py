@@ -11,6 +11,8 @@ A preset is a (protocol, scale) pair with a name: the SRVP paper's are ``paper``
 ...) and the protocol's ``recipe`` (loss, optimiser, schedule); models and datasets declare their own
 values per preset in their files (:func:`lookup`), and a model with a recipe of its own replaces the
 protocol's (:func:`protocol_recipe` gives it to a model that extends it).
+
+A foundation module: imports only :mod:`vpbench.errors`; models, datasets and everything above import it.
 """
 from __future__ import annotations
 
@@ -75,6 +77,14 @@ def choose(preset: str | None, protocol: str | None, device_type: str) -> Preset
         raise UserError(f"preset {preset!r} belongs to protocol {found.protocol!r}, not {protocol!r}; "
                          f"give a scale ({', '.join(SCALES)}) with --protocol {protocol}")
     return found
+
+
+def announce(chosen: Preset, given: bool, device_type: str) -> str:
+    """The line that says which preset a command runs: the one named, or the default on this device."""
+    if given:
+        return f"preset: {chosen.name}"
+    other = "quick" if chosen.scale == "full" else NAMES[(chosen.protocol, "full")]
+    return f"preset: {chosen.name} (default on {device_type.upper()}; --preset {other} to change)"
 
 
 def by_protocol(srvp: Any, openstl: Any) -> dict[str, Any]:

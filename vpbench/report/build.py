@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from itertools import groupby
 from pathlib import Path
@@ -83,3 +84,9 @@ def build_report(results_dir: str | Path, out: str | Path, *, convention: str | 
     print(f"report: {index} ({runs} run{'s' * (runs != 1)} in {sections} section{'s' * (sections != 1)} "
           f"from {results_dir})")
     return index
+
+
+def command(args: argparse.Namespace) -> None:
+    """``bench report``."""
+    build_report(args.results_dir, args.out, convention=args.convention, samples=args.samples,
+                 figure_formats=args.figure_format)

@@ -15,9 +15,9 @@ import numpy as np
 
 from vpbench import config as cfg
 from vpbench import presets
-from vpbench.benchmarks.metrics import STORED_METRICS as METRICS
 from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
+from vpbench.metrics.frames import STORED_METRICS as METRICS
 from vpbench.models import registry
 from vpbench.store import RunDir, iter_runs
 

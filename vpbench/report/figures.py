@@ -13,10 +13,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from PIL import Image, ImageDraw
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
+from PIL import Image, ImageDraw
 
 from vpbench.store import atomic_write_bytes
 

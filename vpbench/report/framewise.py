@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from vpbench.benchmarks.metrics import STORED_METRICS as METRICS
+from vpbench.metrics.frames import STORED_METRICS as METRICS
 from vpbench.report.collect import Group
 from vpbench.report.conventions import scale
 

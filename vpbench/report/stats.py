@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from vpbench.benchmarks.metrics import STORED_METRICS as METRICS
+from vpbench.metrics.frames import STORED_METRICS as METRICS
 from vpbench.report.collect import Run
 
 RESAMPLES = 10_000

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from vpbench.benchmarks.metrics import HIGHER_IS_BETTER
-from vpbench.benchmarks.metrics import STORED_METRICS as METRICS
+from vpbench.metrics.frames import HIGHER_IS_BETTER
+from vpbench.metrics.frames import STORED_METRICS as METRICS
 from vpbench.report.collect import Group, Run
 from vpbench.report.conventions import SHOWN, column, scale
 from vpbench.report.paper import PaperTable

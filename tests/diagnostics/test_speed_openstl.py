@@ -1,0 +1,96 @@
+"""The OpenSTL timing harness (``bench speed --parts openstl``): its pairs, and, where clones of the references are at
+hand ($VPBENCH_OPENSTL, $VPBENCH_OPENSTL_V030, $VPBENCH_PREDFORMER, or their folders under /work/ref), timing each
+newer pair against them at openstl-tiny."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vpbench import config as cfg
+from vpbench.errors import UserError
+from vpbench.harness.recipes import make_optimizer
+from vpbench.models import model_names
+from vpbench.models.layers.openstl_stack import sampling_probabilities
+from vpbench.models.phydnet import teacher_forcing_ratio
+from vpbench.models.tau import DDR_ALPHA, differential_divergence
+from vpbench.reference import openstl as official_openstl
+
+CLONE = Path(os.environ.get("VPBENCH_OPENSTL", "/work/ref/chengtan9907+OpenSTL"))
+CLONES = {"openstl": CLONE, "openstl-v030": Path(os.environ.get("VPBENCH_OPENSTL_V030", "/work/ref/OpenSTL-v030")),
+          "predformer": Path(os.environ.get("VPBENCH_PREDFORMER", "/work/ref/yyyujintang+PredFormer"))}
+NEW_PAIRS = ["predrnnv2", "mau", "simvp2", "tau", "mmvp", "e3dlstm", "phydnet", "dmvfn", "predformer"]
+OWN_LOSS = {"swinlstm": ("mse_all_frames",), "dmvfn": ("dmvfn",)}
+# OpenSTL's MAU and MMVP hold modules their forward never calls
+SAME_SIZE = {"predrnnv2", "simvp2", "tau", "e3dlstm", "phydnet", "dmvfn", "predformer"}
+
+
+def test_every_pair_is_a_registered_model_sampled_as_openstl_is_at_the_timed_step():
+    assert set(NEW_PAIRS) < set(official_openstl.PAIRS)
+    for name, pair in official_openstl.PAIRS.items():
+        assert name in model_names()
+        train = cfg.resolve("openstl-tiny", name, "mmnist", sets=cfg.parse_sets(list(pair.sets)))["train"]
+        if pair.step is official_openstl.recurrent_step:  # P(true frame) where OpenSTL's mask samples
+            p = official_openstl.SAMPLING
+            expected = (p, p) if train["sampling"] == "reverse" else (1.0, p)
+            assert sampling_probabilities(official_openstl.VPBENCH_STEP, train) == expected, name
+        elif pair.step is official_openstl.phydnet_step:  # OpenSTL's side runs without teacher forcing
+            assert train["loss"] == "phydnet" and teacher_forcing_ratio(official_openstl.VPBENCH_STEP, train) == 0
+        else:  # the loss each reference step computes
+            assert train["loss"] in OWN_LOSS.get(name, ("mse", "mse_ddr")), name
+
+
+def test_models_without_an_openstl_counterpart_are_an_error_alone(tmp_path):
+    with pytest.raises(UserError, match="none of persistence, convgru has an OpenSTL counterpart.*predrnnv2"):
+        official_openstl.compare({"openstl": tmp_path}, ["persistence", "convgru"], preset="openstl-tiny",
+                                 dataset="mmnist", batch=2, repeats=1)
+    with pytest.raises(UserError, match="train.loss='l1'"):
+        official_openstl.criterion("l1", tmp_path)
+
+
+@pytest.mark.skipif(not all((c / "openstl" / "models").is_dir() for c in CLONES.values()),
+                    reason=f"no clones of the references at {', '.join(map(str, CLONES.values()))}")
+def test_the_newer_openstl_methods_are_timed_against_the_reference_code(fresh_imports):
+    pytest.importorskip("einops")  # PredFormer's
+    rows = official_openstl.compare(CLONES, [*NEW_PAIRS, "persistence"], preset="openstl-tiny", dataset="mmnist",
+                                    batch=2, repeats=1)
+    assert [r["model"] for r in rows] == NEW_PAIRS
+    for r in rows:
+        ours, theirs = r["params"]["vpbench"], r["params"]["reference"]
+        assert ours == theirs if r["model"] in SAME_SIZE else ours < theirs, r
+        assert all(s > 0 for s in r["seconds"].values())
+    table = "\n".join(official_openstl.markdown(rows, "openstl-tiny", 1))
+    assert all(f"| {name} | " in table for name in NEW_PAIRS)
+
+
+@pytest.mark.skipif(not (CLONE / "openstl" / "models").is_dir(), reason=f"no clone of OpenSTL at {CLONE}")
+def test_taus_loss_on_openstls_side_is_openstls_regulariser_as_vpbench_computes_it(fresh_imports):
+    official_openstl.PAIRS["tau"].load(CLONE)
+    generator = torch.Generator().manual_seed(0)
+    pred, target = (torch.rand(2, 4, 1, 8, 8, generator=generator, dtype=torch.float64) for _ in range(2))
+    expected = F.mse_loss(pred, target) + DDR_ALPHA * differential_divergence(pred, target)
+    torch.testing.assert_close(official_openstl.criterion("mse_ddr", CLONE)(pred, target), expected, rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_vpbench_steps_adam_fused_and_the_references_with_torchs_defaults_to_the_same_weights(optimizer):
+    train = {"optimizer": optimizer, "lr": 1e-2, "weight_decay": 1e-2}
+    models = [torch.nn.Conv2d(3, 4, 3) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    ours = make_optimizer(models[0].parameters(), train)
+    theirs = official_openstl.reference_optimizer(models[1], train)
+    assert ours.defaults["fused"] and not theirs.defaults["fused"]
+    for _ in range(3):
+        for model, step in zip(models, (ours, theirs)):
+            model.zero_grad()
+            model(torch.ones(1, 3, 5, 5)).square().sum().backward()
+            step.step()
+    for a, b in zip(*(m.parameters() for m in models)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert make_optimizer(models[0].parameters(), {**train, "optimizer": "rmsprop"}).defaults.get("fused") is None
+    with pytest.raises(UserError, match="train.optimizer='rmsprop': the reference codes train with adam or adamw"):
+        official_openstl.reference_optimizer(models[1], {**train, "optimizer": "rmsprop"})

@@ -1,0 +1,1 @@
+"""Shared test code: golden-file parity checks, OpenSTL cell mappings, video fixtures."""

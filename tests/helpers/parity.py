@@ -1,0 +1,56 @@
+"""Golden parity files: outputs and gradients of the reference code, for the parity tests.
+
+Each ``tests/golden/<name>.pt`` was written by ``tools/golden/make.py`` from a clone of the
+reference code, in float64 at a tiny configuration. It holds at least:
+
+* ``reference``: repository, commit and file of the reference code;
+* ``config``: the configuration (the reference's constructor arguments and vpbench's options);
+* ``state_dict``: the reference model's weights;
+* ``inputs`` and ``output``: a fixed input and the reference's output for it;
+* ``grads``: the reference's parameter gradients (by its names) after ``output``'s fixed loss
+  (the mean of ``output * loss_weights``, ``loss_weights`` also stored) is backpropagated.
+
+The tests load the weights into vpbench's model (mapping names and layouts), run the same input and
+compare outputs and gradients in float64 (``TOLERANCE``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pytest
+import torch
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+TOLERANCE = 1e-10  # float64 throughout
+
+
+def load_golden(name: str) -> dict[str, Any]:
+    """The golden file ``tests/golden/<name>.pt``."""
+    path = GOLDEN / f"{name}.pt"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing; regenerate it with tools/golden/make.py")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, tol: float = TOLERANCE) -> None:
+    """Same shape, and every value within ``tol`` of the reference's (absolute)."""
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != reference {tuple(expected.shape)}"
+    diff = (actual.detach().double() - expected.double()).abs().max().item() if actual.numel() else 0.0
+    assert diff <= tol, f"{what}: differs from the reference by {diff:.3g} (tolerance {tol:.0e})"
+
+
+def assert_grads(ours: Mapping[str, torch.Tensor], golden: Mapping[str, torch.Tensor],
+                 to_reference: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]],
+                 tol: float = TOLERANCE) -> None:
+    """vpbench's gradients, mapped to the reference's names and layouts, equal the reference's."""
+    mapped = to_reference(ours)
+    missing = sorted(set(golden) - set(mapped))
+    assert not missing, f"no vpbench gradient maps to the reference's {missing[:5]}"
+    for name, grad in golden.items():
+        assert_close(mapped[name], grad, f"gradient of {name}", tol)
+
+
+def grads_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """vpbench's parameter gradients by name (zeros where the loss did not reach a parameter)."""
+    return {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}

@@ -1,0 +1,218 @@
+"""Parity of PhyDNet, MAU and SwinLSTM-D with OpenSTL's code, in float64 (golden files: tools/golden/openstl_rnn3.py).
+
+* ``phydnet.pt``: OpenSTL's PhyDNet_Model rebuilt small (width 1, ConvLSTM (3, 2), PhyCell 7x7 with 49 filters,
+  GroupNorm of 1 group where the reference hard-codes 16; 2 sequences of 3 + 2 frames, 1 x 16 x 12, patch 4):
+  the per-step outputs of training forwards with teacher forcing off and on, the authors' loss (per-step MSEs
+  plus the moment loss of the reference's K2M) and its gradients, and ``inference``'s predictions.
+* ``mau.pt`` (normal cells and model, patch 1, sr_size 4, tau 2) and ``mau_recall.pt`` (residual cells, recall
+  model, patch 2, sr_size 2, tau 3): every output of a training forward with a scheduled-sampling mask that mixes
+  true frames and predictions, the reference's MSE over all of them and its gradients.
+* ``swinlstm.pt``: SwinLSTM_D_Model (embed 4, depths down (3, 1), up (2, 1), heads (1, 2), window 4, 16 x 16,
+  patch 2): eval-mode outputs; training-mode outputs (stochastic depth 0.1 drawn from the same seed), loss and
+  gradients.
+
+Each test loads the reference's weights through the name mappings below, runs the same inputs and compares
+outputs, losses and gradients to 1e-10. Parameters that OpenSTL defines and its forward never uses (MAU's
+``merge`` and ``conv_last_sr``; SwinLSTM's up-sampling ``patch_embed`` and the fusing Linear ``red`` of its odd
+blocks) are not in vpbench: their reference gradients are zero. The fvcore FLOPs of vpbench's forward equal the
+reference's at the same configuration (less, for PhyDNet, the moments of its moment loss: OpenSTL traces its
+training forward; the two decodings it makes for display only are dead code that the trace drops), and the
+parameters at OpenSTL's Moving MNIST configuration equal the reference's less the unused ones.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Mapping
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers.parity import assert_close, assert_grads, grads_of, load_golden
+
+from vpbench.datasets import DataSpec
+from vpbench.losses import LossContext, get_loss
+from vpbench.metrics.cost import count_flops, count_params
+from vpbench.models import create
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+Rules = list[tuple[str, "str | Callable[[re.Match], str]"]]
+
+
+def _minus_one(prefix: str) -> Callable[[re.Match], str]:
+    return lambda m: f"{prefix}.{int(m[1]) - 1}."
+
+
+# Reference (openstl/models/phydnet_model.py, modules/phydnet_modules.py) -> vpbench (vpbench/models/phydnet.py).
+# PhyCell's F is conv1 -> bn1 (GroupNorm) -> conv2 and its gate ``convgate``; the dcgan blocks hold ``main``
+# (conv, norm, LeakyReLU); decoder_D's last layer ``upc3`` is a bare transposed convolution.
+PHYDNET_RULES: Rules = [
+    (r"^phycell\.cell_list\.0\.F\.conv1\.", "phycell.physics.0."),
+    (r"^phycell\.cell_list\.0\.F\.bn1\.", "phycell.physics.1."),
+    (r"^phycell\.cell_list\.0\.F\.conv2\.", "phycell.physics.2."),
+    (r"^phycell\.cell_list\.0\.convgate\.", "phycell.gain."),
+    (r"^convcell\.cell_list\.", "convlstm."),
+    (r"^encoder\.decoder_D\.upc3\.", "decoder.2."),
+    (r"^encoder\.encoder_E\.c(\d)\.main\.", _minus_one("encoder")),
+    (r"^encoder\.encoder_Ep\.c(\d)\.main\.", _minus_one("physics_encoder")),
+    (r"^encoder\.encoder_Er\.c(\d)\.main\.", _minus_one("residual_encoder")),
+    (r"^encoder\.decoder_Dp\.upc(\d)\.main\.", _minus_one("physics_decoder")),
+    (r"^encoder\.decoder_Dr\.upc(\d)\.main\.", _minus_one("residual_decoder")),
+    (r"^encoder\.decoder_D\.upc(\d)\.main\.", _minus_one("decoder")),
+]
+
+# Reference (openstl/models/mau_model.py, modules/mau_modules.py) -> vpbench (vpbench/models/mau.py). Each of a
+# cell's four convolutions is a Sequential (conv, LayerNorm); the encoder's and decoder's layers are named
+# ``encoder_t_conv-1``, ``encoder_t<i>``, ``c_decoder<i>`` in their Sequentials; ``srcnn`` is the readout.
+MAU_RULES: Rules = [
+    (r"^cell_list\.", "cells."),
+    (r"\.conv_t_next\.", ".t_gate_conv."),
+    (r"\.conv_s_next\.", ".s_query_conv."),
+    (r"\.conv_t\.", ".t_conv."),
+    (r"\.conv_s\.", ".s_conv."),
+    (r"^encoders\.(\d+)\.encoder_t(?:_conv)?-?\d+\.", r"encoders.\1.0."),
+    (r"^decoders\.(\d+)\.c_decoder\d+\.", r"decoders.\1.0."),
+    (r"^srcnn\.0\.", "readout."),
+]
+MAU_UNUSED = re.compile(r"^(merge|conv_last_sr)\.")
+
+# Reference (openstl/models/swinlstm_model.py, modules/swinlstm_modules.py on timm 0.6.11's Swin blocks) -> vpbench
+# (vpbench/models/swinlstm.py, swin_blocks.py). ``Downsample``/``Upsample`` hold the SwinLSTM cells (``layers``,
+# each with its blocks ``STBs``) and the patch merging/expanding (``downsample``/``upsample``); a block's fusing
+# Linear is ``red``, its MLP ``fc1``, ``fc2``.
+SWINLSTM_RULES: Rules = [
+    (r"^Downsample\.patch_embed\.", "embed."),
+    (r"^Downsample\.layers\.(\d+)\.STBs\.", r"down.\1.blocks."),
+    (r"^Downsample\.downsample\.", "merges."),
+    (r"^Upsample\.layers\.(\d+)\.STBs\.", r"up.\1.blocks."),
+    (r"^Upsample\.upsample\.", "expands."),
+    (r"^Upsample\.Unembed\.Conv\.", "inflate.conv."),
+    (r"\.red\.", ".fuse."),
+    (r"\.mlp\.fc1\.", ".mlp.0."),
+    (r"\.mlp\.fc2\.", ".mlp.2."),
+]
+SWINLSTM_UNUSED = re.compile(r"^Upsample\.patch_embed\.|\.STBs\.\d*[13579]\.red\.")
+
+
+def rename(name: str, rules: Rules) -> str:
+    for pattern, replacement in rules:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
+def used(names, unused: re.Pattern | None) -> list[str]:
+    return [n for n in names if unused is None or not unused.search(n)]
+
+
+def load_model(golden: Mapping, name: str, rules: Rules, unused: re.Pattern | None = None) -> torch.nn.Module:
+    """vpbench's model at the golden file's configuration, in float64, holding the reference's weights."""
+    config = golden["config"]
+    model = create(name, in_channels=config["shape"][0], img_size=config["shape"][1:], **config["vpbench"]).double()
+    state = {rename(n, rules): v for n, v in golden["state_dict"].items() if n in used(golden["state_dict"], unused)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected, f"reference weights with no vpbench parameter: {unexpected}"
+    assert not [m for m in missing if m in dict(model.named_parameters())], f"parameters not loaded: {missing}"
+    return model
+
+
+def check_grads(model: torch.nn.Module, grads: Mapping[str, torch.Tensor], rules: Rules,
+                unused: re.Pattern | None = None) -> None:
+    kept = {n: g for n, g in grads.items() if n in used(grads, unused)}
+    for name in set(grads) - set(kept):
+        assert not grads[name].any(), f"the reference's {name} is unused, yet has a gradient"
+    assert len(kept) == len(dict(model.named_parameters())), "vpbench has parameters the reference has not"
+    assert_grads(grads_of(model), kept, lambda ours: {n: ours[rename(n, rules)] for n in kept})
+
+
+# -- PhyDNet ---------------------------------------------------------------------------------------------------
+
+TEACHER_FORCING = {"free": {}, "forced": {"sampling": "linear", "sampling_stop_iter": 1, "sampling_changing_rate": 0.0}}
+
+
+@pytest.mark.parametrize("run", ["free", "forced"])
+def test_phydnet_training_forward_loss_and_gradients_equal_the_references(run):
+    golden = load_golden("phydnet")
+    model = load_model(golden, "phydnet", PHYDNET_RULES).train()
+    inputs, targets, expected = golden["inputs"], golden["targets"], golden["runs"][run]
+    out = model(inputs, targets.shape[1], targets=targets, teacher_forcing=run == "forced", all_frames=True)
+    assert_close(out, expected["output"], "per-step outputs")
+    assert_close(model.phycell.moment_loss(), expected["moment_loss"], "moment loss")
+    loss, pred = get_loss("phydnet")(model, inputs, targets, LossContext(0, TEACHER_FORCING[run]))
+    assert_close(pred, expected["output"][:, -targets.shape[1]:], "predictions")
+    assert_close(loss, expected["loss"], "loss")
+    loss.backward()
+    check_grads(model, expected["grads"], PHYDNET_RULES)
+
+
+def test_phydnet_predictions_equal_the_references_inference():
+    golden = load_golden("phydnet")
+    model = load_model(golden, "phydnet", PHYDNET_RULES).eval()
+    with torch.no_grad():
+        assert_close(model(golden["inputs"], golden["targets"].shape[1]), golden["predictions"], "predictions")
+
+
+# -- MAU -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("file", ["mau", "mau_recall"])
+def test_mau_outputs_loss_and_gradients_equal_the_references(file):
+    golden = load_golden(file)
+    model = load_model(golden, "mau", MAU_RULES, MAU_UNUSED).train()
+    inputs, targets, p = golden["inputs"], golden["targets"], golden["config"]["p_true"]
+    torch.manual_seed(golden["config"]["seed"])  # the golden mask is what vpbench draws from this seed
+    drawn = torch.stack([torch.rand(inputs.shape[0]) < p for _ in range(targets.shape[1] - 1)], dim=1)
+    assert torch.equal(drawn, golden["use_true"].bool())
+    torch.manual_seed(golden["config"]["seed"])
+    out = model(inputs, targets.shape[1], targets=targets, sampling=(1.0, p), all_frames=True)
+    assert_close(out, golden["output"], "outputs")
+    loss = F.mse_loss(out, torch.cat([inputs, targets], dim=1)[:, 1:])
+    assert_close(loss, golden["loss"], "loss")
+    loss.backward()
+    check_grads(model, golden["grads"], MAU_RULES, MAU_UNUSED)
+    # The same through OpenSTL's training loss: p_true = 1 - 0.5 (step + 1) at step 0.
+    torch.manual_seed(golden["config"]["seed"])
+    schedule = {"sampling": "linear", "sampling_stop_iter": 10, "sampling_changing_rate": 1 - p}
+    loss, _ = get_loss("mse_all_frames")(model, inputs, targets, LossContext(0, schedule))
+    assert_close(loss, golden["loss"], "mse_all_frames loss")
+
+
+# -- SwinLSTM --------------------------------------------------------------------------------------------------
+
+def test_swinlstm_outputs_in_eval_and_training_and_gradients_equal_the_references():
+    golden = load_golden("swinlstm")
+    model = load_model(golden, "swinlstm", SWINLSTM_RULES, SWINLSTM_UNUSED)
+    inputs, targets = golden["inputs"], golden["targets"]
+    with torch.no_grad():
+        assert_close(model.eval()(inputs, targets.shape[1], all_frames=True), golden["eval_output"], "eval outputs")
+    torch.manual_seed(golden["config"]["seed"])  # the reference's drop-path masks, drawn in the same order
+    out = model.train()(inputs, targets.shape[1], targets=targets, all_frames=True)
+    assert_close(out, golden["output"], "training outputs")
+    loss = F.mse_loss(out, torch.cat([inputs, targets], dim=1)[:, 1:])
+    assert_close(loss, golden["loss"], "loss")
+    loss.backward()
+    check_grads(model, golden["grads"], SWINLSTM_RULES, SWINLSTM_UNUSED)
+
+
+# -- Parameters and FLOPs ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, file", [("phydnet", "phydnet"), ("mau", "mau"), ("mau", "mau_recall"),
+                                        ("swinlstm", "swinlstm")])
+def test_fvcore_flops_equal_the_references_at_the_golden_configuration(name, file):
+    golden = load_golden(file)
+    config = golden["config"]
+    model = create(name, in_channels=config["shape"][0], img_size=config["shape"][1:], **config["vpbench"])
+    flops = count_flops(model, DataSpec("golden", *config["frames"], *config["shape"]))
+    expected = golden["flops"]["total"]
+    if name == "phydnet":  # the reference's trace is of its training forward, with the moments (K2M)
+        expected -= golden["flops"]["k2m"]
+    assert flops == expected
+
+
+@pytest.mark.parametrize("name, file, published", [("phydnet", "phydnet", 3.1e6), ("mau", "mau", 4.5e6),
+                                                   ("swinlstm", "swinlstm", None)])
+def test_parameters_at_openstls_configuration_equal_the_references_less_the_unused(name, file, published):
+    full = load_golden(file)["full"]
+    with torch.device("meta"):
+        model = create(name, preset="openstl")
+    assert count_params(model) == full["params"] - sum(full.get("params_unused", {}).values())
+    if published:
+        assert round(full["params"] / 1e5) == round(published / 1e5)

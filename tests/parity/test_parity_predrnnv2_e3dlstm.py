@@ -1,0 +1,238 @@
+"""vpbench's ``predrnnv2`` and ``e3dlstm`` against OpenSTL's code (golden files from ``tools/golden/openstl_rnn2.py``).
+
+Each golden file holds OpenSTL's whole model (PredRNNv2_Model from the Lightning branch, E3DLSTM_Model from
+v0.3.0) run in float64 on one 20-frame input with fixed scheduled-sampling masks: the 19 next-frame predictions,
+OpenSTL's loss, its parameter gradients, the test-time forward, fvcore's FLOPs, and the parameter count and
+FLOPs at OpenSTL's Moving MNIST configuration. vpbench's model gets the same weights and runs the same steps,
+its stack driven by sampling probabilities of 0 and 1 per region (inside the input window, past it), which
+make OpenSTL's masks; outputs, losses and gradients must agree to 1e-10.
+
+Weight layouts: OpenSTL patches a frame's channels in (py, px, C) order, vpbench in (C, py, px): the bottom
+layer's input convolution and the readout are permuted accordingly. E3D-LSTM's readout, a (2, 1, 1) 3D
+convolution over the window's two slices, is vpbench's 1x1 convolution of the slices folded into channels.
+The checks run the ``openstl`` variant of E3D-LSTM; the ``authors`` variant shares its weights and is
+checked in ``tests/models/test_predrnnv2_e3dlstm.py``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import pytest
+import torch
+from helpers.parity import assert_close, assert_grads, grads_of, load_golden
+from torch import Tensor, nn
+
+from vpbench.datasets.base import DataSpec
+from vpbench.losses import LossContext, get_loss
+from vpbench.metrics.cost import count_flops
+from vpbench.models import create, get_entry
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+Mapping = dict[str, tuple[str, Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]]  # ours -> (ref, load, back)
+
+
+def same(w: Tensor) -> Tensor:
+    return w
+
+
+def patch_order(channels: int, patch: int) -> Tensor:
+    """vpbench's patch channel j is OpenSTL's channel order[j]: (C, py, px) against (py, px, C)."""
+    return torch.tensor([(py * patch + px) * channels + c
+                         for c in range(channels) for py in range(patch) for px in range(patch)])
+
+
+def permuted(order: Tensor, dim: int) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
+    """(OpenSTL -> vpbench, vpbench -> OpenSTL) for a weight whose ``dim`` holds patch channels."""
+    inverse = torch.argsort(order)
+    return (lambda w: w.index_select(dim, order)), (lambda w: w.index_select(dim, inverse))
+
+
+def predrnnv2_mapping(golden: dict) -> Mapping:
+    cfg = golden["config"]["vpbench"]
+    into, back = permuted(patch_order(cfg["in_channels"], cfg["patch_size"]), 1)
+    out_into, out_back = permuted(patch_order(cfg["in_channels"], cfg["patch_size"]), 0)
+    mapping: Mapping = {"readout.weight": ("conv_last.weight", out_into, out_back),
+                        "adapter.weight": ("adapter.weight", same, same)}
+    for i in range(cfg["layers"]):
+        first = (into, back) if i == 0 else (same, same)
+        ref = f"cell_list.{i}"
+        mapping |= {f"cells.{i}.x_conv.weight": (f"{ref}.conv_x.0.weight", *first),  # [i, f, g, i', f', g', o]
+                    f"cells.{i}.h_conv.weight": (f"{ref}.conv_h.0.weight", same, same),  # [i, f, g, o]
+                    f"cells.{i}.m_conv.weight": (f"{ref}.conv_m.0.weight", same, same),  # [i', f', g']
+                    f"cells.{i}.o_conv.weight": (f"{ref}.conv_o.0.weight", same, same),
+                    f"cells.{i}.fuse.weight": (f"{ref}.conv_last.weight", same, same)}
+    return mapping
+
+
+def e3dlstm_mapping(golden: dict) -> Mapping:
+    cfg = golden["config"]["vpbench"]
+    into, back = permuted(patch_order(cfg["in_channels"], cfg["patch_size"]), 1)
+    out_into, out_back = permuted(patch_order(cfg["in_channels"], cfg["patch_size"]), 0)
+    ref_shape = golden["state_dict"]["conv_last.weight"].shape  # [p*p*C, M, 2, 1, 1]
+    mapping: Mapping = {"readout.weight": ("conv_last.weight", lambda w: out_into(w.flatten(1, 2)),
+                                           lambda g: out_back(g).reshape(ref_shape))}
+    for i in range(cfg["layers"]):
+        first = (into, back) if i == 0 else (same, same)
+        ref = f"cell_list.{i}"
+        mapping |= {f"cells.{i}.x_conv.conv.weight": (f"{ref}.conv_x.0.conv3d.weight", *first),
+                    f"cells.{i}.h_conv.conv.weight": (f"{ref}.conv_h.0.conv3d.weight", same, same),
+                    f"cells.{i}.m_conv.conv.weight": (f"{ref}.conv_gm.0.conv3d.weight", same, same),
+                    f"cells.{i}.co_conv.conv.weight": (f"{ref}.conv_new_cell.0.conv3d.weight", same, same),
+                    f"cells.{i}.mo_conv.conv.weight": (f"{ref}.conv_new_gm.0.conv3d.weight", same, same),
+                    f"cells.{i}.fuse.conv.weight": (f"{ref}.conv_last.conv3d.weight", same, same),
+                    f"cells.{i}.norm.weight": (f"{ref}._norm_c_t.weight", same, same),
+                    f"cells.{i}.norm.bias": (f"{ref}._norm_c_t.bias", same, same)}
+    return mapping
+
+
+MAPPINGS = {"predrnnv2": predrnnv2_mapping, "e3dlstm": e3dlstm_mapping}
+
+
+def loaded(name: str, golden: dict) -> tuple[nn.Module, Mapping]:
+    """vpbench's model at the golden configuration, in float64, with the reference's weights."""
+    mapping = MAPPINGS[name](golden)
+    model = create(name, preset="openstl-tiny", **golden["config"]["vpbench"]).double()
+    sd = golden["state_dict"]
+    model.load_state_dict({ours: load(sd[ref]) for ours, (ref, load, _) in mapping.items()}, strict=True)
+    assert {ref for ref, _, _ in mapping.values()} == set(sd), "every reference parameter is mapped"
+    return model, mapping
+
+
+def to_reference(mapping: Mapping) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
+    return lambda grads: {ref: back(grads[ours]) for ours, (ref, _, back) in mapping.items()}
+
+
+def split(golden: dict) -> tuple[Tensor, Tensor]:
+    frames, cfg = golden["inputs"], golden["config"]
+    return frames[:, :cfg["input_frames"]], frames[:, cfg["input_frames"]:]
+
+
+def run_training_case(name: str, case: str, loss_fn: Callable[..., Tensor]) -> None:
+    """One training case: outputs, loss and (where the file has them) gradients."""
+    golden = load_golden(name)
+    model, mapping = loaded(name, golden)
+    model.train()
+    expected = golden["cases"][case]
+    loss = loss_fn(model, *split(golden), expected)
+    assert_close(loss, expected["loss"], f"{case}: loss")
+    if "grads" in expected:
+        loss.backward()
+        assert_grads(grads_of(model), expected["grads"], to_reference(mapping))
+
+
+# -- PredRNN.V2 ---------------------------------------------------------------------------------------------
+def test_predrnnv2_through_its_loss_with_the_test_time_masks() -> None:
+    """The registered loss at a step past reverse sampling's end reads (1, 0): OpenSTL's ``in1_out0`` mask."""
+    recipe = get_entry("predrnnv2").recipe_for("openstl")
+    context = LossContext(recipe["r_sampling_step_2"], recipe)
+
+    def loss_fn(model: nn.Module, inputs: Tensor, targets: Tensor, expected: dict) -> Tensor:
+        loss, pred = get_loss("mse_decoupling")(model, inputs, targets, context)
+        assert_close(pred, expected["output"][:, -targets.shape[1]:].clamp(0, 1), "in1_out0: predictions")
+        with torch.no_grad():
+            out, decoupling = model(inputs, targets.shape[1], targets=targets, sampling=(1.0, 0.0), all_frames=True,
+                                    decoupling=True)
+        assert_close(out, expected["output"], "in1_out0: all 19 outputs")
+        assert_close(decoupling / model.decouple_beta, expected["decoupling"], "in1_out0: decoupling term")
+        return loss
+
+    run_training_case("predrnnv2", "in1_out0", loss_fn)
+
+
+def test_predrnnv2_with_predictions_inside_the_window_and_true_frames_past_it() -> None:
+    def loss_fn(model: nn.Module, inputs: Tensor, targets: Tensor, expected: dict) -> Tensor:
+        out, decoupling = model(inputs, targets.shape[1], targets=targets, sampling=expected["mask"],
+                                all_frames=True, decoupling=True)
+        assert_close(out, expected["output"], "in0_out1: all 19 outputs")
+        assert_close(decoupling / model.decouple_beta, expected["decoupling"], "in0_out1: decoupling term")
+        return nn.functional.mse_loss(out, torch.cat([inputs, targets], dim=1)[:, 1:]) + decoupling
+
+    run_training_case("predrnnv2", "in0_out1", loss_fn)
+
+
+@pytest.mark.parametrize("name", ["predrnnv2", "e3dlstm"])
+def test_test_time_forward(name: str) -> None:
+    golden = load_golden(name)
+    model, _ = loaded(name, golden)
+    model.eval()
+    inputs, targets = split(golden)
+    expected = golden["cases"]["test"]["output"]
+    with torch.no_grad():
+        assert_close(model(inputs, targets.shape[1], all_frames=True), expected, "test: all 19 outputs")
+        assert_close(model(inputs, targets.shape[1]), expected[:, -targets.shape[1]:].clamp(0, 1), "test: contract")
+
+
+# -- E3D-LSTM -----------------------------------------------------------------------------------------------
+def test_e3dlstm_through_its_loss_with_predictions_past_the_window() -> None:
+    """The registered loss past scheduled sampling's end reads (1, 0): OpenSTL's mask of zeros."""
+    recipe = get_entry("e3dlstm").recipe_for("openstl")
+    context = LossContext(recipe["sampling_stop_iter"], recipe)
+
+    def loss_fn(model: nn.Module, inputs: Tensor, targets: Tensor, expected: dict) -> Tensor:
+        loss, pred = get_loss("mse_l1_all_frames")(model, inputs, targets, context)
+        assert_close(pred, expected["output"][:, -targets.shape[1]:].clamp(0, 1), "mask0: predictions")
+        with torch.no_grad():
+            out = model(inputs, targets.shape[1], targets=targets, sampling=(1.0, 0.0), all_frames=True)
+        assert_close(out, expected["output"], "mask0: all 19 outputs")
+        return loss
+
+    run_training_case("e3dlstm", "mask0", loss_fn)
+
+
+def test_e3dlstm_with_true_frames_past_the_window() -> None:
+    def loss_fn(model: nn.Module, inputs: Tensor, targets: Tensor, expected: dict) -> Tensor:
+        out = model(inputs, targets.shape[1], targets=targets, sampling=expected["mask"], all_frames=True)
+        assert_close(out, expected["output"], "mask1: all 19 outputs")
+        truth = torch.cat([inputs, targets], dim=1)[:, 1:]
+        return nn.functional.mse_loss(out, truth) + nn.functional.l1_loss(out, truth)
+
+    run_training_case("e3dlstm", "mask1", loss_fn)
+
+
+def test_e3dlstm_cell_with_a_nonzero_global_memory() -> None:
+    """In the model the global memory stays zero (each cell hands on the one it received), which hides the
+    weights that read it and the forget bias of M'_t: here the upper cell runs once on a random memory."""
+    golden = load_golden("e3dlstm")
+    model, _ = loaded("e3dlstm", golden)
+    case = golden["cases"]["cell"]
+    given = {k: v.flatten(1, 2) for k, v in case["inputs"].items()}  # [B, M, 2, h, w] -> [B, M * 2, h, w]
+    cell, carry = model.cells[1], {"m": given["m"]}
+    with torch.no_grad():
+        new = cell.step(cell.input_conv(given["x"]), {"h": given["h"], "c": given["c"], "history": given["earlier"]},
+                        carry)
+    assert_close(new["h"], case["output"].flatten(1, 2), "cell: H_t")
+    assert_close(new["c"], case["new_cell"].flatten(1, 2), "cell: C_t")
+    assert_close(carry["m"], case["memory"].flatten(1, 2), "cell: the memory it hands on")
+
+
+# -- cost ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["predrnnv2", "e3dlstm"])
+def test_parameters_at_openstls_moving_mnist_configuration(name: str) -> None:
+    full = load_golden(name)["full"]
+    with torch.device("meta"):
+        model = create(name, preset="openstl")
+    assert full["config"] == {"channels": 1, "frame": (64, 64), "patch": 4, "hidden": 128, "layers": 4, "kernel": 5}
+    assert sum(p.numel() for p in model.parameters()) == full["params"]
+
+
+@pytest.mark.parametrize("name", ["predrnnv2", "e3dlstm"])
+def test_fvcore_flops_at_the_golden_configuration(name: str) -> None:
+    """OpenSTL traces the training forward: for PredRNN.V2 that adds the decoupling term's two 1x1 adapter
+    convolutions per step and layer (M x M multiply-adds per position), which vpbench's test-time count omits."""
+    golden = load_golden(name)
+    cfg = golden["config"]
+    model = loaded(name, golden)[0].float()  # count_flops feeds float32 frames
+    h, w = cfg["vpbench"]["img_size"]
+    spec = DataSpec("golden", cfg["input_frames"], cfg["output_frames"], cfg["vpbench"]["in_channels"], h, w)
+    grid = h // cfg["vpbench"]["patch_size"] * w // cfg["vpbench"]["patch_size"]
+    steps = cfg["input_frames"] + cfg["output_frames"] - 1
+    adapter = 2 * steps * cfg["vpbench"]["layers"] * cfg["vpbench"]["hidden"] ** 2 * grid if name == "predrnnv2" else 0
+    assert count_flops(model, spec) + adapter == golden["flops"]
+
+
+def test_golden_files_record_their_reference() -> None:
+    for name, branch in (("predrnnv2", "OpenSTL-Lightning"), ("e3dlstm", "OpenSTLv0.3.0")):
+        golden = load_golden(name)
+        assert branch in golden["reference"]["repository"] and len(golden["reference"]["commit"]) == 40
+        assert golden["inputs"].dtype == torch.float64
+        assert all(v.dtype == torch.float64 for v in golden["state_dict"].values())

@@ -1,0 +1,135 @@
+"""``bench eval RUN_DIR``: a finished run's best checkpoint on its own test set again, or on another dataset,
+horizon or data directory (e.g. trained on ``mmnist`` 10 -> 10, tested on ``mmnist-long`` 10 -> 30).
+
+Each evaluation gets a folder of its own inside the run, ``evaluations/<time>-<dataset>-h<horizon>[-k]/``
+(never overwriting one), with the files a run's evaluation has: ``evaluation.yaml`` (what was evaluated
+on what), ``metrics.json``, ``per_sequence.npz``, ``framewise.csv`` and ``samples.npz``. ``bench report``
+shows them in a table of their own.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from vpbench import config as cfg
+from vpbench.datasets import build_dataset, dataset_entry
+from vpbench.environment import describe, resolve_device
+from vpbench.errors import UserError
+from vpbench.harness.evaluate import evaluate
+from vpbench.harness.runner import load_weights, write_evaluation
+from vpbench.metrics.perceptual import PerceptualMetrics, metrics_config
+from vpbench.models import build_model
+from vpbench.store import RunDir
+
+EVALUATIONS = "evaluations"
+
+
+def finished_run(path: str | Path) -> RunDir:
+    """The run folder at ``path``, checked to hold a configuration and a checkpoint to evaluate."""
+    run = RunDir(Path(path).expanduser())
+    if not run.exists("config.yaml"):
+        raise UserError(f"{run.path} is not a run folder (no config.yaml); give a folder of "
+                        "results/<dataset>/<model>/<run id>")
+    if not (run.exists("checkpoints/best.pt") or run.exists("checkpoints/last.pt")):
+        raise UserError(f"{run.path} has no checkpoint to evaluate (checkpoints/best.pt); did the run train?")
+    return run
+
+
+def checkpoint_of(run: RunDir) -> tuple[str, dict[str, Any]]:
+    """The run's best checkpoint (its last one when no epoch has finished validating), and its name."""
+    name = "best.pt" if run.exists("checkpoints/best.pt") else "last.pt"
+    try:
+        return name, run.load_torch(f"checkpoints/{name}")
+    except Exception as err:  # noqa: BLE001  torch raises several types for a damaged file
+        raise UserError(f"{run.file('checkpoints/' + name)}: unreadable checkpoint ({err})") from None
+
+
+def evaluation_config(trained: Mapping[str, Any], dataset: str | None, horizon: int | None,
+                      data_dir: str | None, sets: Mapping[str, Any]) -> dict[str, Any]:
+    """The dataset section to test on: the run's own (its test set), or ``dataset``'s at the run's preset,
+    with ``horizon`` predicted frames and ``sets`` (``--set dataset.*``)."""
+    name = dataset or trained["dataset"]["name"]
+    if name == trained["dataset"]["name"]:
+        own = {k: v for k, v in trained["dataset"].items() if k != "name"}
+        data = dataset_entry(name).config(trained["preset"], {**own, **sets}, data_dir)
+    else:
+        data = cfg.dataset_config(cfg.load_preset(trained["preset"]), name, sets, data_dir)
+    if horizon is not None:
+        if horizon < 1:
+            raise UserError(f"--horizon {horizon}: must be at least 1 frame")
+        data = dataset_entry(name).config(trained["preset"], {**{k: v for k, v in data.items()}, "output_frames":
+                                                              horizon}, data_dir)
+    if data["input_frames"] != trained["dataset"]["input_frames"]:
+        raise UserError(f"the run was trained on {trained['dataset']['input_frames']} input frames, the test data has "
+                        f"{data['input_frames']}; set --set dataset.input_frames={trained['dataset']['input_frames']}")
+    return {"name": name, **data}
+
+
+def new_evaluation(run: RunDir, dataset: str, horizon: int) -> RunDir:
+    """A fresh, uniquely named evaluation folder inside the run."""
+    parent = run.path / EVALUATIONS
+    parent.mkdir(exist_ok=True)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}-h{horizon}"
+    for k in range(1000):
+        path = parent / (base if k == 0 else f"{base}-{k}")
+        try:
+            path.mkdir()
+            return RunDir(path)
+        except FileExistsError:
+            continue
+    raise UserError(f"too many evaluations named {base} in {parent}")
+
+
+def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int | None = None,
+                 data_dir: str | None = None, sets: Mapping[str, Any] | None = None,
+                 metrics: Mapping[str, Any] | None = None, device: torch.device = torch.device("cpu"),
+                 samples: int | None = None, log: Callable[[str], None] = print) -> RunDir:
+    """Evaluate a finished run's best checkpoint (with the perceptual ``metrics`` asked for, e.g. LPIPS
+    added to a finished run); returns the evaluation folder."""
+    run = finished_run(path)
+    trained = run.read_yaml("config.yaml")
+    data = evaluation_config(trained, dataset, horizon, data_dir, sets or {})
+    checkpoint_name, checkpoint = checkpoint_of(run)
+    model = build_model(trained)
+    load_weights(model, checkpoint["model"], trained["model"]["name"])
+    model.to(device)
+    entry = dataset_entry(data["name"])
+    source = build_dataset(entry.name, data, data_dir, trained["seed"])
+    spec = entry.spec(data)
+    perceptual = PerceptualMetrics(metrics, device)
+    for note in perceptual.notes:
+        log(note)
+    result = evaluate(model, source.split("test"), spec, device=device,
+                      batch_size=trained["train"]["eval_batch_size"],
+                      samples=trained["train"]["samples"] if samples is None else samples,
+                      desc=f"{trained['model']['name']} eval", perceptual=perceptual)
+    folder = new_evaluation(run, entry.name, spec.output_frames)
+    folder.write_yaml("evaluation.yaml", {"run": str(run.path), "checkpoint": checkpoint_name,
+                                          "epoch": checkpoint.get("epoch"), "dataset": data,
+                                          "trained_on": trained["dataset"], "metrics": metrics_config(metrics)})
+    write_evaluation(folder, result)
+    folder.write_json("metrics.json", {
+        "model": trained["model"]["name"], "dataset": entry.name, "frames": [spec.input_frames, spec.output_frames],
+        "shape": [spec.channels, spec.height, spec.width], "provenance": source.provenance,
+        "trained_on": {"dataset": trained["dataset"]["name"],
+                       "frames": [trained["dataset"]["input_frames"], trained["dataset"]["output_frames"]]},
+        "environment": describe(device), **result.summary()})
+    return folder
+
+
+def command(args: argparse.Namespace) -> None:
+    """``bench eval``: evaluate the run again and print the means."""
+    sets = cfg.parse_sets(args.sets)
+    if sets["train"] or sets["model"]:
+        raise UserError("bench eval takes --set dataset.KEY=VALUE and metrics.KEY=VALUE only: the model and its "
+                        "training are the run's")
+    folder = evaluate_run(args.run_dir, dataset=args.dataset, horizon=args.horizon, data_dir=args.data_dir,
+                          sets=sets["dataset"], metrics=sets["metrics"], device=resolve_device(args.device))
+    metrics = folder.read_json("metrics.json")
+    print(f"{metrics['model']} on {metrics['dataset']} {metrics['frames'][0]} -> {metrics['frames'][1]}: "
+          f"MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, SSIM {metrics['ssim']:.4f}")
+    print(f"evaluation: {folder.path}")

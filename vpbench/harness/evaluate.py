@@ -1,0 +1,100 @@
+"""Predict a split and score every predicted frame of every sequence."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from vpbench.datasets import DataSpec
+from vpbench.environment import flush_denormals
+from vpbench.errors import UserError
+from vpbench.metrics.frames import METRICS, frame_metrics, to_uint8
+from vpbench.metrics.perceptual import PerceptualMetrics
+
+
+@dataclass
+class Evaluation:
+    """per_frame: [N, T_out, len(columns)] (``METRICS``, then ``lpips`` when computed); samples: uint8 arrays
+    of a few sequences; extra: per-run values for metrics.json (``fvd``, ``perceptual``)."""
+
+    per_frame: np.ndarray
+    samples: dict[str, np.ndarray]
+    columns: tuple[str, ...] = METRICS
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Means over test sequences and predicted frames, and the per-run values."""
+        return {**summarize(self.per_frame, self.columns), **self.extra}
+
+
+def summarize(per_frame: np.ndarray, columns: tuple[str, ...] = METRICS) -> dict[str, float]:
+    means = per_frame.reshape(-1, len(columns)).mean(axis=0)
+    return {name: float(v) for name, v in zip(columns, means)}
+
+
+def framewise_table(per_frame: np.ndarray, columns: tuple[str, ...] = METRICS) -> pd.DataFrame:
+    """One row per predicted frame (1-based): the metrics averaged over test sequences."""
+    means = per_frame.mean(axis=0)
+    table = pd.DataFrame(means, columns=list(columns))
+    table.insert(0, "frame", np.arange(1, len(table) + 1))
+    return table
+
+
+def sample_indices(count: int, total: int) -> np.ndarray:
+    """``count`` fixed test sequences spread over the split (the same for every model)."""
+    return np.unique(np.linspace(0, total - 1, num=min(count, total)).round().astype(np.int64))
+
+
+def split_batch(batch: Tensor, spec: DataSpec) -> tuple[Tensor, Tensor]:
+    """uint8 [B, T, C, H, W] -> inputs in [0, 1] (float) and uint8 targets."""
+    return batch[:, : spec.input_frames].float().div_(255), batch[:, spec.input_frames :]
+
+
+def check_prediction(pred: Tensor, expected: tuple[int, ...], model_name: str) -> None:
+    if tuple(pred.shape) != expected:
+        raise UserError(
+            f"model {model_name!r} returned shape {tuple(pred.shape)}, expected {expected} "
+            "([B, horizon, C, H, W]); it must honour forward(frames, horizon)"
+        )
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device: torch.device,
+             batch_size: int, samples: int = 0, desc: str = "test",
+             perceptual: PerceptualMetrics | None = None) -> Evaluation:
+    """Predict ``sequences`` (uint8 [N, T, C, H, W]) and compute every frame's metrics (and the perceptual
+    ones that ``perceptual`` holds)."""
+    flush_denormals()
+    model.eval()
+    n = len(sequences)
+    columns = METRICS + (perceptual.columns if perceptual is not None else ())
+    per_frame = np.empty((n, spec.output_frames, len(columns)))
+    keep = sample_indices(samples, n) if samples else np.empty(0, np.int64)
+    kept = []
+    name = getattr(model, "registry_name", type(model).__name__)
+    for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False):
+        batch = torch.from_numpy(sequences[start : start + batch_size]).to(device)
+        inputs, targets = split_batch(batch, spec)
+        pred = model(inputs, spec.output_frames)
+        check_prediction(pred, tuple(targets.shape), name)
+        pred8 = to_uint8(pred)
+        span = slice(start, start + len(batch))
+        per_frame[span, :, : len(METRICS)] = frame_metrics(pred8, targets).cpu().numpy()
+        if perceptual is not None:
+            per_frame[span, :, len(METRICS) :] = perceptual.update(batch[:, : spec.input_frames], targets, pred8)
+        rows = keep[(keep >= start) & (keep < start + len(batch))] - start
+        kept.extend(pred8[rows].cpu().numpy())
+    result_samples = {}
+    if len(keep):
+        result_samples = {
+            "indices": keep,
+            "inputs": sequences[keep, : spec.input_frames],
+            "targets": sequences[keep, spec.input_frames :],
+            "predictions": np.stack(kept),
+        }
+    return Evaluation(per_frame, result_samples, columns, perceptual.summary() if perceptual is not None else {})

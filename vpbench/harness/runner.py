@@ -1,0 +1,290 @@
+"""``bench run``: train, evaluate and record each model of a sweep in its own run folder."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from vpbench import config as cfg
+from vpbench import presets
+from vpbench.datasets import SequenceSource, build_dataset
+from vpbench.environment import describe
+from vpbench.errors import UserError
+from vpbench.harness import distributed
+from vpbench.harness.evaluate import Evaluation, evaluate, framewise_table
+from vpbench.harness.trainer import Runtime, fit
+from vpbench.metrics.cost import count_flops, count_params
+from vpbench.metrics.frames import METRICS
+from vpbench.metrics.perceptual import PerceptualMetrics
+from vpbench.models import build_model, registry
+from vpbench.store import RunDir, iter_runs, new_run, writable_results_dir
+
+DONE = ("finished", "diverged")
+
+
+def identity(config: Mapping[str, Any]) -> dict[str, str]:
+    """Model name and a digest of the protocol part of a configuration."""
+    protocol = json.dumps({k: config[k] for k in cfg.RUN_KEYS}, sort_keys=True, default=str)
+    return {"model": config["model"]["name"], "config": hashlib.sha256(protocol.encode()).hexdigest()[:16]}
+
+
+def run_to_resume(results_dir: Path, config: Mapping[str, Any]) -> RunDir | None:
+    """The newest run of this model, preset and seed, if it has the same configuration.
+
+    A newest run with another configuration is an error: resuming it would mix two protocols."""
+    name, preset, seed = config["model"]["name"], config["preset"], config["seed"]
+    folder = results_dir / config["dataset"]["name"] / name
+    candidates = [r for r in iter_runs(results_dir) if r.path.parent == folder and f"-{preset}-s{seed}" in r.run_id]
+    if not candidates:
+        return None
+    newest = candidates[-1]
+    stored = newest.read_yaml("config.yaml")
+    if identity(stored) != identity(config):
+        raise UserError(f"cannot resume {name}: its newest run {newest.path} has another configuration "
+                        f"({cfg.difference(stored, config)}); run without --resume to start a new run")
+    return newest
+
+
+def load_checkpoint(run: RunDir, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``last.pt`` of ``run``, checked to belong to this model and configuration."""
+    if not run.exists("checkpoints/last.pt"):
+        return None
+    try:
+        checkpoint = run.load_torch("checkpoints/last.pt")
+    except Exception as err:
+        raise UserError(f"{run.file('checkpoints/last.pt')}: unreadable checkpoint ({err}); "
+                        "delete the run folder or run without --resume") from None
+    if checkpoint.get("identity") != identity(config):
+        raise UserError(f"{run.file('checkpoints/last.pt')} was written by {checkpoint.get('identity')}, "
+                        f"not by {identity(config)}; it cannot be resumed here")
+    return checkpoint
+
+
+def _prepare(results_dir: Path, config: Mapping[str, Any], resume: bool) -> tuple[str, Any, Any]:
+    """Rank 0's decision: (run folder, checkpoint to resume or None, metrics if already done)."""
+    run = run_to_resume(results_dir, config) if resume else None
+    if run is None:
+        run = new_run(results_dir, config["dataset"]["name"], config["model"]["name"], config["preset"],
+                      config["seed"])
+        return str(run.path), None, None
+    if run.status().get("status") in DONE and run.exists("metrics.json"):
+        return str(run.path), None, run.read_json("metrics.json")
+    return str(run.path), load_checkpoint(run, config), None
+
+
+def _echo(run: RunDir | None, active: bool) -> Callable[[str], None]:
+    def log(line: str) -> None:
+        if active:
+            tqdm.write(line)
+        if run is not None:
+            run.append_log(line)
+
+    return log
+
+
+def run_one(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, results_dir: Path,
+            runtime: Runtime, *, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate one model in its run folder; returns its metrics.json content.
+
+    With ``resume``, a finished run of the same configuration is skipped and an unfinished one is
+    continued from its last checkpoint. A failure is recorded in the folder (status ``failed`` or
+    ``interrupted``, traceback in log.txt) before it propagates."""
+    dist = runtime.dist
+    decision: Any = None
+    if dist.is_main:
+        try:
+            decision = _prepare(results_dir, config, resume)
+        except UserError as err:
+            decision = err
+    decision = distributed.broadcast(decision, dist)
+    if isinstance(decision, UserError):
+        raise decision
+    path, checkpoint, done = decision
+    if done is not None:
+        if dist.is_main:
+            print(f"{config['model']['name']}: already {done['status']} in {path}, skipped")
+        return done
+    run = RunDir(Path(path)) if dist.is_main else None
+    log = _echo(run, dist.is_main)
+    if run is not None:
+        run.write_yaml("config.yaml", dict(config))
+        run.write_json("environment.json", {**describe(runtime.device), "world_size": dist.world})
+        run.set_status("running")
+        log(f"{config['model']['name']}: run folder {run.path}")
+    try:
+        return _train_and_evaluate(model, config, source, run, runtime, log, checkpoint)
+    except KeyboardInterrupt:
+        if run is not None:
+            run.set_status("interrupted")
+        raise
+    except Exception as err:
+        if run is not None:
+            run.append_log(traceback.format_exc())
+            run.set_status("failed", error=f"{type(err).__name__}: {err}")
+        raise
+
+
+def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir | None,
+                        runtime: Runtime, log: Callable[[str], None],
+                        checkpoint: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Train (from ``checkpoint`` when resuming), then, on rank 0, test the best checkpoint and write the results."""
+    name = config["model"]["name"]
+    metrics = describe_run(model, config, source, run)
+    if checkpoint is not None:
+        load_weights(model, checkpoint["model"], name)
+    model.to(runtime.device)
+    started = time.time()
+    outcome = fit(model, source, config["train"], run, runtime=runtime, seed=config["seed"], log=log, name=name,
+                  identity=identity(config), resume=checkpoint)
+    metrics.update(status=outcome.status, epochs=outcome.epochs_done, best_epoch=outcome.best_epoch,
+                   train_seconds=round(time.time() - started, 1))
+    if outcome.message:
+        metrics["message"] = outcome.message
+    if run is not None:  # other ranks: rank 0 tests and writes
+        metrics.update(_test_best(model, config, source, run, runtime, log, evaluated=outcome.best_epoch is not None
+                                  or outcome.status != "diverged"))
+        run.write_json("metrics.json", metrics)
+        run.set_status(outcome.status, epochs=outcome.epochs_done)
+        if metrics["mse"] is not None:
+            perceptual = "".join(f", {label} {metrics[key]:.{digits}f}" for key, label, digits in
+                                 (("lpips", "LPIPS", 4), ("fvd", "FVD", 1)) if metrics.get(key) is not None)
+            log(f"{name}: test MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, "
+                f"SSIM {metrics['ssim']:.4f}{perceptual} ({outcome.status})")
+    distributed.barrier(runtime.dist)
+    return metrics
+
+
+def describe_run(model: nn.Module, config: Mapping[str, Any], source: SequenceSource,
+                 run: RunDir | None) -> dict[str, Any]:
+    """The head of metrics.json: what was run on which data, and the model's cost (FLOPs on rank 0 only)."""
+    name = config["model"]["name"]
+    entry = registry.get_entry(name)
+    return {
+        "model": name,
+        "label": entry.label_for(presets.get(config["preset"]).protocol),
+        "origin": dict(entry.origin),
+        "dataset": config["dataset"]["name"],
+        "preset": config["preset"],
+        "seed": config["seed"],
+        "run_id": run.run_id if run else None,
+        "provenance": source.provenance,
+        "shape": [source.spec.channels, source.spec.height, source.spec.width],
+        "params": count_params(model),
+        "flops": count_flops(model, source.spec) if run else None,
+    }
+
+
+def load_weights(model: nn.Module, state_dict: Mapping[str, Any], name: str) -> None:
+    """A checkpoint's weights into ``model``, or a clear error when they do not fit it."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as err:
+        raise UserError(f"the checkpoint does not fit model {name} ({str(err).splitlines()[0]})") from None
+
+
+def _test_best(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir, runtime: Runtime,
+               log: Callable[[str], None], *, evaluated: bool) -> dict[str, Any]:
+    """The test metrics of the run's best checkpoint (None each when training diverged before any), written
+    into the run folder as per_sequence.npz, framewise.csv and samples.npz."""
+    if not evaluated:
+        return {m: None for m in METRICS}
+    if run.exists("checkpoints/best.pt"):
+        model.load_state_dict(run.load_torch("checkpoints/best.pt")["model"])
+    started = time.time()
+    perceptual = PerceptualMetrics(config.get("metrics"), runtime.device)  # configs of older runs have none
+    for note in perceptual.notes:
+        log(f"{config['model']['name']}: {note}")
+    result = evaluate(model, source.split("test"), source.spec, device=runtime.device,
+                      batch_size=config["train"]["eval_batch_size"], samples=config["train"]["samples"],
+                      desc=f"{config['model']['name']} test", perceptual=perceptual)
+    write_evaluation(run, result)
+    return {"eval_seconds": round(time.time() - started, 1), **result.summary()}
+
+
+def write_evaluation(folder: RunDir, result: Evaluation) -> None:
+    """An evaluation's files: per_sequence.npz (everything derives from it), framewise.csv, samples.npz."""
+    folder.write_npz("per_sequence.npz", per_frame=result.per_frame, metrics=np.array(result.columns))
+    folder.write_csv("framewise.csv", framewise_table(result.per_frame, result.columns))
+    if result.samples:
+        folder.write_npz("samples.npz", **result.samples)
+
+
+def plan(models: list[str], dataset: str, *, preset: str, seeds: list[int], epochs: int | None,
+         sets: Mapping[str, Mapping[str, Any]], dist: distributed.Dist,
+         data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The resolved configuration of every (seed, model) run, seed by seed, with the checks that need no
+    training data: run before anything is written or a process group is joined, so that a bad option fails
+    at once."""
+    configs = [cfg.resolve(preset, m, dataset, seed=seed, epochs=epochs, sets=sets, data_dir=data_dir)
+               for seed in seeds for m in models]
+    for config in configs:
+        distributed.check_batch(config["train"]["batch_size"], dist)
+    return configs
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-2"`` (or a mix: ``"0-2,7"``) -> [0, 1, 2(, 7)], without repeats."""
+    seeds: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            low, dash, high = part.partition("-")
+            seeds += range(int(low), int(high) + 1) if dash else [int(part)]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UserError(f"--seeds {text!r}: expected seeds >= 0 as a list or a range, e.g. --seeds 0,1,2 or 0-2")
+    return list(dict.fromkeys(seeds))
+
+
+def run_sweep(configs: list[dict[str, Any]], *, data_dir: str | None, results_dir: str | Path, runtime: Runtime,
+              resume: bool = False) -> list[dict[str, Any]]:
+    """Run every configuration of :func:`plan` in turn, seed by seed on that seed's data. The models of a
+    seed are built before any of them trains; a model that fails or diverges later is recorded and the
+    sweep goes on."""
+    out_dir = writable_results_dir(results_dir) if runtime.dist.is_main else Path(results_dir)
+    for config in configs:
+        config["runtime"] = {"device": str(runtime.device), "precision": runtime.precision,
+                             "compile": runtime.compile, "world_size": runtime.dist.world}
+    seeds = list(dict.fromkeys(c["seed"] for c in configs))
+    results, failures = [], []
+    for seed in seeds:
+        mine = [c for c in configs if c["seed"] == seed]
+        results += _run_seed(mine, data_dir, out_dir, runtime, resume, failures, len(seeds) > 1)
+    if failures:
+        what = "runs" if len(seeds) > 1 else "models"
+        raise UserError(f"{len(failures)} of {len(configs)} {what} failed: {'; '.join(failures)}")
+    return results
+
+
+def _run_seed(configs: list[dict[str, Any]], data_dir: str | None, out_dir: Path, runtime: Runtime, resume: bool,
+              failures: list[str], name_seed: bool) -> list[dict[str, Any]]:
+    """The runs of one seed; each failure is added to ``failures`` (its model named with the seed when
+    ``name_seed``)."""
+    built = []
+    for config in configs:  # each model's initialisation depends on the seed only, not on the sweep
+        torch.manual_seed(config["seed"])
+        built.append(build_model(config))
+    seed = configs[0]["seed"]
+    source = build_dataset(configs[0]["dataset"]["name"], configs[0]["dataset"], data_dir, seed)
+    if runtime.dist.is_main:
+        print(f"data: {source.provenance['label']}")
+    results = []
+    for model, config in zip(built, configs):
+        name = config["model"]["name"] + (f" seed {seed}" if name_seed else "")
+        try:
+            results.append(run_one(model, config, source, out_dir, runtime, resume=resume))
+        except UserError as err:
+            failures.append(f"{name} ({err})")
+        except Exception as err:  # noqa: BLE001  any failure of one model (a plug-in's, say) is recorded
+            detail = f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else type(err).__name__
+            failures.append(f"{name} ({detail}; traceback in its run folder's log.txt)")
+            print(f"{name}: failed: {detail}")
+    return results

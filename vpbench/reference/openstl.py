@@ -1,0 +1,446 @@
+"""Training steps of vpbench's models side by side with OpenSTL's (github.com/chengtan9907/OpenSTL) and with the
+reference codes built on it.
+
+vpbench never ships or fetches these codes: the user points ``bench speed --parts openstl`` at clones with
+``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN) and
+``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that vpbench and a
+given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
+``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe (each side
+with its own optimiser kernels: the references' torch defaults, vpbench's fused), and timed alternately
+(reference, vpbench, reference, ...) so that a change of machine load affects both alike. Each side's training
+step is its suite's own, over one batch of sequences:
+
+* recurrent models (ConvLSTM, PredRNN, PredRNN++, MIM, MAU, PredRNN.V2, E3D-LSTM): OpenSTL's model takes the
+  patched sequence and a scheduled-sampling mask and returns its loss (the MSE over every predicted frame;
+  PredRNN.V2 adds its decoupling term), as OpenSTL's PredRNN method calls it; both sides read the true frame with
+  probability :data:`SAMPLING` wherever they sample (PredRNN.V2: inside the input window too);
+* PhyDNet: OpenSTL's model returns its loss (every predicted frame's MSE plus the moment loss) without teacher
+  forcing, vpbench's loss likewise; SwinLSTM: OpenSTL's model on the whole sequence returns its MSE;
+* block predictors: SimVP (IncepU, in OpenSTL's form), SimVP v2 (gSTA), TAU and PredFormer called as OpenSTL's
+  SimVP method (and PredFormer's authors) call them (on the input frames, rolled out on their own output when
+  T_out > T_in), with MSE, and for TAU MSE + 0.1 x the differential divergence regulariser of OpenSTL's TAU
+  method; MMVP on the whole sequence as OpenSTL's MMVP method feeds it (vpbench's reads the input frames only),
+  with MSE;
+* DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
+  MNIST), each on the Laplacian loss of every block's output; vpbench takes one step on the same loss summed over
+  the windows. Neither side adds the VGG perceptual term (vpbench leaves it out).
+
+How the single files are imported: :mod:`vpbench.reference.clones`.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import inspect
+import os
+import statistics
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vpbench import config as cfg
+from vpbench.datasets import dataset_entry
+from vpbench.datasets.base import DataSpec
+from vpbench.errors import UserError
+from vpbench.harness.steps import train_step_fn
+from vpbench.metrics.cost import alternating_seconds, count_params, dummy_batch
+from vpbench.models import build_model
+from vpbench.models.dmvfn import GAMMA
+from vpbench.models.registry import get_entry
+from vpbench.models.tau import DDR_ALPHA
+from vpbench.reference.clones import SOURCES, Unavailable, load_model_class, package
+
+SAMPLING = 0.5  # P(true frame) where the timed steps sample: both models read both kinds
+VPBENCH_STEP = 999_999  # the optimiser step vpbench's timed step takes itself to be
+# vpbench's sampling rate at VPBENCH_STEP is SAMPLING: linear, 1 - rate * (step + 1); reverse, before its first step
+LINEAR_SAMPLING = ("train.sampling_stop_iter=1000000", f"train.sampling_changing_rate={(1 - SAMPLING) / 1e6}")
+REVERSE_SAMPLING = ("train.r_sampling_step_1=2000000", "train.r_sampling_step_2=3000000")
+# vpbench's options that OpenSTL's recurrent models read from their configs under the same name
+RECURRENT_OPTIONS = ("sr_size", "tau", "cell_mode", "model_mode", "decouple_beta")
+
+Builder = Callable[[type[nn.Module], dict[str, Any], DataSpec], nn.Module]
+StepMaker = Callable[[nn.Module, dict[str, Any], Tensor, Tensor, Path], Callable[[], None]]
+
+
+def model_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The arguments vpbench's model of ``config`` is built with: its factory's defaults, then the configuration's."""
+    parameters = inspect.signature(get_entry(config["model"]["name"]).factory).parameters.values()
+    defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    return {**defaults, **config["model"]}
+
+
+def _in_shape(spec: DataSpec) -> tuple[int, int, int, int]:
+    """OpenSTL's ``in_shape``: (T_in, C, H, W)."""
+    return spec.input_frames, spec.channels, spec.height, spec.width
+
+
+def _openstl_config(config: dict[str, Any], spec: DataSpec) -> types.SimpleNamespace:
+    """OpenSTL's ``configs`` object for a vpbench configuration of a recurrent model (layer norm off, as in
+    OpenSTL's Moving MNIST configs; reverse scheduled sampling where vpbench's recipe samples that way)."""
+    options = model_options(config)
+    return types.SimpleNamespace(
+        in_shape=_in_shape(spec), patch_size=options["patch_size"], filter_size=options["kernel_size"], stride=1,
+        layer_norm=0, pre_seq_length=spec.input_frames, aft_seq_length=spec.output_frames,
+        total_length=spec.total_frames, reverse_scheduled_sampling=int(config["train"].get("sampling") == "reverse"),
+        **{key: options[key] for key in RECURRENT_OPTIONS if key in options})
+
+
+def recurrent_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's recurrent model of L layers of M channels: ``cls(L, [M] * L, configs)``."""
+    options = model_options(config)
+    layers = options["layers"]
+    return cls(layers, [options["hidden"]] * layers, _openstl_config(config, spec))
+
+
+def simvp_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``SimVP_Model`` with vpbench's translator (``model_type``) and sizes."""
+    o = model_options(config)
+    return cls(in_shape=_in_shape(spec), hid_S=o["spatial_hidden"], hid_T=o["temporal_hidden"],
+               N_S=o["spatial_layers"], N_T=o["temporal_layers"], model_type=o["translator"], mlp_ratio=o["mlp_ratio"],
+               drop=o["drop"], drop_path=o["drop_path"], spatio_kernel_enc=o["encoder_kernel"],
+               spatio_kernel_dec=o["decoder_kernel"])
+
+
+def simvp_incepu_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``SimVP_Model`` with its IncepU translator (SimVP v1; its Inception kernels 3, 5, 7, 11 in 8
+    groups are fixed)."""
+    o = model_options(config)
+    return cls(in_shape=_in_shape(spec), hid_S=o["spatial_hidden"], hid_T=o["temporal_hidden"],
+               N_S=o["spatial_layers"], N_T=o["temporal_layers"], model_type="incepu")
+
+
+def mmvp_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``MMVP_Model`` predicting the dataset's T_out frames, downsampling by 2 at each of vpbench's scales."""
+    o = model_options(config)
+    return cls(in_shape=_in_shape(spec), aft_seq_length=spec.output_frames, hid_S=o["spatial_hidden"],
+               hid_T=o["temporal_hidden"], rrdb_encoder_num=o["encoder_blocks"], rrdb_decoder_num=o["decoder_blocks"],
+               rrdb_enhance_num=o["enhance_blocks"], downsample_setting=",".join(["2"] * o["scales"]))
+
+
+def reference_optimizer(model: nn.Module, train: dict[str, Any]) -> torch.optim.Optimizer:
+    """The references' optimiser (OpenSTL's ``openstl/core/optim_scheduler.py``, PredFormer's alike): torch's Adam or
+    AdamW with its default kernels, at the rate and weight decay of vpbench's recipe."""
+    optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    if train["optimizer"] not in optimizers:
+        raise UserError(f"train.optimizer={train['optimizer']!r}: the reference codes train with adam or adamw")
+    optimizer = optimizers[train["optimizer"]]
+    return optimizer(model.parameters(), lr=train["lr"], weight_decay=train.get("weight_decay", 0.0))
+
+
+def recurrent_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """One training step of OpenSTL's recurrent model on (x, y), as its PredRNN method takes it: the sequence
+    patched [B, T, H/p, W/p, p^2 C], a mask drawn at :data:`SAMPLING` for each step it samples (past the input
+    window; with reverse scheduled sampling, steps 1..T-2), the loss the model returns."""
+    options, p = model.configs, model.configs.patch_size
+    optimizer = reference_optimizer(model, config["train"])
+    frames = torch.cat([x, y], dim=1).permute(0, 1, 3, 4, 2)
+    b, t, h, w, c = frames.shape
+    patched = frames.reshape(b, t, h // p, p, w // p, p, c).transpose(3, 4).reshape(b, t, h // p, w // p, p * p * c)
+    sampled = options.aft_seq_length - 1
+    if options.reverse_scheduled_sampling:
+        sampled += options.pre_seq_length - 1
+    model.train()
+
+    def step() -> None:
+        mask = (torch.rand(b, sampled) < SAMPLING).float()[:, :, None, None, None]
+        mask = mask.expand(-1, -1, *patched.shape[2:]).contiguous()
+        optimizer.zero_grad(set_to_none=True)
+        _, loss = model(patched, mask)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def simvp_prediction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """OpenSTL's SimVP method: the model on the input frames, called again on its own output until T_out frames."""
+    blocks = [model(x)]
+    while sum(block.shape[1] for block in blocks) < y.shape[1]:
+        blocks.append(model(blocks[-1]))
+    return torch.cat(blocks, dim=1)[:, :y.shape[1]]
+
+
+def mmvp_prediction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """OpenSTL's MMVP method in training: the model on the whole sequence (it composes from the first T_in frames)."""
+    return model(torch.cat([x, y], dim=1))
+
+
+def block_step(predict: Callable[[nn.Module, Tensor, Tensor], Tensor], model: nn.Module, config: dict[str, Any],
+               x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """One training step of an OpenSTL model that predicts frames at once: ``predict(model, x, y)`` as its method
+    calls the model in training, and the loss of vpbench's recipe as OpenSTL computes it (:func:`criterion`)."""
+    loss_fn = criterion(config["train"]["loss"], clone)
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(predict(model, x, y), y).backward()
+        optimizer.step()
+
+    return step
+
+
+def phydnet_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``PhyDNet_Model`` at vpbench's widths: OpenSTL hard-codes the authors' (encoder 32 channels, PhyCell
+    7 x 7 in 7 groups, ConvLSTM 128-128-64, GroupNorm of 16 groups), so its encoder, PhyCell, ConvLSTM and moment
+    module are rebuilt from OpenSTL's classes at the configuration's."""
+    o, modules = model_options(config), sys.modules["openstl.modules.phydnet_modules"]
+    p, width, k, channels = o["patch_size"], o["width"], o["phycell_kernel"], spec.channels
+    grid, latent = (spec.height // p, spec.width // p), 2 * width
+    configs = types.SimpleNamespace(pre_seq_length=spec.input_frames, aft_seq_length=spec.output_frames,
+                                    in_shape=_in_shape(spec), patch_size=p, device="cpu")
+    with contextlib.redirect_stdout(None):  # PhyD_ConvLSTM prints its layers
+        model = cls(configs)
+    groups = {16: o["norm_groups"], 7: k}  # OpenSTL's GroupNorm(16, .) of the encoder, GroupNorm(7, 49) of PhyCell
+    modules.nn = types.SimpleNamespace(**{**vars(nn), "GroupNorm": lambda g, c: nn.GroupNorm(groups.get(g, g), c)})
+    try:
+        with contextlib.redirect_stdout(None):
+            hidden = list(o["convlstm_hidden"])
+            model.phycell = modules.PhyCell(grid, latent, [k * k], 1, (k, k), "cpu")
+            model.convcell = modules.PhyD_ConvLSTM(grid, latent, hidden, len(hidden), (3, 3), "cpu")
+            encoder = modules.PhyD_EncoderRNN(model.phycell, model.convcell, in_channel=channels, patch_size=p)
+            encoder.encoder_E = modules.encoder_E(nc=channels, nf=width, patch_size=p)
+            encoder.encoder_Ep, encoder.encoder_Er = (modules.encoder_specific(latent, latent) for _ in range(2))
+            encoder.decoder_Dp, encoder.decoder_Dr = (modules.decoder_specific(latent, latent) for _ in range(2))
+            encoder.decoder_D = modules.decoder_D(nc=channels, nf=width, patch_size=p)
+            model.encoder, model.k2m = encoder, modules.K2M([k, k])
+    finally:
+        modules.nn = nn
+    return model
+
+
+def phydnet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """One training step of OpenSTL's PhyDNet: the loss its model returns, with the one-hot moment constraints of
+    OpenSTL's PhyDNet method, teacher forcing ratio 0."""
+    k = model_options(config)["phycell_kernel"]
+    constraints = torch.eye(k * k).view(k * k, k, k)
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        model(x, y, constraints, 0.0).backward()
+        optimizer.step()
+
+    return step
+
+
+def swinlstm_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``SwinLSTM_D_Model(depths_downsample, depths_upsample, num_heads, configs)``."""
+    o = model_options(config)
+    configs = types.SimpleNamespace(in_shape=_in_shape(spec), patch_size=o["patch_size"], embed_dim=o["embed_dim"],
+                                    window_size=o["window_size"])
+    return cls(list(o["depths_down"]), list(o["depths_up"]), list(o["heads"]), configs)
+
+
+def swinlstm_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """One training step of OpenSTL's SwinLSTM method: the model on the whole sequence [B, T, H, W, C] returns the
+    MSE of its predictions of frames 2..T."""
+    frames = torch.cat([x, y], dim=1).permute(0, 1, 3, 4, 2).contiguous()
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        model(frames)[1].backward()
+        optimizer.step()
+
+    return step
+
+
+def dmvfn_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL v0.3.0's ``DMVFN_Model(in_planes, num_features, configs)``; in_planes 4C + 5 as its config's 13
+    for one channel (both frames, both warped frames, the mask and the 4 flow channels)."""
+    o = model_options(config)
+    configs = types.SimpleNamespace(in_shape=_in_shape(spec), num_block=len(o["features"]),
+                                    routing_out_channels=o["routing_hidden"], scale=list(o["scales"]), beta=o["beta"])
+    return cls(4 * spec.channels + 5, list(o["features"]), configs)
+
+
+def dmvfn_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of OpenSTL v0.3.0's DMVFN method: for each window of three consecutive frames, the model on the
+    three (routing drawn, as in training), sum_i GAMMA^(blocks-1-i) x LapLoss(block i's frame, the third frame),
+    and an optimiser step. Its ``LapLoss`` puts its kernel on CUDA when built: its forward is taken here over its
+    own ``laplacian_pyramid`` and ``gauss_kernel`` on the CPU."""
+    utils, frames = sys.modules["openstl.utils.dmvfn_utils"], torch.cat([x, y], dim=1)
+    levels = 5 if frames.shape[-1] > 32 else 3  # as its method
+    kernel = utils.gauss_kernel(channels=frames.shape[2], device="cpu")
+
+    def lap(pred: Tensor, truth: Tensor) -> Tensor:  # its LapLoss.forward on frames [B, C, H, W]
+        pyramids = (utils.laplacian_pyramid(img=z, kernel=kernel, max_levels=levels) for z in (pred, truth))
+        return sum(F.l1_loss(a, b) for a, b in zip(*pyramids))
+
+    blocks = model.configs.num_block
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        for t in range(frames.shape[1] - 2):
+            optimizer.zero_grad(set_to_none=True)
+            merged = model(frames[:, t:t + 3], training=True)
+            truth = frames[:, t + 2]
+            sum(lap(m, truth).mean() * GAMMA ** (blocks - 1 - i) for i, m in enumerate(merged)).backward()
+            optimizer.step()
+
+    return step
+
+
+def predformer_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """The authors' ``PredFormer_Model(model_config)`` (Quadruplet-TSST) at vpbench's sizes."""
+    o = model_options(config)
+    return cls({"height": spec.height, "width": spec.width, "num_channels": spec.channels,
+                "pre_seq": spec.input_frames, "after_seq": spec.input_frames, "patch_size": o["patch_size"],
+                "dim": o["dim"], "heads": o["heads"], "dim_head": o["head_dim"], "dropout": o["dropout"],
+                "attn_dropout": o["attn_dropout"], "drop_path": o["drop_path"], "scale_dim": o["mlp_ratio"],
+                "depth": o["depth"], "Ndepth": o["layers"]})
+
+
+@dataclass(frozen=True)
+class Pair:
+    """How to build the reference's counterpart of a vpbench model and time its training step."""
+
+    module: str  # openstl.models.<module>
+    cls: str
+    parts: tuple[str, ...]  # the openstl.modules.<part> files it imports from openstl.modules
+    utils: tuple[str, ...] = ()  # the openstl.utils.<file> files it imports from openstl.utils
+    build: Builder = recurrent_model
+    step: StepMaker = recurrent_step
+    sets: tuple[str, ...] = LINEAR_SAMPLING  # vpbench's options for its timed step
+    source: str = "openstl"  # the clone it is read from (a key of SOURCES)
+    placeholders: tuple[str, ...] = ()  # names the model file imports from openstl.utils, never called in training
+
+    def load(self, clone: str | Path) -> type[nn.Module]:
+        """The reference's model class, from the clone at ``clone``."""
+        return load_model_class(clone, self.module, self.cls, self.parts, self.utils, self.source, self.placeholders)
+
+
+SIMVP = Pair("simvp_model", "SimVP_Model", ("simvp_modules",), build=simvp_model,
+             step=functools.partial(block_step, simvp_prediction), sets=())  # the translator from vpbench's options
+PAIRS = {
+    "convlstm": Pair("convlstm_model", "ConvLSTM_Model", ("convlstm_modules",)),
+    "stlstm": Pair("predrnn_model", "PredRNN_Model", ("predrnn_modules",)),
+    "causallstm": Pair("predrnnpp_model", "PredRNNpp_Model", ("predrnnpp_modules",)),
+    "mim": Pair("mim_model", "MIM_Model", ("predrnn_modules", "mim_modules")),
+    "mau": Pair("mau_model", "MAU_Model", ("mau_modules",)),
+    "predrnnv2": Pair("predrnnv2_model", "PredRNNv2_Model", ("predrnnv2_modules",), sets=REVERSE_SAMPLING),
+    "simvp": Pair("simvp_model", "SimVP_Model", ("simvp_modules",), build=simvp_incepu_model,
+                  step=functools.partial(block_step, simvp_prediction), sets=("model.form=openstl",)),
+    "simvp2": SIMVP,
+    "tau": SIMVP,
+    "mmvp": Pair("mmvp_model", "MMVP_Model", ("mmvp_modules",), ("mmvp_utils",), build=mmvp_model,
+                 step=functools.partial(block_step, mmvp_prediction), sets=()),
+    "e3dlstm": Pair("e3dlstm_model", "E3DLSTM_Model", ("e3dlstm_modules",),  # OpenSTL's kernels are 5 x 5 always
+                    sets=(*LINEAR_SAMPLING, "model.kernel_size=5")),
+    "phydnet": Pair("phydnet_model", "PhyDNet_Model", ("phydnet_modules",), build=phydnet_model, step=phydnet_step,
+                    sets=("train.sampling=none",)),  # no teacher forcing on either side
+    "swinlstm": Pair("swinlstm_model", "SwinLSTM_D_Model", ("swinlstm_modules",), build=swinlstm_model,
+                     step=swinlstm_step, sets=()),
+    "dmvfn": Pair("dmvfn_model", "DMVFN_Model", ("dmvfn_modules",), ("dmvfn_utils",), build=dmvfn_model,
+                  step=dmvfn_step, sets=(), source="openstl-v030"),
+    "predformer": Pair("PredFormer_Quadruplet_TSST", "PredFormer_Model", ("PredFormer_modules",),
+                       build=predformer_model, step=functools.partial(block_step, simvp_prediction), sets=(),
+                       source="predformer", placeholders=("measure_throughput",)),
+}
+
+
+def tau_regulariser(path: str | Path) -> Callable[[Tensor, Tensor], Tensor]:
+    """``TAU.diff_div_reg`` of OpenSTL's ``openstl/methods/tau.py`` (pred, target [B, T, C, H, W] -> scalar).
+
+    The file is imported alone, after :func:`load_model_class` has loaded ``SimVP_Model``; the SimVP method
+    class it derives from (which imports Lightning) is an empty placeholder: the regulariser never reads ``self``."""
+    methods = package("openstl.methods", Path(path).expanduser() / "openstl" / "methods")
+    if "openstl.methods.simvp" not in sys.modules:
+        simvp = types.ModuleType("openstl.methods.simvp")
+        simvp.SimVP = type("SimVP", (), {})  # type: ignore[attr-defined]
+        sys.modules["openstl.methods.simvp"] = methods.simvp = simvp  # type: ignore[attr-defined]
+    try:
+        tau = importlib.import_module("openstl.methods.tau")
+    except ImportError as err:
+        raise UserError(f"--openstl {path}: openstl/methods/tau.py does not import ({err})") from None
+    return functools.partial(tau.TAU.diff_div_reg, None)
+
+
+def criterion(loss: str, clone: Path) -> Callable[[Tensor, Tensor], Tensor]:
+    """OpenSTL's loss for vpbench's ``train.loss`` of a block predictor: ``mse``, or ``mse_ddr`` (TAU's MSE +
+    alpha x OpenSTL's differential divergence regulariser, alpha 0.1 as in configs/mmnist/TAU.py)."""
+    if loss == "mse":
+        return F.mse_loss
+    if loss == "mse_ddr":
+        regulariser = tau_regulariser(clone)
+        return lambda pred, target: F.mse_loss(pred, target) + DDR_ALPHA * regulariser(pred, target)
+    raise UserError(f"train.loss={loss!r}: the OpenSTL timing knows no counterpart; use mse or mse_ddr")
+
+
+def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str, dataset: str, batch: int,
+            repeats: int = 5) -> list[dict[str, Any]]:
+    """Median seconds of a training step of each model and of the reference's, timed alternately after a warm-up.
+    ``clones``: the folder of each clone given, by source (a key of :data:`SOURCES`). Models without a counterpart
+    in :data:`PAIRS` are left out; a model whose clone is not given, or whose reference cannot be built here (timm),
+    gets a row without times that says why; none at all is an error."""
+    paired = [name for name in models if name in PAIRS]
+    if not paired:
+        raise UserError(f"--parts openstl: none of {', '.join(models) or 'no models'} has an OpenSTL counterpart "
+                        f"here; the paired models are {', '.join(PAIRS)}")
+    rows = []
+    for name in paired:
+        pair = PAIRS[name]
+        row = {"model": name, "source": pair.source, "batch": batch, "seconds": None}
+        if pair.source not in clones:
+            option, repository = SOURCES[pair.source]
+            rows.append({**row, "missing": f"give {option} PATH, a clone of {repository}"})
+            continue
+        clone = Path(clones[pair.source]).expanduser()
+        config = cfg.resolve(preset, name, dataset, sets=cfg.parse_sets(list(pair.sets)))
+        config["train"]["batch_size"] = batch
+        spec = dataset_entry(dataset).spec(config["dataset"])
+        torch.manual_seed(0)
+        ours = build_model(config)
+        torch.manual_seed(0)
+        try:
+            theirs = pair.build(pair.load(clone), config, spec)
+        except Unavailable as err:
+            rows.append({**row, "missing": f"{err}; install timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"})
+            continue
+        x, y = dummy_batch(spec, batch)
+        steps = {"reference": pair.step(theirs, config, x, y, clone),
+                 "vpbench": train_step_fn(ours, spec, config["train"], torch.device("cpu"), batch, step=VPBENCH_STEP)}
+        try:
+            steps["reference"]()  # warm-up
+        except Exception as err:  # noqa: BLE001  e.g. OpenSTL's PredRNN++ needs two layers
+            raise UserError(f"the reference's {pair.cls} does not train at {name}'s {preset} configuration "
+                            f"({type(err).__name__}: {err})") from err
+        steps["vpbench"]()  # warm-up
+        times = alternating_seconds(steps, repeats, warmup=0)
+        rows.append({**row, "params": {"vpbench": count_params(ours), "reference": count_params(theirs)},
+                     "seconds": {k: statistics.median(wall for wall, _ in v) for k, v in times.items()}})
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], preset: str, repeats: int) -> list[str]:
+    lines = [f"## Training step against the reference code ({preset} configuration, CPU)", "",
+             "| Model | Reference | Params (vpbench / reference) | Batch | vpbench (s) | Reference (s) | Speed-up |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["seconds"] is None:
+            continue
+        s, params = r["seconds"], r["params"]
+        lines.append(f"| {r['model']} | {r['source']} | {params['vpbench']:,} / {params['reference']:,} | "
+                     f"{r['batch']} | {s['vpbench']:.3f} | {s['reference']:.3f} | "
+                     f"{s['reference'] / s['vpbench']:.2f}x |")
+    lines += ["", (f"Medians of {repeats} steps each after a warm-up, timed alternately; torch threads: "
+                   f"{torch.get_num_threads()}; 1-minute load average {os.getloadavg()[0]:.2f}. A step is one batch "
+                   "of sequences. OpenSTL's ConvLSTM, PredRNN++, MIM, MAU, MMVP and SwinLSTM define modules their "
+                   "forward never uses (more parameters, no more work). TAU: MSE + 0.1 x the differential divergence "
+                   "on both sides. MMVP: OpenSTL trains it on the whole sequence (input and target frames encoded), "
+                   "vpbench on the input frames. DMVFN: OpenSTL v0.3.0 takes an optimiser step per window of three "
+                   "frames, vpbench one per batch; its routing draws which blocks run, so its times vary more.")]
+    lines += [f"\nNot timed: {r['model']} ({r['missing']})." for r in rows if r["seconds"] is None]
+    return lines + [""]
