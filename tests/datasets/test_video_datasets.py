@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from helpers.video_fixtures import (
     BLUE,
     GREEN,
@@ -27,6 +26,7 @@ from helpers.video_fixtures import (
     make_kth,
     write_frames,
 )
+from PIL import Image
 
 from vpbench import config as cfg
 from vpbench.datasets import build_dataset

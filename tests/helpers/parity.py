@@ -15,6 +15,7 @@ compare outputs and gradients in float64 (``TOLERANCE``).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -54,3 +55,27 @@ def assert_grads(ours: Mapping[str, torch.Tensor], golden: Mapping[str, torch.Te
 def grads_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """vpbench's parameter gradients by name (zeros where the loss did not reach a parameter)."""
     return {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
+
+
+# -- weight mappings by renaming rules (same layouts, other module paths)
+
+Rules = list[tuple[str, "str | Callable[[re.Match], str]"]]
+
+
+def rename(name: str, rules: Rules) -> str:
+    """vpbench's name of the reference parameter ``name``: every rule applied in turn."""
+    for pattern, replacement in rules:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
+def to_vpbench(state: Mapping[str, torch.Tensor], rules: Rules) -> dict[str, torch.Tensor]:
+    """The reference's state dict under vpbench's names (same layouts)."""
+    mapped = {rename(name, rules): value for name, value in state.items()}
+    assert len(mapped) == len(state), "two reference parameters map to the same vpbench name"
+    return mapped
+
+
+def to_reference(reference_names, rules: Rules) -> Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """vpbench's gradients under the reference's names (for ``assert_grads``)."""
+    return lambda ours: {name: ours[rename(name, rules)] for name in reference_names}

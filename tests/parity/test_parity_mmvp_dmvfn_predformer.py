@@ -22,8 +22,7 @@ import re
 import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
-from helpers.parity import assert_close, assert_grads, grads_of, load_golden
-from test_parity_rnn_free import Rules, rename, to_reference, to_vpbench
+from helpers.parity import Rules, assert_close, assert_grads, grads_of, load_golden, rename, to_reference, to_vpbench
 
 from vpbench.datasets import DataSpec
 from vpbench.losses import get_loss

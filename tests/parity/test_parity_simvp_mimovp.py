@@ -12,18 +12,13 @@ every parameter's gradient with the reference's to 1e-10.
 """
 from __future__ import annotations
 
-import re
-from typing import Callable, Mapping
-
 import pytest
 import torch
-from helpers.parity import assert_close, assert_grads, grads_of, load_golden
+from helpers.parity import Rules, assert_close, assert_grads, grads_of, load_golden, to_reference, to_vpbench
 
 from vpbench.models import create
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-Rules = list[tuple[str, "str | Callable[[re.Match], str]"]]
 
 # Reference (A4Bio/SimVP model.py) -> vpbench (vpbench/models/simvp.py). ConvSC wraps a BasicConv2d
 # (``.conv``) holding ``conv`` and ``norm``; an Inception holds ``conv1`` and GroupConv2d ``layers``
@@ -58,25 +53,6 @@ MIMOVP_RULES: Rules = [
     (r"\.ff\.ff2\.(\d)\.", lambda m: f".feed_forward.net.{3 + int(m[1])}."),
     (r"\.norm_(\d)\.", lambda m: f".norms.{int(m[1]) - 1}."),
 ]
-
-
-def rename(name: str, rules: Rules) -> str:
-    """vpbench's name of the reference parameter ``name``: every rule applied in turn."""
-    for pattern, replacement in rules:
-        name = re.sub(pattern, replacement, name)
-    return name
-
-
-def to_vpbench(state: Mapping[str, torch.Tensor], rules: Rules) -> dict[str, torch.Tensor]:
-    """The reference's state dict under vpbench's names (same layouts)."""
-    mapped = {rename(name, rules): value for name, value in state.items()}
-    assert len(mapped) == len(state), "two reference parameters map to the same vpbench name"
-    return mapped
-
-
-def to_reference(reference_names, rules: Rules) -> Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """vpbench's gradients under the reference's names (for ``assert_grads``)."""
-    return lambda ours: {name: ours[rename(name, rules)] for name in reference_names}
 
 
 def load_model(golden: dict, name: str, rules: Rules) -> torch.nn.Module:

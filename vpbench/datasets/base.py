@@ -59,6 +59,12 @@ class SequenceSource(ABC):
     def split(self, name: str) -> np.ndarray:
         """The fixed ``val`` or ``test`` sequences, uint8 [N, T, C, H, W]."""
 
+    def metric_context(self) -> dict[str, Any]:
+        """What metrics may know of this data beyond the frames: the fields of
+        :class:`vpbench.metrics.registry.MetricContext` other than ``dataset`` (channel names, physical
+        ``offset``/``scale`` and ``units``, ``lat_weights``, ``extra`` arrays). 8-bit frames need none."""
+        return {}
+
 
 class InMemorySource(SequenceSource):
     """A source whose splits are arrays held in memory (``train``, ``val``, ``test``, uint8 [N, T, C, H, W]):
