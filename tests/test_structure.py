@@ -14,7 +14,7 @@ PACKAGE = Path(vpbench.__file__).parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
     ("signals", "parallel", "environment", "plugins", "presets", "losses", "store"),
-    ("models", "datasets"),
+    ("models", "datasets", "fetch"),
     ("metrics",),
     ("config",),
     ("harness", "report"),

@@ -42,6 +42,12 @@ def _add_common(p: argparse.ArgumentParser, *, models: bool = True) -> None:
                    help="override a preset value, e.g. train.lr=1e-4 or model.hidden=64 (repeatable)")
 
 
+def _add_fetch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mirror", metavar="URL", help="fetch every file from URL/<file name> instead of its official "
+                                                   "address (default: $VPBENCH_MIRROR)")
+    p.add_argument("--sha256", metavar="HEX", help="the SHA-256 the file must have (one file)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench", description="vpbench: train, evaluate and compare video prediction models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -61,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="training precision (default auto: bf16 autocast on CUDA, fp32 on CPU); "
                           "evaluation is always fp32")
     run.add_argument("--compile", action="store_true", help="train through torch.compile")
+    run.add_argument("--init", metavar="RUN", help="start from the weights of this run folder's best checkpoint "
+                                                   "(e.g. an imported one) and fine-tune them under this run's recipe")
     launch.add_arguments(run)
 
     status.add_arguments(sub.add_parser("status", help="where a sweep stands: one line per run and per job not "
@@ -116,6 +124,36 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dataset", required=True)
     check.add_argument("--data-dir", required=True)
     _add_preset(check, "quick")
+    download = data_sub.add_parser("download", help="a published data set's files from their official addresses: "
+                                                    "resumable, checked, extracted, then `bench data check`")
+    download.add_argument("name", nargs="?", help="the published data set (without it: the list)")
+    download.add_argument("--to", metavar="DIR", help="the folder to fill (default: data/NAME)")
+    _add_fetch_options(download)
+    _add_preset(download, "quick")
+
+    weights = sub.add_parser("weights", help="published checkpoints and metric weights: list them, download one")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
+    listed = weights_sub.add_parser("list", help="every checkpoint vpbench imports, and the metrics' weights, with "
+                                                 "their addresses")
+    listed.add_argument("--model", help="only this vpbench model's checkpoints")
+    listed.add_argument("--dataset", help="only the checkpoints trained on this vpbench dataset")
+    fetched = weights_sub.add_parser("download", help="one file of `bench weights list`, resumable and checked")
+    fetched.add_argument("name", help="its name in `bench weights list`")
+    fetched.add_argument("--to", metavar="DIR", default="weights", help="the folder (default: weights)")
+    _add_fetch_options(fetched)
+
+    imported = sub.add_parser("import", help="a checkpoint of OpenSTL, SRVP, PredFormer or SimVP (released or your "
+                                             "own) as a vpbench run folder, for eval, predict, report and --init")
+    imported.add_argument("code", choices=("openstl", "srvp", "predformer", "simvp"), help="the code that wrote it")
+    imported.add_argument("checkpoint", help="the checkpoint file (.pth, .pt or a Lightning .ckpt)")
+    imported.add_argument("--model", help="the vpbench model (default: the catalogue's, for a released file)")
+    imported.add_argument("--dataset", help="the vpbench dataset it was trained on (default: the catalogue's)")
+    imported.add_argument("--preset", help="the scale of that code's configuration (default: its full one)")
+    imported.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                          help="model.KEY=VALUE or dataset.KEY=VALUE where the checkpoint was trained otherwise")
+    imported.add_argument("--results-dir", default="results", help="where the run folder goes (default: results)")
+    imported.add_argument("--source", metavar="URL", help="where the file came from, for its provenance (default: "
+                                                          "the catalogue's address of a released file)")
 
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
     speed.add_argument("--parts", default="models,metrics,generation",
@@ -177,6 +215,7 @@ def _lazy(module: str) -> Callable[[argparse.Namespace], None]:
     return call
 
 
+DATA_COMMANDS = {"check": "vpbench.diagnostics.data_check", "download": "vpbench.diagnostics.data_download"}
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "run": cmd_run,
     "eval": _lazy("vpbench.harness.eval_run"),
@@ -184,7 +223,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "list": _lazy("vpbench.diagnostics.listing"),
     "profile": _lazy("vpbench.diagnostics.profile"),
     "report": _lazy("vpbench.report.build"),
-    "data": _lazy("vpbench.diagnostics.data_check"),
+    "data": lambda args: _lazy(DATA_COMMANDS[args.data_command])(args),
+    "weights": _lazy("vpbench.reference.weights"),
+    "import": _lazy("vpbench.reference.importing"),
     "check-model": _lazy("vpbench.diagnostics.check_model"),
     "speed": _lazy("vpbench.diagnostics.speed"),
     "status": status.command,
