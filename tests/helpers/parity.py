@@ -10,17 +10,19 @@ reference code, in float64 at a tiny configuration. It holds at least:
 * ``grads``: the reference's parameter gradients (by its names) after ``output``'s fixed loss
   (the mean of ``output * loss_weights``, ``loss_weights`` also stored) is backpropagated.
 
-The tests load the weights into vpbench's model (mapping names and layouts), run the same input and
-compare outputs and gradients in float64 (``TOLERANCE``).
+The tests load the weights into vpbench's model through the package's weight mappings
+(:mod:`vpbench.reference.mappings`, which ``bench import`` uses too), run the same input and compare
+outputs and gradients in float64 (``TOLERANCE``).
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pytest
 import torch
+
+from vpbench.reference.mappings.links import WeightMap
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 TOLERANCE = 1e-10  # float64 throughout
@@ -57,25 +59,16 @@ def grads_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}
 
 
-# -- weight mappings by renaming rules (same layouts, other module paths)
+# -- the package's weight mappings, applied to golden files
 
-Rules = list[tuple[str, "str | Callable[[re.Match], str]"]]
-
-
-def rename(name: str, rules: Rules) -> str:
-    """vpbench's name of the reference parameter ``name``: every rule applied in turn."""
-    for pattern, replacement in rules:
-        name = re.sub(pattern, replacement, name)
-    return name
+def load_mapped(model: torch.nn.Module, weights: WeightMap, state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+    """The reference's ``state`` into ``model`` through ``weights`` (every vpbench tensor and every reference
+    tensor covered: ``strict`` and :meth:`WeightMap.check`)."""
+    model.load_state_dict(weights.to_vpbench(state), strict=True)
+    return model
 
 
-def to_vpbench(state: Mapping[str, torch.Tensor], rules: Rules) -> dict[str, torch.Tensor]:
-    """The reference's state dict under vpbench's names (same layouts)."""
-    mapped = {rename(name, rules): value for name, value in state.items()}
-    assert len(mapped) == len(state), "two reference parameters map to the same vpbench name"
-    return mapped
-
-
-def to_reference(reference_names, rules: Rules) -> Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]:
-    """vpbench's gradients under the reference's names (for ``assert_grads``)."""
-    return lambda ours: {name: ours[rename(name, rules)] for name in reference_names}
+def by_reference(weights: WeightMap, state: Mapping[str, torch.Tensor]
+                 ) -> Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]:
+    """vpbench's gradients under the reference's names and layouts (for ``assert_grads``)."""
+    return lambda ours: weights.to_reference(ours, state)

@@ -9,124 +9,53 @@
   that draws none. The routing's Bernoulli draws are reproduced by seeding torch before each forward.
 * ``predformer.pt``: the authors' ``PredFormer_Model`` (Quadruplet-TSST): output and gradients.
 
-Each test loads the reference's weights into vpbench's model through the name mappings below (the layouts are
-the same), runs the same input and compares outputs and gradients to 1e-10. vpbench clamps MMVP's and
+Each test loads the reference's weights into vpbench's model through the package's name mappings
+(:mod:`vpbench.reference.mappings` ``mmvp``, ``dmvfn``, ``predformer``, which ``bench import`` uses; the layouts
+are the same), runs the same input and compares outputs and gradients to 1e-10. vpbench clamps MMVP's and
 PredFormer's outputs to [0, 1] with a straight-through gradient: their outputs are compared with the
 reference's clamped, their gradients (of a loss linear in the output) with the reference's unchanged. Parameter
 counts at the full configurations and fvcore FLOPs at the files' are compared with the reference's too.
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
-from helpers.parity import Rules, assert_close, assert_grads, grads_of, load_golden, rename, to_reference, to_vpbench
+from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, load_mapped
 
 from vpbench.datasets import DataSpec
 from vpbench.losses import get_loss
 from vpbench.metrics.cost import count_flops, count_params
 from vpbench.models import create
+from vpbench.reference.mappings import mapping_for
+from vpbench.reference.mappings.links import WeightMap
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-# OpenSTL's MMVP_Model (modules mmvp_modules.py) -> vpbench (vpbench/models/mmvp.py). Its predictor's layers and
-# their vpbench names; its filter blocks are flat Sequentials of (conv, BN, LReLU) x 3, vpbench's nested.
-MMVP_PREDICTOR = [("conv_pre_1", "pre.0.0"), ("bn_pre_1", "pre.0.1"), ("conv_pre_2", "pre.1.0"),
-                  ("bn_pre_2", "pre.1.1"), ("conv1_1", "down1.0"), ("bn1_1", "down1.1"),
-                  ("conv3d_1.conv3d", "temporal1.conv"),
-                  ("conv3d_1.bn3d", "temporal1.norm"), ("conv_translate.0", "translate.0"),
-                  ("bn_translate", "translate.2"), ("conv2_1", "down2.0"), ("bn2_1", "down2.1"),
-                  ("temporal_layer.conv3d", "temporal2.conv"), ("temporal_layer.bn3d", "temporal2.norm"),
-                  ("temporal_layer.0", "temporal2.0"), ("conv3_1", "fuse.0"), ("bn3_1", "fuse.1"), ("conv4_1", "up.0"),
-                  ("bn4_1", "up.1")]
+CODES = {"mmvp": "openstl", "dmvfn": "openstl", "predformer": "predformer"}
 
 
-def mmvp_rules(scales: int, enhance_blocks: int) -> Rules:
-    return [
-        (r"^enc\.inconv\.", "encoder.stem.0."),
-        (r"^enc\.block_rrdb\.(\d+)\.", lambda m: f"encoder.stem.{int(m[1]) + 1}."),
-        (r"^enc\.pre_downsample_block\.", "encoder.down."),
-        (r"^enc\.downsample_high\.", f"encoder.down.{scales - 2}."),
-        (r"^enc\.downsample_low\.", f"encoder.down.{scales - 1}."),
-        (r"^filter\.filter_block\.0\.(\d+)\.", lambda m: f"filter_high.{int(m[1]) // 3}.{int(m[1]) % 3}."),
-        (r"^filter\.filter_block\.1\.(\d+)\.", lambda m: f"filter_low.{int(m[1]) // 3}.{int(m[1]) % 3}."),
-        (r"^dec\.upsample_block_low2high\.", "decoder.up.0."),
-        (r"^dec\.upsample_block\.(\d+)\.", lambda m: f"decoder.up.{int(m[1]) + 1}."),
-        (r"^(decoder\.up\.\d+)\.conv\.conv\.0\.", r"\1.conv."),
-        (r"^dec\.rrdb_block\.", "decoder.refine."),
-        (r"^dec\.outc\.", "decoder.readout."),
-        (r"^enhance\.model\.", "enhance."),
-        (r"^enhance\.outconv\.", f"enhance.{enhance_blocks + 1}."),
-        (r"\.RDB(\d)\.", lambda m: f".blocks.{int(m[1]) - 1}."),
-        (r"(\.blocks\.\d)\.conv(\d)\.", lambda m: f"{m[1]}.convs.{int(m[2]) - 1}."),
-        (r"^hid\.predictor\.conv1\.", "predictor.embed."),
-        (r"^hid\.predictor\.out_conv\.", "predictor.readout."),
-        *((rf"^hid\.predictor\.predictor\.{re.escape(theirs)}\.", f"predictor.{ours}.")
-          for theirs, ours in MMVP_PREDICTOR),
-    ]
+def mapping(file: str, golden: dict, model: torch.nn.Module) -> WeightMap:
+    """The package's mapping of the reference's model at the golden configuration; the parameters it declares
+    unused are the ones the golden file lists."""
+    name = file.split("_")[0]
+    weights = mapping_for(CODES[name], name)(golden["state_dict"], model.state_dict(), golden["config"]["vpbench"])
+    assert set(golden.get("unused", ())) <= weights.unused
+    assert not {n for n in weights.unused if n in golden["grads"]} - set(golden.get("unused", ()))
+    return weights
 
 
-# OpenSTL v0.3.0's DMVFN_Model (dmvfn_modules.py) -> vpbench (vpbench/models/dmvfn.py): an MVFB's conv0, convblock,
-# conv_sq, lastconv are coarse, body, squeeze, head; its conv1 and convblock1 (one conv-PReLU each) the fine branch.
-DMVFN_RULES: Rules = [
-    (r"^stu\.", "blocks."),
-    (r"^routing\.routing\.", "router.features."),
-    (r"^l1\.", "router.linear."),
-    (r"\.conv0\.", ".coarse."),
-    (r"\.convblock\.", ".body."),
-    (r"\.conv_sq\.", ".squeeze."),
-    (r"\.conv1\.0\.", ".fine.0."),
-    (r"\.convblock1\.0\.", ".fine.1."),
-    (r"\.lastconv\.", ".head."),
-]
-
-# The authors' PredFormer_Model -> vpbench (vpbench/models/predformer.py): a PredFormerLayer's four transformers
-# (ts_temporal, ts_space, st_space, st_temporal) are ``blocks.0..3``; a GatedTransformer's layers are lists of
-# (PreNorm(Attention), PreNorm(SwiGLU), DropPath, DropPath).
-PREDFORMER_RULES: Rules = [
-    (r"^to_patch_embedding\.1\.", "embed."),
-    (r"^mlp_head\.0\.", "head_norm."),
-    (r"^mlp_head\.1\.", "head."),
-    (r"^blocks\.(\d+)\.ts_temporal_transformer\.", r"layers.\1.blocks.0."),
-    (r"^blocks\.(\d+)\.ts_space_transformer\.", r"layers.\1.blocks.1."),
-    (r"^blocks\.(\d+)\.st_space_transformer\.", r"layers.\1.blocks.2."),
-    (r"^blocks\.(\d+)\.st_temporal_transformer\.", r"layers.\1.blocks.3."),
-    (r"\.layers\.(\d+)\.0\.norm\.", r".attn_norms.\1."),
-    (r"\.layers\.(\d+)\.0\.fn\.to_qkv\.", r".attns.\1.qkv."),
-    (r"\.layers\.(\d+)\.0\.fn\.to_out\.", r".attns.\1.out."),
-    (r"\.layers\.(\d+)\.1\.norm\.", r".ff_norms.\1."),
-    (r"\.layers\.(\d+)\.1\.fn\.", r".ffs.\1."),
-]
-
-
-def rules_of(name: str, golden: dict) -> Rules:
-    if name.startswith("mmvp"):
-        options = golden["config"]["vpbench"]
-        return mmvp_rules(options["scales"], options["enhance_blocks"])
-    return {"dmvfn": DMVFN_RULES, "predformer": PREDFORMER_RULES}[name]
-
-
-def unused_modules(golden: dict) -> tuple[str, ...]:
-    """Prefixes of the reference's modules that its forward never calls (their parameters are in ``unused``)."""
-    return tuple({name.rsplit(".", 1)[0] + "." for name in golden.get("unused", ())})
-
-
-def load_model(name: str, golden: dict) -> torch.nn.Module:
+def load_model(file: str, golden: dict) -> tuple[torch.nn.Module, WeightMap]:
     """vpbench's model at the golden file's configuration, in float64, with the reference's (used) weights."""
-    used = {k: v for k, v in golden["state_dict"].items() if not k.startswith(unused_modules(golden))}
-    model = create(name.split("_")[0], **golden["config"]["vpbench"]).double()
-    model.load_state_dict(to_vpbench(used, rules_of(name, golden)), strict=True)  # every weight, each once
-    return model
+    model = create(file.split("_")[0], **golden["config"]["vpbench"]).double()
+    weights = mapping(file, golden, model)
+    return load_mapped(model, weights, golden["state_dict"]), weights  # every weight, each once
 
 
-def used_grads(golden: dict) -> dict[str, torch.Tensor]:
+def used_grads(golden: dict, weights: WeightMap) -> dict[str, torch.Tensor]:
     """The reference's gradients of the parameters its forward uses (the others' are zeros: checked)."""
-    unused = tuple(golden.get("unused", ()))
-    for name in unused:
+    for name in weights.unused & set(golden["grads"]):
         assert not golden["grads"][name].any(), f"{name} is listed unused but has a gradient"
-    return {k: v for k, v in golden["grads"].items() if not k.startswith(unused)}
+    return {k: v for k, v in golden["grads"].items() if k not in weights.unused}
 
 
 def openstl_channels(frames: torch.Tensor) -> torch.Tensor:
@@ -139,7 +68,7 @@ def openstl_channels(frames: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("file", ["mmvp", "mmvp_shallow"])
 def test_mmvp_matches_openstl(file):
     golden = load_golden(file)
-    model = load_model(file, golden)
+    model, weights = load_model(file, golden)
     x, w = golden["inputs"], golden["loss_weights"]
     horizon = golden["config"]["vpbench"]["output_frames"]
     with torch.no_grad():
@@ -148,17 +77,17 @@ def test_mmvp_matches_openstl(file):
     out = openstl_channels(model.train()(x, horizon))
     assert_close(out, golden["output"].clamp(0, 1), "MMVP training-mode output (the reference's, clamped)")
     (out * w).mean().backward()
-    rules = rules_of(file, golden)
-    assert_grads(grads_of(model), used_grads(golden), to_reference(used_grads(golden), rules))
-    buffers = model.state_dict()
+    assert_grads(grads_of(model), used_grads(golden, weights), by_reference(weights, golden["state_dict"]))
+    buffers = weights.to_reference(model.state_dict(), golden["state_dict"])
     for name, value in golden["buffers"].items():
-        if not name.startswith(unused_modules(golden)):
-            assert_close(buffers[rename(name, rules)], value, f"running statistic {name} after the training step")
+        if name not in weights.unused:
+            assert_close(buffers[name], value, f"running statistic {name} after the training step")
 
 
 def test_dmvfn_matches_openstl_port_and_the_authors():
     golden = load_golden("dmvfn")
-    model = load_model("dmvfn", golden).train()
+    model, weights = load_model("dmvfn", golden)
+    model.train()
     x = golden["inputs"]
     torch.manual_seed(golden["train_seed"])
     draws = model.router(x[:, :2].flatten(1, 2))
@@ -170,7 +99,7 @@ def test_dmvfn_matches_openstl_port_and_the_authors():
     loss, _ = get_loss("dmvfn")(model, x[:, :2], x[:, 2:])
     assert_close(loss, golden["loss"], "DMVFN's training loss (Laplacian L1 of every block)")
     loss.backward()
-    assert_grads(grads_of(model), golden["grads"], to_reference(golden["grads"], DMVFN_RULES))
+    assert_grads(grads_of(model), golden["grads"], by_reference(weights, golden["state_dict"]))
     model.eval()
     for case in ("eval", "eval_none"):
         torch.manual_seed(golden[case]["seed"])
@@ -181,12 +110,12 @@ def test_dmvfn_matches_openstl_port_and_the_authors():
 
 def test_predformer_matches_the_authors():
     golden = load_golden("predformer")
-    model = load_model("predformer", golden)
+    model, weights = load_model("predformer", golden)
     x, w = golden["inputs"], golden["loss_weights"]
     out = model(x, x.shape[1])
     assert_close(out, golden["output"].clamp(0, 1), "PredFormer output (the reference's, clamped)")
     (out * w).mean().backward()
-    assert_grads(grads_of(model), golden["grads"], to_reference(golden["grads"], PREDFORMER_RULES))
+    assert_grads(grads_of(model), golden["grads"], by_reference(weights, golden["state_dict"]))
 
 
 class _Training(torch.nn.Module):
@@ -227,7 +156,7 @@ def test_params_and_flops_match_the_reference(file):
     name = file.split("_")[0]
     full = golden["full"]
     assert count_params(create(name, preset="paper")) == full["params"] - sum(full["unused"].values())
-    model = load_model(file, golden).float()
+    model = load_model(file, golden)[0].float()
     options = golden["config"]["vpbench"]
     shape = golden["inputs"].shape
     if name == "dmvfn":
@@ -249,9 +178,14 @@ def test_params_and_flops_match_the_reference(file):
 
 
 def test_mappings_cover_every_parameter():
-    """Every vpbench parameter receives a reference weight, and every reference weight the forward uses has a place."""
+    """Every vpbench tensor receives a reference tensor, and every reference tensor the forward uses has a place."""
     for file in ("mmvp", "mmvp_shallow", "dmvfn", "predformer"):
         golden = load_golden(file)
-        used = {k for k in golden["state_dict"] if not k.startswith(unused_modules(golden))}
         model = create(file.split("_")[0], **golden["config"]["vpbench"])
-        assert {rename(k, rules_of(file, golden)) for k in used} == set(model.state_dict()), file
+        weights = mapping(file, golden, model)
+        used = {k for k in golden["state_dict"] if k not in weights.unused}
+        assert {rename_of(weights, k) for k in used} == set(model.state_dict()), file
+
+
+def rename_of(weights: WeightMap, reference_name: str) -> str:
+    return next(link.ours for link in weights.links if reference_name in link.refs)

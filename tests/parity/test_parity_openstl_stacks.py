@@ -9,10 +9,11 @@ scheduled-sampling mask of ones and one of zeros (vpbench driven through its ``m
 probabilities 1 and 0 past the input window), and the test-time forward with OpenSTL's validation loss. Compared
 to 1e-10: all 19 raw next-frame predictions, the loss and (training cases) every parameter's gradient.
 
-The weight mapping is the cells' (``tests/parity/test_parity_recurrent_cells.py``: OpenSTL's convolutions into vpbench's fused
-ones, in vpbench's gate order) plus the patch layout: OpenSTL's ``reshape_patch`` orders a patch's channels
-(py, px, C), vpbench's ``patchify`` (C, py, px), so the first layer's input convolution has its input channels,
-and the readout its output channels, permuted (:func:`patch_order`).
+The weight mapping is the package's (:func:`vpbench.reference.mappings.recurrent.openstl_stack`, which
+``bench import openstl`` uses): the cells' (OpenSTL's convolutions into vpbench's fused ones, in vpbench's gate
+order) plus the patch layout: OpenSTL's ``reshape_patch`` orders a patch's channels (py, px, C), vpbench's
+``patchify`` (C, py, px), so the first layer's input convolution has its input channels, and the readout its
+output channels, permuted.
 
 Accounted-for differences, each explicit below:
 
@@ -33,15 +34,16 @@ from typing import Any
 
 import pytest
 import torch
-from helpers.openstl_cells import IGFO, Link, copy, gates, load, mim_convlstm_links, stlstm_links, to_reference
-from helpers.parity import assert_close, assert_grads, grads_of, load_golden
-from torch import Tensor, nn
+from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, load_mapped
+from torch import nn
 
 from vpbench.datasets import DataSpec
 from vpbench.losses import LossContext, get_loss
 from vpbench.metrics.cost import count_flops, count_params
 from vpbench.models import create
 from vpbench.models.layers.openstl_stack import sampling_probabilities
+from vpbench.reference.mappings.links import WeightMap
+from vpbench.reference.mappings.recurrent import openstl_stack
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,60 +56,12 @@ SCHEDULES = {"mask1": (0, {"sampling": "linear", "sampling_stop_iter": 50000, "s
 
 
 # -- weight mapping ---------------------------------------------------------------------------------
-def patch_order(channels: int, patch: int) -> Tensor:
-    """For each vpbench patch channel (c, py, px), OpenSTL's index of the same pixel ((py, px, c))."""
-    return torch.arange(patch * patch * channels).reshape(patch, patch, channels).permute(2, 0, 1).flatten()
-
-
-def permuted(link: Link, order: Tensor, dim: int) -> Link:
-    """``link`` with vpbench's weight taking the reference's slices along ``dim`` in ``order``."""
-    inverse = torch.argsort(order)
-    return Link(link.ours, link.refs, lambda *w: link.load(*w).index_select(dim, order),
-                lambda g: link.back(g.index_select(dim, inverse)))
-
-
-def cell_links(family: str, layers: int) -> list[Link]:
-    """vpbench's ``cells.<i>`` from OpenSTL's cells (the mapping of tests/parity/test_parity_recurrent_cells.py)."""
-    if family == "convlstm":
-        return [link for i in range(layers) for link in (  # [i, f, g, o] in both
-            copy(f"cells.{i}.x_conv.weight", f"cell_list.{i}.conv_x.0.weight"),
-            copy(f"cells.{i}.h_conv.weight", f"cell_list.{i}.conv_h.0.weight"))]
-    if family == "stlstm":
-        return [link for i in range(layers) for link in stlstm_links(f"cells.{i}", f"cell_list.{i}")]
-    if family == "causallstm":  # vpbench's GHU is cells.1, so Causal LSTM i > 0 is cells.<i + 1>
-        links = [copy("cells.1.x_conv.weight", "gradient_highway.x_concat.0.weight"),  # [p, s] in both
-                 copy("cells.1.z_conv.weight", "gradient_highway.z_concat.0.weight")]
-        for i in range(layers):
-            ours, ref = f"cells.{i + (i > 0)}", f"cell_list.{i}"
-            links += [copy(f"{ours}.x_conv.weight", f"{ref}.conv_x.0.weight"),  # [i, f, g, i', f', g', o]
-                      copy(f"{ours}.h_conv.weight", f"{ref}.conv_h.0.weight"),  # [i, f, g, o]
-                      copy(f"{ours}.c_conv.weight", f"{ref}.conv_c.0.weight"),  # [i, f, g]
-                      copy(f"{ours}.m_conv.weight", f"{ref}.conv_m.0.weight"),  # [i', f', W_mm]
-                      gates(f"{ours}.k_conv.weight", f"{ref}.conv_c2m.0.weight", IGFO),  # OpenSTL: [i', g', f', o]
-                      copy(f"{ours}.om_conv.weight", f"{ref}.conv_om.0.weight"),
-                      copy(f"{ours}.fuse.weight", f"{ref}.conv_last.weight")]
-        return links
-    links = stlstm_links("cells.0", "stlstm_layer.0")  # mim
-    for i in range(1, layers):
-        ours, block = f"cells.{i}", f"stlstm_layer.{i}"
-        links += [gates(f"{ours}.x_conv.weight", f"{block}.conv_x_cc.0.weight", IGFO),  # OpenSTL: [i, g, f', o]
-                  copy(f"{ours}.h_conv.weight", f"{block}.conv_t_cc.0.weight"),  # [i, g, o] in both
-                  gates(f"{ours}.m_conv.weight", f"{block}.conv_s_cc.0.weight", IGFO),  # OpenSTL: [i', g', f', o]
-                  copy(f"{ours}.fuse.weight", f"{block}.conv_last.weight")]
-        links += mim_convlstm_links(f"{ours}.mim_n", f"stlstm_layer_diff.{i - 1}")  # OpenSTL's MIM-Ns: the model's
-        links += mim_convlstm_links(f"{ours}.mim_s", block)  # the block's MIMS
-    return links
-
-
-def model_links(golden: dict, family: str) -> list[Link]:
-    """Every vpbench parameter from OpenSTL's: the cells, the first layer's input channels and the readout's
-    output channels in vpbench's patch order."""
-    cfg = golden["config"]["vpbench"]
-    order = patch_order(cfg["in_channels"], cfg["patch_size"])
-    links = cell_links(family, cfg["layers"])
-    first = next(i for i, link in enumerate(links) if link.ours == "cells.0.x_conv.weight")
-    links[first] = permuted(links[first], order, dim=1)
-    return links + [permuted(copy("readout.weight", "conv_last.weight"), order, dim=0)]
+def mapping(golden: dict, family: str, model: nn.Module) -> WeightMap:
+    """The package's mapping of OpenSTL's model into vpbench's, at the golden configuration; the parameters it
+    declares unused are the ones the golden file lists."""
+    weights = openstl_stack(golden["state_dict"], model.state_dict(), {"name": family, **golden["config"]["vpbench"]})
+    assert weights.unused == set(golden["unused"])
+    return weights
 
 
 def build(family: str, golden: dict | None = None, **options: Any) -> nn.Module:
@@ -122,8 +76,8 @@ def test_training_cases_match_openstl(family: str) -> None:
     """Masks of ones and of zeros: 19 raw predictions, loss (``mse_all_frames``) and gradients."""
     golden = load_golden(f"stack_{family}")
     model = build(family, golden).double().train()
-    links = model_links(golden, family)
-    load(model, links, golden)
+    weights = mapping(golden, family, model)
+    load_mapped(model, weights, golden["state_dict"])
     frames, pre = golden["inputs"], golden["config"]["input_frames"]
     x, y = frames[:, :pre], frames[:, pre:]
     for case, (step, train) in SCHEDULES.items():
@@ -136,7 +90,7 @@ def test_training_cases_match_openstl(family: str) -> None:
         loss, _ = get_loss("mse_all_frames")(model, x, y, LossContext(step=step, train=train))
         assert_close(loss, ref["loss"], f"{family} {case}: loss")
         loss.backward()
-        assert_grads(grads_of(model), ref["grads"], to_reference(links, golden))
+        assert_grads(grads_of(model), ref["grads"], by_reference(weights, golden["state_dict"]))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -145,7 +99,7 @@ def test_test_time_case_matches_openstl(family: str) -> None:
     10 predictions."""
     golden = load_golden(f"stack_{family}")
     model = build(family, golden).double().eval()
-    load(model, model_links(golden, family), golden)
+    load_mapped(model, mapping(golden, family, model), golden["state_dict"])
     frames, pre = golden["inputs"], golden["config"]["input_frames"]
     x, y = frames[:, :pre], frames[:, pre:]
     ref = golden["cases"]["test"]

@@ -11,7 +11,8 @@
   patch 2): eval-mode outputs; training-mode outputs (stochastic depth 0.1 drawn from the same seed), loss and
   gradients.
 
-Each test loads the reference's weights through the name mappings below, runs the same inputs and compares
+Each test loads the reference's weights through the package's name mappings (:mod:`vpbench.reference.mappings`
+``phydnet``, ``mau``, ``swinlstm``, which ``bench import openstl`` uses), runs the same inputs and compares
 outputs, losses and gradients to 1e-10. Parameters that OpenSTL defines and its forward never uses (MAU's
 ``merge`` and ``conv_last_sr``; SwinLSTM's up-sampling ``patch_embed`` and the fusing Linear ``red`` of its odd
 blocks) are not in vpbench: their reference gradients are zero. The fvcore FLOPs of vpbench's forward equal the
@@ -21,107 +22,42 @@ parameters at OpenSTL's Moving MNIST configuration equal the reference's less th
 """
 from __future__ import annotations
 
-import re
-from typing import Callable, Mapping
+from typing import Mapping
 
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.parity import assert_close, assert_grads, grads_of, load_golden
+from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden
 
 from vpbench.datasets import DataSpec
 from vpbench.losses import LossContext, get_loss
 from vpbench.metrics.cost import count_flops, count_params
 from vpbench.models import create
+from vpbench.reference.mappings import mapping_for
+from vpbench.reference.mappings.links import WeightMap
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-Rules = list[tuple[str, "str | Callable[[re.Match], str]"]]
 
-
-def _minus_one(prefix: str) -> Callable[[re.Match], str]:
-    return lambda m: f"{prefix}.{int(m[1]) - 1}."
-
-
-# Reference (openstl/models/phydnet_model.py, modules/phydnet_modules.py) -> vpbench (vpbench/models/phydnet.py).
-# PhyCell's F is conv1 -> bn1 (GroupNorm) -> conv2 and its gate ``convgate``; the dcgan blocks hold ``main``
-# (conv, norm, LeakyReLU); decoder_D's last layer ``upc3`` is a bare transposed convolution.
-PHYDNET_RULES: Rules = [
-    (r"^phycell\.cell_list\.0\.F\.conv1\.", "phycell.physics.0."),
-    (r"^phycell\.cell_list\.0\.F\.bn1\.", "phycell.physics.1."),
-    (r"^phycell\.cell_list\.0\.F\.conv2\.", "phycell.physics.2."),
-    (r"^phycell\.cell_list\.0\.convgate\.", "phycell.gain."),
-    (r"^convcell\.cell_list\.", "convlstm."),
-    (r"^encoder\.decoder_D\.upc3\.", "decoder.2."),
-    (r"^encoder\.encoder_E\.c(\d)\.main\.", _minus_one("encoder")),
-    (r"^encoder\.encoder_Ep\.c(\d)\.main\.", _minus_one("physics_encoder")),
-    (r"^encoder\.encoder_Er\.c(\d)\.main\.", _minus_one("residual_encoder")),
-    (r"^encoder\.decoder_Dp\.upc(\d)\.main\.", _minus_one("physics_decoder")),
-    (r"^encoder\.decoder_Dr\.upc(\d)\.main\.", _minus_one("residual_decoder")),
-    (r"^encoder\.decoder_D\.upc(\d)\.main\.", _minus_one("decoder")),
-]
-
-# Reference (openstl/models/mau_model.py, modules/mau_modules.py) -> vpbench (vpbench/models/mau.py). Each of a
-# cell's four convolutions is a Sequential (conv, LayerNorm); the encoder's and decoder's layers are named
-# ``encoder_t_conv-1``, ``encoder_t<i>``, ``c_decoder<i>`` in their Sequentials; ``srcnn`` is the readout.
-MAU_RULES: Rules = [
-    (r"^cell_list\.", "cells."),
-    (r"\.conv_t_next\.", ".t_gate_conv."),
-    (r"\.conv_s_next\.", ".s_query_conv."),
-    (r"\.conv_t\.", ".t_conv."),
-    (r"\.conv_s\.", ".s_conv."),
-    (r"^encoders\.(\d+)\.encoder_t(?:_conv)?-?\d+\.", r"encoders.\1.0."),
-    (r"^decoders\.(\d+)\.c_decoder\d+\.", r"decoders.\1.0."),
-    (r"^srcnn\.0\.", "readout."),
-]
-MAU_UNUSED = re.compile(r"^(merge|conv_last_sr)\.")
-
-# Reference (openstl/models/swinlstm_model.py, modules/swinlstm_modules.py on timm 0.6.11's Swin blocks) -> vpbench
-# (vpbench/models/swinlstm.py, swin_blocks.py). ``Downsample``/``Upsample`` hold the SwinLSTM cells (``layers``,
-# each with its blocks ``STBs``) and the patch merging/expanding (``downsample``/``upsample``); a block's fusing
-# Linear is ``red``, its MLP ``fc1``, ``fc2``.
-SWINLSTM_RULES: Rules = [
-    (r"^Downsample\.patch_embed\.", "embed."),
-    (r"^Downsample\.layers\.(\d+)\.STBs\.", r"down.\1.blocks."),
-    (r"^Downsample\.downsample\.", "merges."),
-    (r"^Upsample\.layers\.(\d+)\.STBs\.", r"up.\1.blocks."),
-    (r"^Upsample\.upsample\.", "expands."),
-    (r"^Upsample\.Unembed\.Conv\.", "inflate.conv."),
-    (r"\.red\.", ".fuse."),
-    (r"\.mlp\.fc1\.", ".mlp.0."),
-    (r"\.mlp\.fc2\.", ".mlp.2."),
-]
-SWINLSTM_UNUSED = re.compile(r"^Upsample\.patch_embed\.|\.STBs\.\d*[13579]\.red\.")
-
-
-def rename(name: str, rules: Rules) -> str:
-    for pattern, replacement in rules:
-        name = re.sub(pattern, replacement, name)
-    return name
-
-
-def used(names, unused: re.Pattern | None) -> list[str]:
-    return [n for n in names if unused is None or not unused.search(n)]
-
-
-def load_model(golden: Mapping, name: str, rules: Rules, unused: re.Pattern | None = None) -> torch.nn.Module:
-    """vpbench's model at the golden file's configuration, in float64, holding the reference's weights."""
+def load_model(golden: Mapping, name: str) -> tuple[torch.nn.Module, WeightMap]:
+    """vpbench's model at the golden file's configuration, in float64, holding the reference's weights (the golden
+    files hold the reference's parameters: vpbench's buffers keep their own values)."""
     config = golden["config"]
     model = create(name, in_channels=config["shape"][0], img_size=config["shape"][1:], **config["vpbench"]).double()
-    state = {rename(n, rules): v for n, v in golden["state_dict"].items() if n in used(golden["state_dict"], unused)}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected, f"reference weights with no vpbench parameter: {unexpected}"
-    assert not [m for m in missing if m in dict(model.named_parameters())], f"parameters not loaded: {missing}"
-    return model
+    weights = mapping_for("openstl", name)(golden["state_dict"], model.state_dict(), config["vpbench"])
+    buffers = {n: b for n, b in model.state_dict().items() if n not in dict(model.named_parameters())}
+    model.load_state_dict({**buffers, **weights.to_vpbench(golden["state_dict"])}, strict=True)
+    return model, weights
 
 
-def check_grads(model: torch.nn.Module, grads: Mapping[str, torch.Tensor], rules: Rules,
-                unused: re.Pattern | None = None) -> None:
-    kept = {n: g for n, g in grads.items() if n in used(grads, unused)}
-    for name in set(grads) - set(kept):
+def check_grads(model: torch.nn.Module, grads: Mapping[str, torch.Tensor], weights: WeightMap,
+                state: Mapping[str, torch.Tensor]) -> None:
+    """Every reference gradient (zeros for the parameters OpenSTL never uses) equals vpbench's, mapped back."""
+    for name in weights.unused:
         assert not grads[name].any(), f"the reference's {name} is unused, yet has a gradient"
-    assert len(kept) == len(dict(model.named_parameters())), "vpbench has parameters the reference has not"
-    assert_grads(grads_of(model), kept, lambda ours: {n: ours[rename(n, rules)] for n in kept})
+    assert len(grads) - len(weights.unused) == len(dict(model.named_parameters())), \
+        "vpbench has parameters the reference has not"
+    assert_grads(grads_of(model), grads, by_reference(weights, state))
 
 
 # -- PhyDNet ---------------------------------------------------------------------------------------------------
@@ -132,7 +68,8 @@ TEACHER_FORCING = {"free": {}, "forced": {"sampling": "linear", "sampling_stop_i
 @pytest.mark.parametrize("run", ["free", "forced"])
 def test_phydnet_training_forward_loss_and_gradients_equal_the_references(run):
     golden = load_golden("phydnet")
-    model = load_model(golden, "phydnet", PHYDNET_RULES).train()
+    model, weights = load_model(golden, "phydnet")
+    model.train()
     inputs, targets, expected = golden["inputs"], golden["targets"], golden["runs"][run]
     out = model(inputs, targets.shape[1], targets=targets, teacher_forcing=run == "forced", all_frames=True)
     assert_close(out, expected["output"], "per-step outputs")
@@ -141,12 +78,12 @@ def test_phydnet_training_forward_loss_and_gradients_equal_the_references(run):
     assert_close(pred, expected["output"][:, -targets.shape[1]:], "predictions")
     assert_close(loss, expected["loss"], "loss")
     loss.backward()
-    check_grads(model, expected["grads"], PHYDNET_RULES)
+    check_grads(model, expected["grads"], weights, golden["state_dict"])
 
 
 def test_phydnet_predictions_equal_the_references_inference():
     golden = load_golden("phydnet")
-    model = load_model(golden, "phydnet", PHYDNET_RULES).eval()
+    model = load_model(golden, "phydnet")[0].eval()
     with torch.no_grad():
         assert_close(model(golden["inputs"], golden["targets"].shape[1]), golden["predictions"], "predictions")
 
@@ -156,7 +93,8 @@ def test_phydnet_predictions_equal_the_references_inference():
 @pytest.mark.parametrize("file", ["mau", "mau_recall"])
 def test_mau_outputs_loss_and_gradients_equal_the_references(file):
     golden = load_golden(file)
-    model = load_model(golden, "mau", MAU_RULES, MAU_UNUSED).train()
+    model, weights = load_model(golden, "mau")
+    model.train()
     inputs, targets, p = golden["inputs"], golden["targets"], golden["config"]["p_true"]
     torch.manual_seed(golden["config"]["seed"])  # the golden mask is what vpbench draws from this seed
     drawn = torch.stack([torch.rand(inputs.shape[0]) < p for _ in range(targets.shape[1] - 1)], dim=1)
@@ -167,7 +105,7 @@ def test_mau_outputs_loss_and_gradients_equal_the_references(file):
     loss = F.mse_loss(out, torch.cat([inputs, targets], dim=1)[:, 1:])
     assert_close(loss, golden["loss"], "loss")
     loss.backward()
-    check_grads(model, golden["grads"], MAU_RULES, MAU_UNUSED)
+    check_grads(model, golden["grads"], weights, golden["state_dict"])
     # The same through OpenSTL's training loss: p_true = 1 - 0.5 (step + 1) at step 0.
     torch.manual_seed(golden["config"]["seed"])
     schedule = {"sampling": "linear", "sampling_stop_iter": 10, "sampling_changing_rate": 1 - p}
@@ -179,7 +117,7 @@ def test_mau_outputs_loss_and_gradients_equal_the_references(file):
 
 def test_swinlstm_outputs_in_eval_and_training_and_gradients_equal_the_references():
     golden = load_golden("swinlstm")
-    model = load_model(golden, "swinlstm", SWINLSTM_RULES, SWINLSTM_UNUSED)
+    model, weights = load_model(golden, "swinlstm")
     inputs, targets = golden["inputs"], golden["targets"]
     with torch.no_grad():
         assert_close(model.eval()(inputs, targets.shape[1], all_frames=True), golden["eval_output"], "eval outputs")
@@ -189,7 +127,7 @@ def test_swinlstm_outputs_in_eval_and_training_and_gradients_equal_the_reference
     loss = F.mse_loss(out, torch.cat([inputs, targets], dim=1)[:, 1:])
     assert_close(loss, golden["loss"], "loss")
     loss.backward()
-    check_grads(model, golden["grads"], SWINLSTM_RULES, SWINLSTM_UNUSED)
+    check_grads(model, golden["grads"], weights, golden["state_dict"])
 
 
 # -- Parameters and FLOPs ---------------------------------------------------------------------------------------

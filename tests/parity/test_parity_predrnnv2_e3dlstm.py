@@ -7,9 +7,10 @@ FLOPs at OpenSTL's Moving MNIST configuration. vpbench's model gets the same wei
 its stack driven by sampling probabilities of 0 and 1 per region (inside the input window, past it), which
 make OpenSTL's masks; outputs, losses and gradients must agree to 1e-10.
 
-Weight layouts: OpenSTL patches a frame's channels in (py, px, C) order, vpbench in (C, py, px): the bottom
-layer's input convolution and the readout are permuted accordingly. E3D-LSTM's readout, a (2, 1, 1) 3D
-convolution over the window's two slices, is vpbench's 1x1 convolution of the slices folded into channels.
+Weight layouts (the package's mappings, :mod:`vpbench.reference.mappings.recurrent`, which ``bench import openstl``
+uses): OpenSTL patches a frame's channels in (py, px, C) order, vpbench in (C, py, px): the bottom layer's input
+convolution and the readout are permuted accordingly. E3D-LSTM's readout, a (2, 1, 1) 3D convolution over the
+window's two slices, is vpbench's 1x1 convolution of the slices folded into channels.
 The checks run the ``openstl`` variant of E3D-LSTM; the ``authors`` variant shares its weights and is
 checked in ``tests/models/test_predrnnv2_e3dlstm.py``.
 """
@@ -19,87 +20,25 @@ from typing import Callable
 
 import pytest
 import torch
-from helpers.parity import assert_close, assert_grads, grads_of, load_golden
+from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, load_mapped
 from torch import Tensor, nn
 
 from vpbench.datasets.base import DataSpec
 from vpbench.losses import LossContext, get_loss
 from vpbench.metrics.cost import count_flops
 from vpbench.models import create, get_entry
+from vpbench.reference.mappings.links import WeightMap
+from vpbench.reference.mappings.recurrent import openstl_e3dlstm, openstl_predrnnv2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-Mapping = dict[str, tuple[str, Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]]  # ours -> (ref, load, back)
+MAPPINGS = {"predrnnv2": openstl_predrnnv2, "e3dlstm": openstl_e3dlstm}
 
 
-def same(w: Tensor) -> Tensor:
-    return w
-
-
-def patch_order(channels: int, patch: int) -> Tensor:
-    """vpbench's patch channel j is OpenSTL's channel order[j]: (C, py, px) against (py, px, C)."""
-    return torch.tensor([(py * patch + px) * channels + c
-                         for c in range(channels) for py in range(patch) for px in range(patch)])
-
-
-def permuted(order: Tensor, dim: int) -> tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]]:
-    """(OpenSTL -> vpbench, vpbench -> OpenSTL) for a weight whose ``dim`` holds patch channels."""
-    inverse = torch.argsort(order)
-    return (lambda w: w.index_select(dim, order)), (lambda w: w.index_select(dim, inverse))
-
-
-def predrnnv2_mapping(golden: dict) -> Mapping:
-    cfg = golden["config"]["vpbench"]
-    into, back = permuted(patch_order(cfg["in_channels"], cfg["patch_size"]), 1)
-    out_into, out_back = permuted(patch_order(cfg["in_channels"], cfg["patch_size"]), 0)
-    mapping: Mapping = {"readout.weight": ("conv_last.weight", out_into, out_back),
-                        "adapter.weight": ("adapter.weight", same, same)}
-    for i in range(cfg["layers"]):
-        first = (into, back) if i == 0 else (same, same)
-        ref = f"cell_list.{i}"
-        mapping |= {f"cells.{i}.x_conv.weight": (f"{ref}.conv_x.0.weight", *first),  # [i, f, g, i', f', g', o]
-                    f"cells.{i}.h_conv.weight": (f"{ref}.conv_h.0.weight", same, same),  # [i, f, g, o]
-                    f"cells.{i}.m_conv.weight": (f"{ref}.conv_m.0.weight", same, same),  # [i', f', g']
-                    f"cells.{i}.o_conv.weight": (f"{ref}.conv_o.0.weight", same, same),
-                    f"cells.{i}.fuse.weight": (f"{ref}.conv_last.weight", same, same)}
-    return mapping
-
-
-def e3dlstm_mapping(golden: dict) -> Mapping:
-    cfg = golden["config"]["vpbench"]
-    into, back = permuted(patch_order(cfg["in_channels"], cfg["patch_size"]), 1)
-    out_into, out_back = permuted(patch_order(cfg["in_channels"], cfg["patch_size"]), 0)
-    ref_shape = golden["state_dict"]["conv_last.weight"].shape  # [p*p*C, M, 2, 1, 1]
-    mapping: Mapping = {"readout.weight": ("conv_last.weight", lambda w: out_into(w.flatten(1, 2)),
-                                           lambda g: out_back(g).reshape(ref_shape))}
-    for i in range(cfg["layers"]):
-        first = (into, back) if i == 0 else (same, same)
-        ref = f"cell_list.{i}"
-        mapping |= {f"cells.{i}.x_conv.conv.weight": (f"{ref}.conv_x.0.conv3d.weight", *first),
-                    f"cells.{i}.h_conv.conv.weight": (f"{ref}.conv_h.0.conv3d.weight", same, same),
-                    f"cells.{i}.m_conv.conv.weight": (f"{ref}.conv_gm.0.conv3d.weight", same, same),
-                    f"cells.{i}.co_conv.conv.weight": (f"{ref}.conv_new_cell.0.conv3d.weight", same, same),
-                    f"cells.{i}.mo_conv.conv.weight": (f"{ref}.conv_new_gm.0.conv3d.weight", same, same),
-                    f"cells.{i}.fuse.conv.weight": (f"{ref}.conv_last.conv3d.weight", same, same),
-                    f"cells.{i}.norm.weight": (f"{ref}._norm_c_t.weight", same, same),
-                    f"cells.{i}.norm.bias": (f"{ref}._norm_c_t.bias", same, same)}
-    return mapping
-
-
-MAPPINGS = {"predrnnv2": predrnnv2_mapping, "e3dlstm": e3dlstm_mapping}
-
-
-def loaded(name: str, golden: dict) -> tuple[nn.Module, Mapping]:
+def loaded(name: str, golden: dict) -> tuple[nn.Module, WeightMap]:
     """vpbench's model at the golden configuration, in float64, with the reference's weights."""
-    mapping = MAPPINGS[name](golden)
     model = create(name, preset="openstl-tiny", **golden["config"]["vpbench"]).double()
-    sd = golden["state_dict"]
-    model.load_state_dict({ours: load(sd[ref]) for ours, (ref, load, _) in mapping.items()}, strict=True)
-    assert {ref for ref, _, _ in mapping.values()} == set(sd), "every reference parameter is mapped"
-    return model, mapping
-
-
-def to_reference(mapping: Mapping) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
-    return lambda grads: {ref: back(grads[ours]) for ours, (ref, _, back) in mapping.items()}
+    weights = MAPPINGS[name](golden["state_dict"], model.state_dict(), golden["config"]["vpbench"])
+    return load_mapped(model, weights, golden["state_dict"]), weights
 
 
 def split(golden: dict) -> tuple[Tensor, Tensor]:
@@ -110,14 +49,14 @@ def split(golden: dict) -> tuple[Tensor, Tensor]:
 def run_training_case(name: str, case: str, loss_fn: Callable[..., Tensor]) -> None:
     """One training case: outputs, loss and (where the file has them) gradients."""
     golden = load_golden(name)
-    model, mapping = loaded(name, golden)
+    model, weights = loaded(name, golden)
     model.train()
     expected = golden["cases"][case]
     loss = loss_fn(model, *split(golden), expected)
     assert_close(loss, expected["loss"], f"{case}: loss")
     if "grads" in expected:
         loss.backward()
-        assert_grads(grads_of(model), expected["grads"], to_reference(mapping))
+        assert_grads(grads_of(model), expected["grads"], by_reference(weights, golden["state_dict"]))
 
 
 # -- PredRNN.V2 ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Each golden file holds OpenSTL's cells (layer_norm off) run for 3 steps from zero states in float64:
 their weights, every step's outputs and the parameter gradients of a fixed loss over all of them.
-Here vpbench's cells get the same weights (OpenSTL's separate convolutions stacked into vpbench's
+Here vpbench's cells get the same weights through the package's mapping
+(:mod:`vpbench.reference.mappings.recurrent`: OpenSTL's separate convolutions stacked into vpbench's
 fused ones, in vpbench's gate order), run the same 3 steps through :func:`run`, and every output and
 every gradient (mapped back to OpenSTL's names and layouts) must agree to 1e-10.
 
@@ -30,8 +31,7 @@ from collections import defaultdict
 from typing import Sequence
 
 import torch
-from helpers.openstl_cells import IGFO, Link, copy, gates, load, mim_convlstm_links, stlstm_links, to_reference
-from helpers.parity import assert_close, assert_grads, grads_of, load_golden
+from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, load_mapped
 from torch import Tensor, nn
 
 from vpbench.models.causallstm import CausalLSTMCell
@@ -39,6 +39,8 @@ from vpbench.models.convlstm import ConvLSTMCell
 from vpbench.models.layers.ghu import GHU
 from vpbench.models.mim import DifferencingSTLSTMCell, MIMBlock
 from vpbench.models.stlstm import STLSTMCell
+from vpbench.reference.mappings.links import Link, WeightMap
+from vpbench.reference.mappings.recurrent import cell_links
 
 
 # -- the driver: the one place that knows the cell API ----------------------------------------------
@@ -70,13 +72,14 @@ def run(cells: Sequence[nn.Module], frames: Tensor) -> dict[tuple[int, str], Ten
 def check(golden: dict, cells: nn.ModuleList, links: Sequence[Link], outputs: dict[tuple[int, str], str]) -> None:
     """Load, run, compare every output in ``outputs`` ((layer, state) -> reference key) and every gradient."""
     assert set(outputs.values()) == set(golden["output"]), "every reference output is compared"
-    load(cells.double(), links, golden)
+    weights = WeightMap(list(links), unused=frozenset(golden["unused"]))
+    load_mapped(cells.double(), weights, golden["state_dict"])
     ours = run(cells, golden["inputs"])
     for key, ref in outputs.items():
         assert_close(ours[key], golden["output"][ref], f"layer {key[0]} state {key[1]!r} vs {ref}")
     loss = sum((ours[key] * golden["loss_weights"]).mean() for key in outputs)
     loss.backward()
-    assert_grads(grads_of(cells), golden["grads"], to_reference(links, golden))
+    assert_grads(grads_of(cells), golden["grads"], by_reference(weights, golden["state_dict"]))
 
 
 def test_convlstm() -> None:
@@ -87,11 +90,8 @@ def test_convlstm() -> None:
     openstl = {"peephole": False, "forget_bias": 0.0}
     cells = nn.ModuleList([ConvLSTMCell(cfg["in_channels"], m, k, grid, **openstl),
                            ConvLSTMCell(m, m, k, grid, **openstl)])
-    links = []
-    for i in range(2):
-        links += [copy(f"{i}.x_conv.weight", f"cell_list.{i}.conv_x.0.weight"),  # [i, f, g, o] in both
-                  copy(f"{i}.h_conv.weight", f"cell_list.{i}.conv_h.0.weight")]
-    check(golden, cells, links, {(i, s): f"cell_list.{i}.{s}" for i in range(2) for s in ("h", "c")})
+    outputs = {(i, s): f"cell_list.{i}.{s}" for i in range(2) for s in ("h", "c")}
+    check(golden, cells, cell_links("convlstm", 2, prefix=""), outputs)
 
 
 def test_stlstm() -> None:
@@ -99,8 +99,8 @@ def test_stlstm() -> None:
     cfg = golden["config"]
     m, k = cfg["hidden"], cfg["kernel_size"]
     cells = nn.ModuleList([STLSTMCell(cfg["in_channels"], m, k), STLSTMCell(m, m, k)])
-    links = stlstm_links("0", "cell_list.0") + stlstm_links("1", "cell_list.1")
-    check(golden, cells, links, {(i, s): f"cell_list.{i}.{s}" for i in range(2) for s in ("h", "c", "m")})
+    outputs = {(i, s): f"cell_list.{i}.{s}" for i in range(2) for s in ("h", "c", "m")}
+    check(golden, cells, cell_links("stlstm", 2, prefix=""), outputs)
 
 
 def test_causallstm_and_ghu() -> None:
@@ -108,18 +108,9 @@ def test_causallstm_and_ghu() -> None:
     cfg = golden["config"]
     m, k = cfg["hidden"], cfg["kernel_size"]
     cells = nn.ModuleList([CausalLSTMCell(cfg["in_channels"], m, k), GHU(m, m, k)])
-    ref = "cell_list.0"
-    links = [copy("0.x_conv.weight", f"{ref}.conv_x.0.weight"),  # [i, f, g, i', f', g', o]
-             copy("0.h_conv.weight", f"{ref}.conv_h.0.weight"),  # [i, f, g, o]
-             copy("0.c_conv.weight", f"{ref}.conv_c.0.weight"),  # [i, f, g]
-             copy("0.m_conv.weight", f"{ref}.conv_m.0.weight"),  # [i', f', W_mm]
-             gates("0.k_conv.weight", f"{ref}.conv_c2m.0.weight", IGFO),  # OpenSTL: [i', g', f', o]
-             copy("0.om_conv.weight", f"{ref}.conv_om.0.weight"),
-             copy("0.fuse.weight", f"{ref}.conv_last.weight"),
-             copy("1.x_conv.weight", "gradient_highway.x_concat.0.weight"),  # [p, s] in both
-             copy("1.z_conv.weight", "gradient_highway.z_concat.0.weight")]
+    ref = "cell_list.0"  # vpbench's cell 1 is the GHU
     outputs = {(0, "h"): f"{ref}.h", (0, "c"): f"{ref}.c", (0, "m"): f"{ref}.m", (1, "h"): "gradient_highway.z"}
-    check(golden, cells, links, outputs)
+    check(golden, cells, cell_links("causallstm", 1, prefix=""), outputs)
 
 
 def test_mim() -> None:
@@ -129,18 +120,11 @@ def test_mim() -> None:
     # OpenSTL detaches S before every step (vpbench's option detach_stationary; see the module docstring).
     cells = nn.ModuleList([DifferencingSTLSTMCell(cfg["in_channels"], m, k),
                            MIMBlock(m, m, k, grid, detach_stationary=True)])
-    block, diff = "stlstm_layer.1", "stlstm_layer_diff.0"
-    links = (stlstm_links("0", "stlstm_layer.0")
-             + [gates("1.x_conv.weight", f"{block}.conv_x_cc.0.weight", IGFO),  # OpenSTL: [i, g, f', o]
-                copy("1.h_conv.weight", f"{block}.conv_t_cc.0.weight"),  # [i, g, o] in both
-                gates("1.m_conv.weight", f"{block}.conv_s_cc.0.weight", IGFO),  # OpenSTL: [i', g', f', o]
-                copy("1.fuse.weight", f"{block}.conv_last.weight")]
-             + mim_convlstm_links("1.mim_n", diff)  # OpenSTL's MIM-N is a module of the model, not of the block
-             + mim_convlstm_links("1.mim_s", block))  # MIM-S: the block's MIMS
+    block, diff = "stlstm_layer.1", "stlstm_layer_diff.0"  # OpenSTL's MIM-N is the model's, not the block's
     outputs = {(0, s): f"stlstm_layer.0.{s}" for s in ("h", "c", "m")}
     outputs |= {(1, s): f"{block}.{s}" for s in ("h", "c", "m")}
     outputs |= {(1, "d"): f"{diff}.h", (1, "n"): f"{diff}.c", (1, "s"): f"{block}.convlstm_c"}
-    check(golden, cells, links, outputs)
+    check(golden, cells, cell_links("mim", 2, prefix=""), outputs)
 
 
 def test_golden_files_record_their_reference() -> None:

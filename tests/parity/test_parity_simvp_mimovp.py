@@ -6,33 +6,22 @@
   conv embedding of the frames), vpbench's ``queries="frames"``; every decoder layer's output.
 * ``mimovp_positions.pt``: its first release (learned position queries), ``queries="positions"``.
 
-Each test loads the reference's weights into vpbench's model through the name mappings below (the
-layouts are the same: only the module paths differ), runs the same input and compares the output and
+Each test loads the reference's weights into vpbench's model through name mappings (the layouts are the
+same: only the module paths differ; SimVP's is the package's, :mod:`vpbench.reference.mappings.simvp`, which
+``bench import simvp`` uses), runs the same input and compares the output and
 every parameter's gradient with the reference's to 1e-10.
 """
 from __future__ import annotations
 
 import pytest
 import torch
-from helpers.parity import Rules, assert_close, assert_grads, grads_of, load_golden, to_reference, to_vpbench
+from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, load_mapped
 
 from vpbench.models import create
+from vpbench.reference.mappings.links import Rules, WeightMap, renamed
+from vpbench.reference.mappings.simvp import A4BIO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-# Reference (A4Bio/SimVP model.py) -> vpbench (vpbench/models/simvp.py). ConvSC wraps a BasicConv2d
-# (``.conv``) holding ``conv`` and ``norm``; an Inception holds ``conv1`` and GroupConv2d ``layers``
-# (each ``conv``, ``norm``); Mid_Xnet's ``enc``/``dec`` are the translator's ``down``/``up``.
-SIMVP_RULES: Rules = [
-    (r"^enc\.enc\.(\d+)\.conv\.(conv|norm)\.", r"encoder.\1.\2."),
-    (r"^dec\.dec\.(\d+)\.conv\.(conv|norm)\.", r"decoder.\1.\2."),
-    (r"^dec\.readout\.", r"readout."),
-    (r"^hid\.enc\.", r"translator.down."),
-    (r"^hid\.dec\.", r"translator.up."),
-    (r"^(translator\.\w+\.\d+)\.conv1\.", r"\1.reduce."),
-    (r"^(translator\.\w+\.\d+)\.layers\.(\d+)\.conv\.", r"\1.branches.\2.0."),
-    (r"^(translator\.\w+\.\d+)\.layers\.(\d+)\.norm\.", r"\1.branches.\2.1."),
-]
 
 # Reference (ningshuliang/MIMO-VP Models.py, Layers.py, Sublayers.py) -> vpbench (vpbench/models/mimovp.py).
 # The decoder's readout is ``decoder.conv``; the current version's query embedding is the top-level
@@ -55,17 +44,16 @@ MIMOVP_RULES: Rules = [
 ]
 
 
-def load_model(golden: dict, name: str, rules: Rules) -> torch.nn.Module:
+def load_model(golden: dict, name: str, rules: Rules) -> tuple[torch.nn.Module, WeightMap]:
     """vpbench's model at the golden file's configuration, in float64, with the reference's weights."""
-    options = dict(golden["config"]["vpbench"])
-    model = create(name, **options).double()
-    model.load_state_dict(to_vpbench(golden["state_dict"], rules), strict=True)  # every weight, each once
-    return model
+    model = create(name, **dict(golden["config"]["vpbench"])).double()
+    weights = WeightMap(renamed(golden["state_dict"], rules))
+    return load_mapped(model, weights, golden["state_dict"]), weights  # every weight, each once
 
 
 def test_simvp_matches_the_official_code():
     golden = load_golden("simvp")
-    model = load_model(golden, "simvp", SIMVP_RULES)
+    model, weights = load_model(golden, "simvp", A4BIO)
     x, w = golden["inputs"], golden["loss_weights"]
     out = model(x, x.shape[1])
     # vpbench clamps the official (raw) output to [0, 1] with a straight-through gradient. The fixed loss
@@ -74,14 +62,14 @@ def test_simvp_matches_the_official_code():
     # and the reference's loss on its raw output give the same parameter gradients.
     assert_close(out, golden["output"].clamp(0, 1), "SimVP output (the reference's, clamped to [0, 1])")
     (out * w).mean().backward()
-    assert_grads(grads_of(model), golden["grads"], to_reference(golden["grads"], SIMVP_RULES))
+    assert_grads(grads_of(model), golden["grads"], by_reference(weights, golden["state_dict"]))
 
 
 @pytest.mark.parametrize("queries", ["frames", "positions"])
 def test_mimovp_matches_the_official_code(queries):
     golden = load_golden(f"mimovp_{queries}")
     assert golden["config"]["vpbench"]["queries"] == queries
-    model = load_model(golden, "mimovp", MIMOVP_RULES)
+    model, weights = load_model(golden, "mimovp", MIMOVP_RULES)
     x, w = golden["inputs"], golden["loss_weights"]
     layers = model(x, x.shape[1], all_layers=True)  # [L, B, T, C, H, W]
     # The reference concatenates the layers' frames on the channel axis: [B, T, L*C, H, W].
@@ -91,15 +79,16 @@ def test_mimovp_matches_the_official_code(queries):
         assert_close(model(x, x.shape[1]), out, "MIMO-VP prediction (the last decoder layer's)", tol=0.0)
     assert_close(out, golden["output"], f"MIMO-VP ({queries}) decoder outputs")
     (out * w).mean().backward()
-    assert_grads(grads_of(model), golden["grads"], to_reference(golden["grads"], MIMOVP_RULES))
+    assert_grads(grads_of(model), golden["grads"], by_reference(weights, golden["state_dict"]))
 
 
 def test_mappings_cover_every_parameter():
     """Every vpbench parameter receives a reference weight (``strict`` loading also checks this) and the
     mapping tables name modules that exist in both codes."""
-    for name, files, rules in [("simvp", ["simvp"], SIMVP_RULES),
+    for name, files, rules in [("simvp", ["simvp"], A4BIO),
                                ("mimovp", ["mimovp_frames", "mimovp_positions"], MIMOVP_RULES)]:
         for file in files:
             golden = load_golden(file)
             model = create(name, **golden["config"]["vpbench"])
-            assert set(to_vpbench(golden["state_dict"], rules)) == set(model.state_dict()), file
+            assert set(WeightMap(renamed(golden["state_dict"], rules)).to_vpbench(golden["state_dict"])) == set(
+                model.state_dict()), file

@@ -11,114 +11,36 @@ methods/tau.py, run with timm 0.6.11).
 * ``tau_loss.pt``: TAU's ``diff_div_reg`` (value and gradient) and its training loss MSE + 0.1 diff_div_reg of
   a TAU model (value and parameter gradients) against vpbench's ``mse_ddr`` loss.
 
-Reference names map to vpbench's through the rules below (same layouts, but for MogaNet's layer scales,
-[1, C, 1, 1] in OpenSTL, and HorNet's linear MLP, whose weights vpbench reads as the same [out, in] matrices);
-Swin's index and mask buffers are not loaded (vpbench derives the index, and OpenSTL never uses the mask).
+Reference names map to vpbench's through the package's rules (:mod:`vpbench.reference.mappings.simvp`, which
+``bench import openstl`` uses; same layouts, but for MogaNet's layer scales, [1, C, 1, 1] in OpenSTL, and HorNet's
+linear MLP, whose weights vpbench reads as the same [out, in] matrices); Swin's index and mask buffers are not
+loaded (vpbench derives the index, and OpenSTL never uses the mask).
 """
 from __future__ import annotations
 
-import re
-from typing import Callable, Mapping
-
 import pytest
 import torch
-from helpers.parity import TOLERANCE, assert_close, load_golden
+from helpers.parity import TOLERANCE, assert_close, load_golden, load_mapped
 
 from vpbench.losses import get_loss
 from vpbench.models import create
 from vpbench.models.layers.vision_blocks import DropPath, relative_position_index
 from vpbench.models.tau import differential_divergence
+from vpbench.reference.mappings.links import rename
+from vpbench.reference.mappings.simvp import frame_map, rules_for
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-Rules = list[tuple[str, "str | Callable[[re.Match], str]"]]
 TRANSLATORS = ("incepu", "gsta", "convmixer", "convnext", "hornet", "mlp", "moga", "poolformer", "swin", "uniformer",
                "van", "vit", "tau")
-
-# OpenSTL's frame (simvp_model.py Encoder/Decoder of ConvSC, each a BasicConv2d whose ``conv`` is a Sequential of
-# the conv and PixelShuffle when up-sampling) -> vpbench's (simvp2.py ConvSC: conv, shuffle, norm).
-FRAME: Rules = [
-    (r"^enc\.enc\.(\d+)\.conv\.conv\.", r"encoder.\1.conv."),
-    (r"^dec\.dec\.(\d+)\.conv\.conv\.(0\.)?", r"decoder.\1.conv."),
-    (r"^(enc|dec)\.\1\.(\d+)\.conv\.norm\.", lambda m: f"{'encoder' if m[1] == 'enc' else 'decoder'}.{m[2]}.norm."),
-    (r"^dec\.readout\.", "readout."),
-]
-# MidIncepNet (enc/dec of gInception_ST: conv1, layers.k.{conv,norm}) -> simvp.py's Translator (down/up Inception:
-# reduce, branches.k.{0,1}).
-INCEPU: Rules = [
-    (r"^hid\.enc\.", "translator.down."),
-    (r"^hid\.dec\.", "translator.up."),
-    (r"\.conv1\.", ".reduce."),
-    (r"\.layers\.(\d+)\.conv\.", r".branches.\1.0."),
-    (r"\.layers\.(\d+)\.norm\.", r".branches.\1.1."),
-]
-# MidMetaNet.enc.i (MetaBlock: block, reduction) -> MetaTranslator.blocks.i.
-META: Rules = [(r"^hid\.enc\.", "translator.blocks.")]
-# Large-kernel attention units (SpatialAttention / TemporalAttention / VAN Attention: proj_1, spatial_gating_unit
-# of conv0, conv_spatial, conv1 [+ TAU's fc], proj_2) and VAN's MixMlp (fc1, dwconv.dwconv, fc2).
-ATTENTION_UNIT: Rules = [
-    (r"\.attn\.proj_1\.", ".mixer.proj_in."),
-    (r"\.attn\.proj_2\.", ".mixer.proj_out."),
-    (r"\.attn\.spatial_gating_unit\.conv0\.", ".mixer.attention.kernel.local."),
-    (r"\.attn\.spatial_gating_unit\.conv_spatial\.", ".mixer.attention.kernel.dilated."),
-    (r"\.attn\.spatial_gating_unit\.conv1\.", ".mixer.attention.kernel.pointwise."),
-    (r"\.attn\.spatial_gating_unit\.fc\.", ".mixer.attention.excitation."),
-    (r"\.mlp\.dwconv\.dwconv\.", ".mlp.dwconv."),
-    (r"\.layer_scale_(\d)$", r".layer_scale_\1.weight"),
-]
-BLOCK_RULES: dict[str, Rules] = {
-    "gsta": ATTENTION_UNIT, "tau": ATTENTION_UNIT, "van": ATTENTION_UNIT,
-    "convmixer": [],  # conv_dw, norm_1, conv_pw, norm_2 on both sides
-    "convnext": [(r"\.block\.gamma$", ".block.layer_scale.weight")],
-    "hornet": [(r"\.gnconv\.", ".mixer."), (r"\.gamma(\d)$", r".layer_scale_\1.weight"),
-               (r"\.pwconv(\d)\.", r".mlp.module.fc\1.")],
-    "mlp": [(r"\.mlp_tokens\.", ".mixer.mlp."), (r"\.mlp_channels\.", ".mlp.")],
-    "moga": [(r"\.attn\.proj_1\.", ".mixer.proj_in."), (r"\.attn\.proj_2\.", ".mixer.proj_out."),
-             (r"\.attn\.value\.DW_conv(\d)\.", r".mixer.value.dw\1."),
-             (r"\.attn\.value\.PW_conv\.", ".mixer.value.pointwise."),
-             (r"\.attn\.(gate\.|sigma$)", r".mixer.\1"), (r"\.layer_scale_(\d)$", r".layer_scale_\1.weight")],
-    "poolformer": [(r"\.layer_scale_(\d)$", r".layer_scale_\1.weight")],
-    "swin": [(r"\.attn\.", ".mixer.attention.")],
-    # CBlock: conv1, attn (a 5x5 depthwise conv), conv2 -> mixer.0, 1, 2; SABlock: attn (qkv, proj), gamma_k.
-    "uniformer": [(r"\.conv1\.", ".mixer.0."), (r"\.attn\.(weight|bias)$", r".mixer.1.\1"), (r"\.conv2\.", ".mixer.2."),
-                  (r"\.attn\.", ".mixer."), (r"\.gamma_(\d)$", r".layer_scale_\1.weight")],
-    "vit": [(r"\.attn\.", ".mixer.")],
-}
-DERIVED_BUFFERS = ("relative_position_index", "attn_mask")  # Swin's: not loaded (see the module docstring)
-
-
-def rules_for(translator: str) -> Rules:
-    return FRAME + (INCEPU if translator == "incepu" else META + BLOCK_RULES[translator])
-
-
-def rename(name: str, rules: Rules) -> str:
-    for pattern, replacement in rules:
-        name = re.sub(pattern, replacement, name)
-    return name
-
-
-def to_vpbench(state: Mapping[str, torch.Tensor], rules: Rules, target: Mapping[str, torch.Tensor]) -> dict:
-    """The reference's tensors under vpbench's names, in float64 and vpbench's shapes (the same values in the
-    same order)."""
-    mapped = {}
-    for name, value in state.items():
-        if name.endswith(DERIVED_BUFFERS):
-            continue
-        ours = rename(name, rules)
-        assert ours in target, f"reference {name} maps to {ours}, which vpbench's model does not have"
-        assert ours not in mapped, f"two reference tensors map to {ours}"
-        mapped[ours] = value.to(target[ours].dtype).reshape(target[ours].shape)
-    return mapped
 
 
 def load_model(golden: dict, name: str = "simvp2", **options) -> torch.nn.Module:
     """vpbench's model at the golden file's configuration, in float64, with the reference's weights."""
     translator = golden["config"]["vpbench"]["translator"]
-    config = {**golden["config"]["vpbench"], **options}
-    model = create(name, **config).double()
-    state = model.state_dict()
-    model.load_state_dict(to_vpbench(golden["state_dict"], rules_for(translator), state), strict=True)
-    return model
+    model = create(name, **{**golden["config"]["vpbench"], **options}).double()
+    state = {k: v.double() if v.is_floating_point() else v for k, v in golden["state_dict"].items()}
+    return load_mapped(model, frame_map(state, model.state_dict(), rules_for(translator)), state)
 
 
 def check_against(golden: dict, model: torch.nn.Module) -> None:
@@ -156,7 +78,8 @@ def test_simvp_openstl_form_is_openstls_simvp_incepu():
     options = {k: golden["config"]["vpbench"][k] for k in ("in_channels", "input_frames", "spatial_hidden",
                                                            "temporal_hidden", "spatial_layers", "temporal_layers")}
     model = create("simvp", form="openstl", **options).double()
-    model.load_state_dict(to_vpbench(golden["state_dict"], rules_for("incepu"), model.state_dict()), strict=True)
+    state = {k: v.double() for k, v in golden["state_dict"].items()}
+    load_mapped(model, frame_map(state, model.state_dict(), rules_for("incepu")), state)
     check_against(golden, model)
 
 

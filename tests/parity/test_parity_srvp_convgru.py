@@ -11,7 +11,8 @@ configuration with every dropout off (see the generator's docstring):
 * ``srvp_training.pt``: three steps of the official ``Estimator`` (BCELoss, RMSprop, cosine annealing
   stepped once per epoch), one batch per epoch, from ``srvp.pt``'s weights.
 
-Here vpbench's model gets the official weights through :func:`srvp_table` (the official separate 1x1
+Here vpbench's model gets the official weights through the package's mapping
+(:mod:`vpbench.reference.mappings.srvp`, which ``bench import srvp`` uses: the official separate 1x1
 projections and the GRU's input convolutions stacked into vpbench's fused convolutions), runs the
 same input, and its outputs, gradients (mapped back to the official names) and batch-norm statistics
 must equal the official ones to 1e-10. The official model shares one ConvNet among the N frames
@@ -38,10 +39,9 @@ from vpbench.losses import get_loss
 from vpbench.models import create
 from vpbench.models.convgru import ConvGRUCell
 from vpbench.models.layers.dropout import Dropout
+from vpbench.reference.mappings.srvp import Table, authors_srvp, convgru_table, srvp_table, table_map
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-Table = list[tuple[str, tuple[str, ...]]]  # (vpbench module, official modules stacked along dim 0 into it)
 
 # The paper's recipe (Sec. 4.3, official utils.py/train.sh) for Moving MNIST, written out rather than read
 # from the presets. Cosine annealing stepped once per epoch with T_max = 23,400 epochs: the official
@@ -68,97 +68,15 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-# -- the weight mapping -----------------------------------------------------------------------------
-def convgru_table(ours: str = "", theirs: str = "") -> Table:
-    """vpbench's ConvGRUCell ``ours`` from the official Conv2DGRUCell ``theirs`` (module paths, "" for
-    the cell itself).
-
-    x_conv = [i2h; xg] = [W_xz; W_xr; W_xg] (the official splits i2h + h2h into z, then r);
-    h_conv = h2h = [W_hz; W_hr]; hg_conv = hg."""
-    def at(prefix: str, name: str) -> str:
-        return f"{prefix}.{name}" if prefix else name
-
-    return [(at(ours, "x_conv"), (at(theirs, "i2h"), at(theirs, "xg"))),
-            (at(ours, "h_conv"), (at(theirs, "h2h"),)),
-            (at(ours, "hg_conv"), (at(theirs, "hg"),))]
-
-
-def cross_table(ours: str, theirs: str) -> Table:
-    """vpbench's CrossAttention ``ours`` from the official module ``theirs`` (``step1`` or ``step2``).
-
-    proj_t projects A^T into [Q_T, K_T, V_T] and proj_s projects A^S into [Q_S, K_S, V_S]. The official
-    ta_to_sa(A^T, A^S, A^S) takes its query from A^T and its key and value from A^S (spatially fused,
-    attn(Q_T, K_S, V_S)); sa_to_ta(A^S, A^T, A^T) the other way round (attn(Q_S, K_T, V_T))."""
-    return [(f"{ours}.proj_t", (f"{theirs}.ta_to_sa.Wq", f"{theirs}.sa_to_ta.Wk", f"{theirs}.sa_to_ta.Wv")),
-            (f"{ours}.proj_s", (f"{theirs}.sa_to_ta.Wq", f"{theirs}.ta_to_sa.Wk", f"{theirs}.ta_to_sa.Wv"))]
-
-
-def srvp_table(layers: int) -> Table:
-    """vpbench's SRVP from the official EncoderDecoder, module by module."""
-    table: Table = []
-    for ours, theirs in (("encoder", "encoder"), ("forecaster", "forecast")):
-        for i in range(layers):
-            table += convgru_table(f"{ours}.{i}", f"{theirs}.cell{i}")
-    frame_net = "enc_sc.lpconv.layers.0"  # Eq. 6's ConvNet: conv, BN, ReLU, conv, BN, ReLU
-    table += [
-        # SA (step1): spatial self-attention and cross-attention; its temporal attention has no weights.
-        ("sa.spatial.qkv", ("step1.sa.Wq", "step1.sa.Wk", "step1.sa.Wv")),
-        *cross_table("sa.cross", "step1"),
-        # RFA: h'^E (enc_sc, Eqs. 6-8), h'^D (step2.dec_sc, Eqs. 9-10), then SA-style attention (step2).
-        ("rfa.temporal_corr.conv1", (f"{frame_net}.0",)),
-        ("rfa.temporal_corr.bn1", (f"{frame_net}.1",)),
-        ("rfa.temporal_corr.conv2", (f"{frame_net}.3",)),
-        ("rfa.temporal_corr.bn2", (f"{frame_net}.4",)),
-        ("rfa.temporal_corr.add_norm.norm", ("enc_sc.norm.norm",)),
-        ("rfa.spatial_corr.add_norm.norm", ("step2.dec_sc.norm.norm",)),
-        ("rfa.spatial_corr.conv.0", ("step2.dec_sc.conv2d.0",)),
-        ("rfa.spatial.qkv", ("step2.sa.Wq", "step2.sa.Wk", "step2.sa.Wv")),
-        ("rfa.context_conv.0", ("step2.c_conv.0",)),
-        ("rfa.refined_conv.0", ("step2.r_conv.0",)),
-        *cross_table("rfa.cross", "step2"),
-        ("rfa.spatial_fused_conv.0", ("step2.sf_conv.0",)),
-        ("rfa.temporal_fused_conv.0", ("step2.tf_conv.0",)),
-        # Eq. 11 over [h^D, F1, F2]: the official concatenation order is vpbench's.
-        ("output.0", ("output_layer.0",)),
-    ]
-    return table
-
-
-def _suffixes(official: Mapping[str, Tensor], module: str) -> list[str]:
-    """The tensor names (weight, bias, running_mean, ...) of ``module`` in an official state dict."""
-    start = f"{module}."
-    return [k[len(start):] for k in official if k.startswith(start) and "." not in k[len(start):]]
-
-
-def to_vpbench(official: Mapping[str, Tensor], table: Table) -> dict[str, Tensor]:
-    """An official state dict as vpbench's: each official group stacked along dim 0."""
-    ours = {}
-    for mine, theirs in table:
-        for suffix in _suffixes(official, theirs[0]):
-            parts = [official[f"{t}.{suffix}"] for t in theirs]
-            ours[f"{mine}.{suffix}"] = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return ours
-
-
+# -- the weight mapping (the package's) ------------------------------------------------------------
 def to_official(ours: Mapping[str, Tensor], table: Table, official: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """vpbench tensors (weights, gradients, buffers) by the official names, split as ``official`` is."""
-    mapped = {}
-    for mine, theirs in table:
-        for suffix in _suffixes(official, theirs[0]):
-            if f"{mine}.{suffix}" not in ours:
-                continue
-            tensor = ours[f"{mine}.{suffix}"]
-            if len(theirs) == 1:
-                mapped[f"{theirs[0]}.{suffix}"] = tensor
-                continue
-            sizes = [official[f"{t}.{suffix}"].shape[0] for t in theirs]
-            mapped.update({f"{t}.{suffix}": part for t, part in zip(theirs, tensor.split(sizes))})
-    return mapped
+    return table_map(table, official).to_reference(ours, official)
 
 
 def load_official(model: nn.Module, official: Mapping[str, Tensor], table: Table) -> None:
     """The official weights into ``model``, every one of its tensors from the table (strict)."""
-    model.load_state_dict(to_vpbench(official, table), strict=True)
+    model.load_state_dict(table_map(table, official).to_vpbench(official), strict=True)
 
 
 def dropout_off(model: nn.Module) -> nn.Module:
@@ -179,7 +97,8 @@ def build_srvp(golden: Mapping) -> nn.Module:
             shared = "enc_sc.lpconv.layers.0." + key.split(".", 4)[4]
             assert torch.equal(state[key], state[shared]), key
     model = create("srvp", preset="tiny", **golden["config"]["vpbench"])
-    load_official(model, state, srvp_table(golden["config"]["vpbench"]["layers"]))
+    weights = authors_srvp(state, model.state_dict(), golden["config"]["vpbench"])  # what bench import srvp reads
+    model.load_state_dict(weights.to_vpbench(state), strict=True)
     return dropout_off(model)
 
 
