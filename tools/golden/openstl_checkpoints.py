@@ -45,10 +45,10 @@ CASES: list[tuple[str, str, tuple[str, ...], str, str]] = [
     ("mim", "mim", ("model.layers=2",), "taxibj", "openstl"),
     ("mau", "mau", (), "taxibj", "openstl"),
     ("predrnnv2", "predrnnv2", ("model.layers=2",), "taxibj", "openstl"),
-    ("e3dlstm", "e3dlstm", ("model.patch_size=4",), "taxibj", "openstl"),
+    ("e3dlstm", "e3dlstm", ("model.patch_size=4", "model.kernel_size=5"), "taxibj", "openstl"),  # OpenSTL: 5 x 5
     ("phydnet", "phydnet", (), "taxibj", "openstl"),
     ("swinlstm", "swinlstm", (), "taxibj", "openstl"),
-    ("simvp_incepu", "simvp", (), "taxibj", "openstl"),
+    ("simvp_incepu", "simvp", ("model.kernels=[3,5,7,11]", "model.groups=8"), "taxibj", "openstl"),  # OpenSTL's
     ("simvp_gsta", "simvp2", (), "taxibj", "openstl"),
     *((f"simvp_{t}", "simvp2", (f"model.translator={t}",), "taxibj", "openstl") for t in TRANSLATORS),
     ("tau", "tau", (), "taxibj", "openstl"),

@@ -1,7 +1,9 @@
 """``bench eval RUN_DIR``: a finished run's best checkpoint on its own test set again, or on another dataset,
 horizon or data directory (e.g. trained on ``mmnist`` 10 -> 10, tested on ``mmnist-long`` 10 -> 30).
 
-Each evaluation gets a folder of its own inside the run, ``evaluations/<time>-<dataset>-h<horizon>[-k]/``
+The first evaluation of an imported run (``bench import``) on its own test set is the run's own: its files go
+into the run folder as a trained run's do, and ``bench report`` shows it. Every other evaluation gets a folder of
+its own inside the run, ``evaluations/<time>-<dataset>-h<horizon>[-k]/``
 (never overwriting one), with the files a run's evaluation has: ``evaluation.yaml`` (what was evaluated
 on what), ``metrics.json``, ``per_sequence.npz``, ``framewise.csv`` and ``samples.npz``. ``bench report``
 shows them in a table of their own.
@@ -19,33 +21,14 @@ from vpbench import config as cfg
 from vpbench.datasets import build_dataset, dataset_entry
 from vpbench.environment import describe, resolve_device
 from vpbench.errors import UserError
+from vpbench.harness.checkpoints import checkpoint_of, finished_run
 from vpbench.harness.evaluate import evaluate
-from vpbench.harness.runner import load_weights, write_evaluation
+from vpbench.harness.runner import describe_run, load_weights, write_evaluation
 from vpbench.metrics.perceptual import PerceptualMetrics, metrics_config
 from vpbench.models import build_model
 from vpbench.store import RunDir
 
 EVALUATIONS = "evaluations"
-
-
-def finished_run(path: str | Path) -> RunDir:
-    """The run folder at ``path``, checked to hold a configuration and a checkpoint to evaluate."""
-    run = RunDir(Path(path).expanduser())
-    if not run.exists("config.yaml"):
-        raise UserError(f"{run.path} is not a run folder (no config.yaml); give a folder of "
-                        "results/<dataset>/<model>/<run id>")
-    if not (run.exists("checkpoints/best.pt") or run.exists("checkpoints/last.pt")):
-        raise UserError(f"{run.path} has no checkpoint to evaluate (checkpoints/best.pt); did the run train?")
-    return run
-
-
-def checkpoint_of(run: RunDir) -> tuple[str, dict[str, Any]]:
-    """The run's best checkpoint (its last one when no epoch has finished validating), and its name."""
-    name = "best.pt" if run.exists("checkpoints/best.pt") else "last.pt"
-    try:
-        return name, run.load_torch(f"checkpoints/{name}")
-    except Exception as err:  # noqa: BLE001  torch raises several types for a damaged file
-        raise UserError(f"{run.file('checkpoints/' + name)}: unreadable checkpoint ({err})") from None
 
 
 def evaluation_config(trained: Mapping[str, Any], dataset: str | None, horizon: int | None,
@@ -107,6 +90,11 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
                       batch_size=trained["train"]["eval_batch_size"],
                       samples=trained["train"]["samples"] if samples is None else samples,
                       desc=f"{trained['model']['name']} eval", perceptual=perceptual)
+    if "imported" in trained and not run.exists("metrics.json") and data["name"] == trained["dataset"]["name"] \
+            and horizon is None and not sets:
+        record_imported(run, trained, model, source, result)
+        log("the imported run's first evaluation on its own test set: recorded as its test metrics (bench report)")
+        return run
     folder = new_evaluation(run, entry.name, spec.output_frames)
     folder.write_yaml("evaluation.yaml", {"run": str(run.path), "checkpoint": checkpoint_name,
                                           "epoch": checkpoint.get("epoch"), "dataset": data,
@@ -119,6 +107,19 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
                        "frames": [trained["dataset"]["input_frames"], trained["dataset"]["output_frames"]]},
         "environment": describe(device), **result.summary()})
     return folder
+
+
+def record_imported(run: RunDir, trained: Mapping[str, Any], model: torch.nn.Module, source: Any,
+                    result: Any) -> None:
+    """An imported run's (``bench import``) first evaluation on its own test set: its test metrics, written as a
+    trained run's (metrics.json with the import's provenance, per_sequence.npz, framewise.csv, samples.npz)."""
+    spec = source.spec
+    metrics = describe_run(model, trained, source, run)
+    metrics.update(status="finished", epochs=trained["imported"].get("epochs"), best_epoch=None,
+                   imported=dict(trained["imported"]), frames=[spec.input_frames, spec.output_frames],
+                   **result.summary())
+    write_evaluation(run, result)
+    run.write_json("metrics.json", metrics)
 
 
 def command(args: argparse.Namespace) -> None:

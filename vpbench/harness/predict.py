@@ -20,7 +20,7 @@ from PIL import Image
 from vpbench.datasets.video.decode import IMAGE_SUFFIXES
 from vpbench.environment import resolve_device
 from vpbench.errors import UserError
-from vpbench.harness.eval_run import checkpoint_of, finished_run
+from vpbench.harness.checkpoints import checkpoint_of, finished_run
 from vpbench.harness.runner import load_weights
 from vpbench.metrics.frames import to_uint8
 from vpbench.models import build_model

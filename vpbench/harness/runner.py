@@ -19,6 +19,7 @@ from vpbench.datasets import SequenceSource, build_dataset
 from vpbench.environment import describe
 from vpbench.errors import UserError
 from vpbench.harness import distributed
+from vpbench.harness.checkpoints import initial_weights
 from vpbench.harness.evaluate import Evaluation, evaluate, framewise_table
 from vpbench.harness.trainer import Runtime, fit
 from vpbench.metrics.cost import count_flops, count_params
@@ -140,6 +141,9 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
     metrics = describe_run(model, config, source, run)
     if checkpoint is not None:
         load_weights(model, checkpoint["model"], name)
+    elif config.get("init"):
+        load_weights(model, initial_weights(config["init"], name), name)
+        log(f"{name}: starting from the weights of {config['init']}")
     model.to(runtime.device)
     started = time.time()
     outcome = fit(model, source, config["train"], run, runtime=runtime, seed=config["seed"], log=log, name=name,
@@ -219,14 +223,17 @@ def write_evaluation(folder: RunDir, result: Evaluation) -> None:
 
 def plan(models: list[str], dataset: str, *, preset: str, seeds: list[int], epochs: int | None,
          sets: Mapping[str, Mapping[str, Any]], dist: distributed.Dist,
-         data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+         data_dir: str | Path | None = None, init: str | Path | None = None) -> list[dict[str, Any]]:
     """The resolved configuration of every (seed, model) run, seed by seed, with the checks that need no
     training data: run before anything is written or a process group is joined, so that a bad option fails
-    at once."""
+    at once. ``init``: the run folder whose weights every run starts from (``--init``; its model checked)."""
     configs = [cfg.resolve(preset, m, dataset, seed=seed, epochs=epochs, sets=sets, data_dir=data_dir)
                for seed in seeds for m in models]
     for config in configs:
         distributed.check_batch(config["train"]["batch_size"], dist)
+        if init is not None:
+            initial_weights(init, config["model"]["name"])
+            config["init"] = str(Path(init).expanduser().resolve())
     return configs
 
 

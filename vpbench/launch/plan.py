@@ -18,6 +18,7 @@ from vpbench import config as cfg
 from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.harness import distributed
+from vpbench.harness.checkpoints import initial_weights
 from vpbench.harness.runner import parse_seeds
 from vpbench.launch.base import launcher_dests
 from vpbench.models import expand
@@ -101,7 +102,7 @@ def job_arguments(args: argparse.Namespace, spec: str, seed: int, preset: str,
         value = getattr(args, dest, action.default)
         if dest == "preset":
             value = preset
-        elif dest in ("results_dir", "data_dir") and value:
+        elif dest in ("results_dir", "data_dir", "init") and value:
             value = str(Path(value).expanduser().resolve())
         if isinstance(action, argparse.BooleanOptionalAction):
             if value is not None and value != action.default:
@@ -158,6 +159,8 @@ def plan_jobs(args: argparse.Namespace, run_parser: argparse.ArgumentParser) -> 
             config = cfg.resolve(preset.name, name, args.dataset, seed=seed, epochs=getattr(args, "epochs", None),
                                  sets=sets)
             distributed.check_batch(config["train"]["batch_size"], world)
+            if getattr(args, "init", None):
+                initial_weights(args.init, name)  # a bad --init fails here, not in every job
             command_ = job_command(job_arguments(args, spec, seed, preset.name, run_parser), args.gpus_per_job)
             jobs.append(Job(name, spec, seed, config["dataset"]["name"], preset.name, command_, args.gpus_per_job))
     results_dir = Path(args.results_dir).expanduser().resolve()

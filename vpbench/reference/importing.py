@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import re
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -43,7 +44,7 @@ from vpbench.store import RunDir, writable_results_dir
 # code -> (what it is called, the protocol of its configuration, where it is published)
 CODES = {"openstl": ("OpenSTL", "openstl", "github.com/chengtan9907/OpenSTL"),
          "srvp": ("the SRVP authors' code", "srvp", "github.com/yuseonk/SRVP"),
-         "predformer": ("PredFormer's code", "srvp", "github.com/yyyujintang/PredFormer"),
+         "predformer": ("PredFormer's code", "openstl", "github.com/yyyujintang/PredFormer"),  # OpenSTL's metrics
          "simvp": ("A4Bio's SimVP code", "srvp", "github.com/A4Bio/SimVP")}
 STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # buffers a checkpoint must provide
 
@@ -56,9 +57,12 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         found = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[-1][:160] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: holds Python objects besides tensors, which vpbench does not unpickle ({reason}); "
-                        "save the state dict alone, e.g. torch.save(torch.load(FILE)['state_dict'], 'model.pth')") from None
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if unsafe is None:
+            raise UserError(f"{path}: not a checkpoint torch can read (damaged, or not a torch file)") from None
+        raise UserError(f"{path}: holds Python objects besides tensors ({unsafe[1]}), which vpbench does not "
+                        "unpickle; save the state dict alone, e.g. torch.save(torch.load(FILE)['state_dict'], "
+                        "'model.pth') where you trust the file") from None
     except Exception as err:  # noqa: BLE001  torch raises several types for a damaged file
         raise UserError(f"{path}: not a checkpoint torch can read ({type(err).__name__}: {err})") from None
     state = found.get("state_dict", found) if isinstance(found, dict) else found
@@ -101,18 +105,21 @@ def vpbench_weights(code: str, config: Mapping[str, Any], state: Mapping[str, Te
         raise UserError(f"{what} does not fit {name} ({type(err).__name__}: {err}); {hint}") from None
     sizes = "; a checkpoint of another size? set --set model.KEY=VALUE as it was trained (see bench list)"
     extra = sorted(set(mapped) - set(ours))
+    parameters = dict(model.named_parameters())
+    missing = [k for k in ours if k not in mapped and (k in parameters or k.endswith(STATISTICS))]
+    if extra and missing:
+        raise UserError(f"{what} is not {CODES[code][0]}'s {name}: it has {', '.join(extra[:3])}, ... and lacks "
+                        f"{', '.join(missing[:3])}, ...; {hint}")
     if extra:
         raise UserError(f"{what} has more than {name} as configured here: {', '.join(extra[:4])}{sizes}")
+    if missing:
+        raise UserError(f"{what} lacks {', '.join(missing[:4])} of {name} as configured here{sizes}")
     wrong = [k for k in mapped if mapped[k].shape != ours[k].shape]
     if wrong:
         k = wrong[0]
         more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
         raise UserError(f"{what} does not fit {name} as configured here: {k} is {list(mapped[k].shape)} in the "
                         f"checkpoint, {list(ours[k].shape)} here{more}{sizes}")
-    parameters = dict(model.named_parameters())
-    missing = [k for k in ours if k not in mapped and (k in parameters or k.endswith(STATISTICS))]
-    if missing:
-        raise UserError(f"{what} lacks {', '.join(missing[:4])} of {name} as configured here{sizes}")
     model.load_state_dict({**ours, **mapped}, strict=True)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

@@ -50,6 +50,7 @@ class Run:
     overrides: str = ""  # settings that differ from the preset's (``--set``), as "key: preset -> run"
     evaluations: tuple["Evaluation", ...] = ()  # later evaluations of its checkpoint (``bench eval``)
     fvd: float | None = None  # one value per run, when it was computed
+    imported: dict[str, Any] | None = None  # `bench import`'s provenance: code, file, sha256, source, description
 
     @property
     def external(self) -> bool:
@@ -166,7 +167,7 @@ def read_run(run: RunDir) -> Run | None:
         test_kind=metrics["provenance"].get("kind", ""),
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
         params=metrics.get("params"), flops=metrics.get("flops"), per_frame=per_frame, overrides=_overrides(config),
-        evaluations=read_evaluations(run), fvd=metrics.get("fvd"),
+        evaluations=read_evaluations(run), fvd=metrics.get("fvd"), imported=metrics.get("imported"),
     )
 
 

@@ -19,8 +19,10 @@ from vpbench.report.tables import (
     EXTERNAL_MARK,
     cost_table,
     generalisation_tables,
+    measured_estimates,
     paired_table,
     perceptual_shown,
+    published,
     published_table,
     results_table,
     step_table,
@@ -89,6 +91,38 @@ def _external_notes(group: Group, models: Sequence[str]) -> list[str]:
     return notes
 
 
+REPRODUCED = 0.01  # an imported run reproduces a published value when it is within 1% of it
+
+
+def _imported_notes(group: Group, models: Sequence[str], table: paper.PaperTable | None,
+                    convention: str) -> list[str]:
+    """One line per imported run (``bench import``): its file and source, and, beside a published table, whether
+    its re-measured values reproduce the published ones from the same weights (within :data:`REPRODUCED`)."""
+    notes = []
+    for model in models:
+        run = group.runs_of(model)[0]
+        if not run.imported:
+            continue
+        imported = run.imported
+        line = (f"- {group.label(model)}: {imported['description']}, `{imported['file']}` (SHA-256 "
+                f"{imported['sha256'][:12]}…, {imported['source']}), imported with `bench import {imported['code']}` "
+                "and re-measured here")
+        compared = []
+        for metric in (table.columns if table is not None else ()):
+            value = published(table, group.label(model), metric, metric, convention, group.shape)
+            ours = measured_estimates(group, [model], metric, convention)[0]
+            if value is not None and ours is not None:
+                compared.append((metric, (ours.mean - value) / value))
+        if compared:
+            worst = max(compared, key=lambda c: abs(c[1]))
+            verdict = (f"reproduces the published {', '.join(m.upper() for m, _ in compared)} within "
+                       f"{REPRODUCED:.0%}" if abs(worst[1]) <= REPRODUCED else
+                       f"does not reproduce the published values ({worst[0].upper()} {worst[1]:+.1%})")
+            line += f": {verdict}"
+        notes.append(line + ".")
+    return notes
+
+
 def _override_notes(group: Group, models: Sequence[str]) -> list[str]:
     """One line per run whose settings differ from the preset's (``bench run --set``)."""
     return [f"- Changed from preset `{group.preset}`: {group.label(m)} seed {r.seed}: {r.overrides}."
@@ -141,7 +175,8 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
                   *step_table(group, models, table, options.convention_for(group)),
                   "", f"Means over {_sequences(group)} test sequences at each predicted frame; paper: the paper's "
                   f"{table.title}; best per column in bold.", ""]
-    notes = _external_notes(group, models) + _override_notes(group, models)
+    notes = (_external_notes(group, models) + _imported_notes(group, models, mean_table, convention)
+             + _override_notes(group, models))
     return lines + ([*notes, ""] if notes else [])
 
 

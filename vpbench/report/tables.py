@@ -53,9 +53,11 @@ def _bolded(estimates: Sequence[Estimate | None], metric: str) -> list[str]:
 
 
 def row_label(group: Group, model: str) -> str:
-    """The model's label, with † for a plug-in model and a note for diverged runs."""
+    """The model's label, with † for a plug-in model, what an imported run's weights are (``bench import``:
+    "OpenSTL's released weights, 200 epochs") and a note for diverged runs."""
     runs = group.runs_of(model)
     label = group.label(model) + (f" {EXTERNAL_MARK}" if runs[0].external else "")
+    label += f" ({runs[0].imported['description']})" if runs[0].imported else ""
     diverged = [str(r.seed) for r in runs if r.status == "diverged"]
     return label + (f" (diverged: seed {', '.join(diverged)})" if diverged else "")
 

@@ -2,17 +2,19 @@
 
 The layouts are the same; only the module paths differ. PhyCell's F is conv1 -> bn1 (GroupNorm) -> conv2 and its
 gate ``convgate``; the dcgan blocks hold ``main`` (conv, norm, LeakyReLU); decoder_D's last layer ``upc3`` is a
-bare transposed convolution.
+bare transposed convolution. Its encoder holds the model's PhyCell and ConvLSTM, so its state dict names them a
+second time (:data:`SHARED`): those copies are checked equal and not loaded.
 """
 from __future__ import annotations
 
 import re
 from typing import Any, Callable, Mapping
 
+import torch
 from torch import Tensor
 
 from vpbench.reference.mappings import register_mapping
-from vpbench.reference.mappings.links import Rules, WeightMap, renamed
+from vpbench.reference.mappings.links import MappingError, Rules, WeightMap, renamed
 
 
 def _minus_one(prefix: str) -> Callable[[re.Match], str]:
@@ -35,9 +37,16 @@ RULES: Rules = [
 ]
 # The moment matrices of the moment loss (OpenSTL's K2M): vpbench derives its own.
 DERIVED = re.compile(r"^k2m\.")
+# The encoder holds the model's PhyCell and ConvLSTM (the same modules): its state dict names them twice.
+SHARED = re.compile(r"^encoder\.(phycell|convcell)\.")
 
 
 @register_mapping("openstl", "phydnet")
 def openstl_phydnet(reference: Mapping[str, Tensor], ours: Mapping[str, Tensor], options: Mapping[str, Any]) -> WeightMap:
-    derived = frozenset(n for n in reference if DERIVED.search(n))
+    shared = frozenset(n for n in reference if SHARED.search(n))
+    differ = [n for n in shared if n[len("encoder."):] not in reference
+              or not torch.equal(reference[n], reference[n[len("encoder."):]])]
+    if differ:
+        raise MappingError([], differ[:1])
+    derived = frozenset(n for n in reference if DERIVED.search(n)) | shared
     return WeightMap(renamed(reference, RULES, ours, skip=derived), derived=derived)
