@@ -107,6 +107,8 @@ def test_a_checkpoint_of_another_model_or_size_is_a_one_line_error(bench, tmp_pa
     err = one_line_error(bench, *import_args(convlstm, FOLDER / "convlstm.pth", results, "--set", "model.hidden=16"))
     assert "does not fit convlstm as configured here: cells.0.x_conv.weight is [32, 32, 3, 3] in the checkpoint, " \
            "[64, 32, 3, 3] here (and 2 more)" in err and "--set model.KEY=VALUE" in err
+    err = one_line_error(bench, *import_args(convlstm, FOLDER / "convlstm.pth", results, "--set", "model.patch_size=2"))
+    assert "cell_list.0.conv_x.0.weight has 32 channels along dimension 1 where cells.0.x_conv.weight has 8" in err
     mmvp = PREDICTIONS["cases"]["mmvp"]
     err = one_line_error(bench, *import_args({**mmvp, "model": "simvp2"}, FOLDER / "mmvp.pth", results))
     assert "is not OpenSTL's simvp2: it has dec.outc.bias" in err and "and lacks" in err

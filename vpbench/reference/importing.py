@@ -97,13 +97,15 @@ def vpbench_weights(code: str, config: Mapping[str, Any], state: Mapping[str, Te
     ours = model.state_dict()
     hint = f"is it a checkpoint of another model? give the --model it was trained as (bench import {code} maps " \
            f"into {', '.join(models_of(code))})"
+    sizes = "; a checkpoint of another size? set --set model.KEY=VALUE as it was trained (see bench list)"
     try:
         mapped = builder(state, ours, config["model"]).to_vpbench(state)
     except MappingError as err:
         raise UserError(f"{what} is not {CODES[code][0]}'s {name}: {err}; {hint}") from None
-    except (KeyError, IndexError, RuntimeError, ValueError) as err:
+    except ValueError as err:  # a tensor of another size where a mapping reorders it
+        raise UserError(f"{what} does not fit {name} as configured here: {err}{sizes}") from None
+    except (KeyError, IndexError, RuntimeError) as err:
         raise UserError(f"{what} does not fit {name} ({type(err).__name__}: {err}); {hint}") from None
-    sizes = "; a checkpoint of another size? set --set model.KEY=VALUE as it was trained (see bench list)"
     extra = sorted(set(mapped) - set(ours))
     parameters = dict(model.named_parameters())
     missing = [k for k in ours if k not in mapped and (k in parameters or k.endswith(STATISTICS))]

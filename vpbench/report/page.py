@@ -94,16 +94,18 @@ def _external_notes(group: Group, models: Sequence[str]) -> list[str]:
 REPRODUCED = 0.01  # an imported run reproduces a published value when it is within 1% of it
 
 
-def _imported_notes(group: Group, models: Sequence[str], table: paper.PaperTable | None,
+def _imported_notes(group: Group, models: Sequence[str], tables: Sequence[paper.PaperTable],
                     convention: str) -> list[str]:
-    """One line per imported run (``bench import``): its file and source, and, beside a published table, whether
-    its re-measured values reproduce the published ones from the same weights (within :data:`REPRODUCED`)."""
+    """One line per imported run (``bench import``): its file and source, and, beside a published table (the one
+    of its number of epochs, when there are several), whether its re-measured values reproduce the published ones
+    from the same weights (within :data:`REPRODUCED`)."""
     notes = []
     for model in models:
         run = group.runs_of(model)[0]
         if not run.imported:
             continue
         imported = run.imported
+        table = next((t for t in tables if t.id.endswith(f"-{imported.get('epochs')}")), tables[0] if tables else None)
         line = (f"- {group.label(model)}: {imported['description']}, `{imported['file']}` (SHA-256 "
                 f"{imported['sha256'][:12]}…, {imported['source']}), imported with `bench import {imported['code']}` "
                 "and re-measured here")
@@ -118,7 +120,7 @@ def _imported_notes(group: Group, models: Sequence[str], table: paper.PaperTable
             verdict = (f"reproduces the published {', '.join(m.upper() for m, _ in compared)} within "
                        f"{REPRODUCED:.0%}" if abs(worst[1]) <= REPRODUCED else
                        f"does not reproduce the published values ({worst[0].upper()} {worst[1]:+.1%})")
-            line += f": {verdict}"
+            line += f": {verdict} of {table.title}"
         notes.append(line + ".")
     return notes
 
@@ -175,7 +177,7 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
                   *step_table(group, models, table, options.convention_for(group)),
                   "", f"Means over {_sequences(group)} test sequences at each predicted frame; paper: the paper's "
                   f"{table.title}; best per column in bold.", ""]
-    notes = (_external_notes(group, models) + _imported_notes(group, models, mean_table, convention)
+    notes = (_external_notes(group, models) + _imported_notes(group, models, mean_tables, convention)
              + _override_notes(group, models))
     return lines + ([*notes, ""] if notes else [])
 

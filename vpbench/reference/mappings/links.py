@@ -59,10 +59,18 @@ def stacked(ours: str, refs: Sequence[str], sizes: Sequence[int]) -> Link:
 
 
 def permuted(link: Link, order: Tensor, dim: int) -> Link:
-    """``link`` with vpbench's tensor taking the reference's slices along ``dim`` in ``order``."""
+    """``link`` with vpbench's tensor taking the reference's slices along ``dim`` in ``order`` (a reference tensor
+    of another length there is a ValueError: a checkpoint of another patch size or channel count)."""
     inverse = torch.argsort(order)
-    return Link(link.ours, link.refs, lambda *w: link.load(*w).index_select(dim, order),
-                lambda g: link.back(g.index_select(dim, inverse)))
+
+    def load(*w: Tensor) -> Tensor:
+        tensor = link.load(*w)
+        if tensor.shape[dim] != len(order):
+            raise ValueError(f"{link.refs[0]} has {tensor.shape[dim]} channels along dimension {dim} where "
+                             f"{link.ours} has {len(order)} (another patch size or number of channels?)")
+        return tensor.index_select(dim, order)
+
+    return Link(link.ours, link.refs, load, lambda g: link.back(g.index_select(dim, inverse)))
 
 
 def rename(name: str, rules: Rules) -> str:
@@ -75,7 +83,8 @@ def rename(name: str, rules: Rules) -> str:
 def renamed(reference: Mapping[str, Tensor], rules: Rules, ours: Mapping[str, Tensor] | None = None,
             skip: Iterable[str] = ()) -> list[Link]:
     """A link per reference tensor (but ``skip``), renamed by ``rules``; with ``ours`` (vpbench's state dict),
-    each is reshaped to vpbench's shape where the two differ only in layout (the same values in the same order)."""
+    each is reshaped to vpbench's shape where the two differ only in sizes of 1 (a layer scale [1, C, 1, 1] read
+    as [C]: the same values in the same order); any other difference is left for the caller to report."""
     skipped = set(skip)
     links = []
     for name, value in reference.items():
@@ -83,11 +92,16 @@ def renamed(reference: Mapping[str, Tensor], rules: Rules, ours: Mapping[str, Te
             continue
         mine = rename(name, rules)
         target = ours.get(mine) if ours is not None else None
-        if target is not None and tuple(target.shape) != tuple(value.shape) and target.numel() == value.numel():
+        if target is not None and tuple(target.shape) != tuple(value.shape) and _squeezed(target) == _squeezed(value):
             links.append(reshaped(mine, name, target.shape, value.shape))
         else:
             links.append(copy(mine, name))
     return links
+
+
+def _squeezed(tensor: Tensor) -> tuple[int, ...]:
+    """The shape without its sizes of 1: two tensors whose squeezed shapes agree differ only in layout."""
+    return tuple(d for d in tensor.shape if d != 1)
 
 
 class MappingError(ValueError):
