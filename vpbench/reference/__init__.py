@@ -1,8 +1,10 @@
 """Reference code: loading the user's clones of the reference repositories, and timing vpbench against them.
 
-Owns the one loader of cloned reference code (single files of a clone imported without its package, stand-ins
-for what they import but never use; ``tools/golden`` uses it too), the paired training-step timings against
-the official SRVP code and OpenSTL's (and the codes built on it), and the plain per-sequence Moving MNIST
-generator. Reference code is read from the user's clone, never shipped. May import the harness, metrics,
-models, datasets and the foundation modules; never the report, the diagnostics or the command line.
+Owns the one loader of cloned reference code (:mod:`~vpbench.reference.clones`: single files and folders of a
+clone imported without running its packages, stand-ins for what they import but never use; OpenSTL's model
+classes and the timm it pins: :mod:`~vpbench.reference.openstl_clone`; ``tools/golden`` uses both), the paired
+training-step timings against the official SRVP code and OpenSTL's (and the codes built on it), and the plain
+per-sequence Moving MNIST generator. Reference code is read from the user's clone, never shipped. May import the
+harness, metrics, models, datasets and the foundation modules; never the report, the diagnostics or the command
+line.
 """
