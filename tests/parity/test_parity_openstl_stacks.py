@@ -1,5 +1,5 @@
 """vpbench's OpenSTL form of its recurrent models against OpenSTL's whole models (golden files:
-``tools/golden/openstl_rnn.py``).
+``tools/golden/openstl_stacks.py``).
 
 ``convlstm``, ``stlstm``, ``causallstm`` and ``mim`` built with their ``openstl`` preset (a
 :class:`~vpbench.models.layers.openstl_stack.RecurrentStack` over the cells) are held against OpenSTL's
@@ -9,10 +9,10 @@ scheduled-sampling mask of ones and one of zeros (vpbench driven through its ``m
 probabilities 1 and 0 past the input window), and the test-time forward with OpenSTL's validation loss. Compared
 to 1e-10: all 19 raw next-frame predictions, the loss and (training cases) every parameter's gradient.
 
-The weight mapping is the cells' (``tests/parity/test_parity_recurrent_cells.py``: OpenSTL's convolutions into vpbench's fused
-ones, in vpbench's gate order) plus the patch layout: OpenSTL's ``reshape_patch`` orders a patch's channels
-(py, px, C), vpbench's ``patchify`` (C, py, px), so the first layer's input convolution has its input channels,
-and the readout its output channels, permuted (:func:`patch_order`).
+The weight mapping is the cells' (``tests/parity/test_parity_recurrent_cells.py``: OpenSTL's convolutions into
+vpbench's fused ones, in vpbench's gate order) plus the patch layout: OpenSTL's ``reshape_patch`` orders a patch's
+channels (py, px, C), vpbench's ``patchify`` (C, py, px), so the first layer's input convolution has its input
+channels, and the readout its output channels, permuted (:func:`patch_order`).
 
 Accounted-for differences, each explicit below:
 
