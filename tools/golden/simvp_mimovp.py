@@ -57,8 +57,8 @@ def extract(clone: Path, commit: str, files: tuple[str, ...], folder: Path) -> N
         elif commit_of(clone) == commit:
             shutil.copyfile(clone / name, folder / name)
         else:
-            raise SystemExit(f"{clone}: cannot read {name} at {commit} ({out.stderr.decode().strip()}); "
-                             "is it a full clone (git fetch --unshallow)?")
+            raise SystemExit(f"{clone}: cannot read {name} at {commit} ({out.stderr.decode().strip()}); give a full "
+                             "git clone (git fetch --unshallow) or an exported copy of that commit")
 
 
 def import_files(folder: Path, files: tuple[str, ...]) -> dict:
