@@ -3,6 +3,7 @@ window of T frames, validation videos held out, damaged files as one-line errors
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -60,6 +61,12 @@ def test_every_window_of_each_video_is_a_clip(data):
     held = set(bair.split("val")[:, 0, 0, 0, 0].tolist())
     trained = {int(v) for i in range(11) for v in bair.train_batch(0, i, 4)[:, 0, 0, 0, 0]}
     assert len(held) == 1 and not held & trained  # whole videos held out
+
+
+def test_a_pickled_source_reads_the_same_clips(data):
+    bair = source("bair", data)
+    copy = pickle.loads(pickle.dumps(bair))  # as DataLoader workers receive it
+    assert np.array_equal(copy.train_batch(0, 1, 3), bair.train_batch(0, 1, 3))
 
 
 def test_the_long_setup_takes_one_clip_per_video(data):

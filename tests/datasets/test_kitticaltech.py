@@ -3,6 +3,7 @@ Caltech cache: clips by PredNet's rule, the test clips of the cache, errors, dat
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -74,6 +75,15 @@ def test_the_extended_horizon_cuts_its_clips_within_the_caches_stretches(data):
     assert sorted(kc.clips["test"][:, 1].tolist()) == [10, 25, 55]  # stretches [7, 40) and [48, 70)
     assert "stretches" in kc.provenance["test_rule"]
     assert caltech_starts(np.array([29, 18, 7]), 11, 40)[0].tolist() == [29, 18, 7]
+
+
+def test_a_pickled_source_carries_paths_not_frames(data):
+    kc = source("kitticaltech", data)
+    kc.split("val")
+    copy = pickle.loads(pickle.dumps(kc))  # as DataLoader workers receive it
+    assert len(pickle.dumps(kc)) < 20_000 < kc.frames[0].nbytes
+    assert np.array_equal(copy.train_batch(1, 0, 2), kc.train_batch(1, 0, 2))
+    assert np.array_equal(copy.split("test"), kc.split("test"))
 
 
 def test_caltech_bgr_reverses_the_test_channels_only(data):

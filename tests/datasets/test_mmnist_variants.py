@@ -67,6 +67,8 @@ def test_missing_batches_and_a_malicious_pickle_are_one_line_errors(bench, tmp_p
     run = ("run", "--models", "persistence", "--dataset", "mmnist_cifar", *RUN, "--results-dir", tmp_path / "r")
     assert "mmnist_cifar needs --data-dir" in one_line_error(bench, *run)
     assert "no cifar-10-batches-py/" in one_line_error(bench, *run, "--data-dir", tmp_path)
+    assert "no cifar-10-batches-py/" in one_line_error(bench, "data", "check", "--dataset", "mmnist_cifar",
+                                                         "--data-dir", tmp_path)
     write_cifar(tmp_path)
     (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
     assert "no test_batch" in one_line_error(bench, *run, "--data-dir", tmp_path)
@@ -141,6 +143,9 @@ def test_a_probability_above_one_is_a_one_line_error(bench, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["mmnist_cifar", "mmnist_noisy"])
 def test_persistence_and_convgru_train_and_evaluate_on_it(bench, cifar, tmp_path, dataset):
+    code, out, err = bench("data", "check", "--dataset", dataset, "--data-dir", cifar, "--preset", "tiny")
+    assert code == 0, err
+    assert ("backgrounds: CIFAR-10" if dataset == "mmnist_cifar" else "noise: perceptual on the training inputs") in out
     code, _, err = bench("run", "--models", "convgru,persistence", "--dataset", dataset, "--data-dir", cifar, *RUN,
                          "--results-dir", tmp_path / "results")
     assert code == 0, err

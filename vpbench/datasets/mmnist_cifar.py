@@ -23,7 +23,7 @@ from PIL import Image
 
 from vpbench.datasets.base import DataSpec, ReferenceTable
 from vpbench.datasets.formats.cifar import load_batch
-from vpbench.datasets.moving_mnist import CANVAS, OPTIONS, MovingMNIST, generate
+from vpbench.datasets.moving_mnist import CANVAS, OPTIONS, MovingMNIST, generate, inspector
 from vpbench.datasets.registry import register_dataset
 from vpbench.errors import UserError
 
@@ -123,4 +123,4 @@ OPENSTL_TABLE = ReferenceTable("openstl-mmnist-cifar-200", "OpenSTL's Moving MNI
 register_dataset("mmnist_cifar", description="Moving MNIST-CIFAR 10->10, 64x64 RGB: two digits over a CIFAR-10 "
                                              "image (needs --data-dir with cifar-10-batches-py/)",
                  frames=(10, 10), shape=(3, CANVAS, CANVAS), options=OPTIONS, tables=(OPENSTL_TABLE,),
-                 rank=26)(MovingMNISTCIFAR)
+                 rank=26, inspect=inspector(MovingMNISTCIFAR))(MovingMNISTCIFAR)

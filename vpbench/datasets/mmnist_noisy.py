@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from vpbench.datasets.base import DataSpec, Option
-from vpbench.datasets.moving_mnist import CANVAS, OPTIONS, MovingMNIST, bounce, generate
+from vpbench.datasets.moving_mnist import CANVAS, OPTIONS, MovingMNIST, bounce, generate, inspector
 from vpbench.datasets.registry import register_dataset
 from vpbench.errors import UserError
 
@@ -77,4 +77,5 @@ NOISE_OPTIONS = {
 
 register_dataset("mmnist_noisy", description="noisy Moving MNIST 10->10, 64x64 grayscale: OpenSTL's perceptual, "
                                              "missing or dynamic noise on the training inputs, clean test set",
-                 frames=(10, 10), shape=(1, CANVAS, CANVAS), options=NOISE_OPTIONS, rank=27)(NoisyMovingMNIST)
+                 frames=(10, 10), shape=(1, CANVAS, CANVAS), options=NOISE_OPTIONS, rank=27,
+                 inspect=inspector(NoisyMovingMNIST))(NoisyMovingMNIST)

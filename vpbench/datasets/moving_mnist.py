@@ -232,6 +232,22 @@ class MovingMNIST(SequenceSource):
         return {"val": self.val, "test": self.test}[name]
 
 
+def inspector(source: type[MovingMNIST]) -> Callable[[Path | None, Mapping[str, Any], DataSpec],
+                                                     tuple[list[str], list[str]]]:
+    """``bench data check`` for a Moving MNIST variant: the images, backgrounds and test set a run on
+    ``--data-dir`` would use (it builds the dataset as a run does, so every bad file is its one-line error)."""
+
+    def inspect(root: Path | None, config: Mapping[str, Any], spec: DataSpec) -> tuple[list[str], list[str]]:
+        built = source(spec, config, root, 0)
+        lines = [f"{spec.name} in {root}: {spec.input_frames} -> {spec.output_frames}, "
+                 f"{spec.channels}x{spec.height}x{spec.width}; training sequences generated every epoch"]
+        lines += [f"  {key}: {value}" for key, value in built.provenance.items() if key not in ("label", "kind")]
+        lines.append(f"  validation: {len(built.val)} sequences (fixed seed)")
+        return lines, []
+
+    return inspect
+
+
 OPTIONS = {
     "train_sequences": positive_int({"paper": 10000, "quick": 800, "tiny": 16},
                                     "training sequences per epoch (new ones every epoch)"),
