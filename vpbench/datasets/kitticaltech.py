@@ -51,9 +51,10 @@ class Files:
     caltech: Path
 
     @property
-    def paths(self) -> dict[str, Path]:
-        named = {f"{split}_{i}": self.kitti / name for split, names in KITTI.items() for i, name in enumerate(names)}
-        return {**named, "test_0": self.caltech / CALTECH[0], "test_1": self.caltech / CALTECH[1]}
+    def paths(self) -> list[Path]:
+        """Every file read: the KITTI frames and sources of each split, then the Caltech frames and index."""
+        return [*(self.kitti / name for names in KITTI.values() for name in names),
+                *(self.caltech / name for name in CALTECH)]
 
 
 def locate(root: Path | None) -> Files:
@@ -62,13 +63,14 @@ def locate(root: Path | None) -> Files:
         raise UserError(f"kitticaltech needs --data-dir: OpenSTL's data root with {LAYOUT}")
     kitti = root / "kitti_hkl" if (root / "kitti_hkl").is_dir() else root
     files = Files(kitti, root / "caltech")
-    missing = [str(p.relative_to(root)) for p in files.paths.values() if not p.is_file()]
+    missing = [str(p.relative_to(root)) for p in files.paths if not p.is_file()]
     if missing:
         raise UserError(f"kitticaltech: {', '.join(missing)} not found in {root}; expected {LAYOUT}")
     return files
 
 
 def check_frames(frames: np.ndarray, path: Path) -> np.ndarray:
+    """``frames`` if they are uint8 [N, 128, 160, 3]; a one-line error naming ``path`` otherwise."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != FRAME:
         raise UserError(f"{path}: holds {frames.dtype} frames of shape {frames.shape}; expected uint8 [N, 128, 160, 3]")
     return frames

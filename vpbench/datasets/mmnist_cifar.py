@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image
 
-from vpbench.datasets.base import DataSpec, ReferenceTable
+from vpbench.datasets.base import DataSpec, Option, ReferenceTable
 from vpbench.datasets.formats.cifar import load_batch
 from vpbench.datasets.moving_mnist import CANVAS, OPTIONS, MovingMNIST, generate, inspector
 from vpbench.datasets.registry import register_dataset
@@ -116,11 +116,14 @@ OPENSTL_ROWS = {
                "fps": 282},
     "tau": {"mse": 48.17, "mae": 177.35, "ssim": 0.9539, "psnr": 25.21, "params": 44.7e6, "flops": 16.0e9, "fps": 275},
 }
+CIFAR_OPTIONS = {**OPTIONS, "test_set": Option("auto", f"auto: {STANDARD_TEST} from --data-dir when there, else "
+                                                        "generated; standard requires it; generated ignores it",
+                                                choices=("auto", "standard", "generated"))}
 OPENSTL_TABLE = ReferenceTable("openstl-mmnist-cifar-200", "OpenSTL's Moving MNIST-CIFAR benchmark, 200 epochs",
                                (10, 10), columns=("mse", "mae", "ssim", "psnr"), protocol="openstl",
                                convention="openstl", rows=OPENSTL_ROWS)
 
 register_dataset("mmnist_cifar", description="Moving MNIST-CIFAR 10->10, 64x64 RGB: two digits over a CIFAR-10 "
                                              "image (needs --data-dir with cifar-10-batches-py/)",
-                 frames=(10, 10), shape=(3, CANVAS, CANVAS), options=OPTIONS, tables=(OPENSTL_TABLE,),
+                 frames=(10, 10), shape=(3, CANVAS, CANVAS), options=CIFAR_OPTIONS, tables=(OPENSTL_TABLE,),
                  rank=26, inspect=inspector(MovingMNISTCIFAR))(MovingMNISTCIFAR)
