@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
     speed.add_argument("--parts", default="models,metrics,generation",
                        help="any of models, metrics, generation, srvp-official (needs --official-srvp), openstl "
-                            "(needs --openstl, --openstl-v030 or --predformer)")
+                            "(needs --openstl, --openstl-v030 or --predformer), sweep (make demo's quick sweep against "
+                            "the way it ran before; tens of minutes)")
     speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
     speed.add_argument("--dataset", default="mmnist")
     _add_preset(speed, "quick")

@@ -34,7 +34,7 @@ from vpbench.metrics.cost import count_params, dummy_batch, median_seconds, seri
 from vpbench.metrics.frames import frame_metrics
 from vpbench.reference import per_sequence_generator as reference
 
-SPEED_PARTS = ("models", "metrics", "generation", "srvp-official", "openstl")
+SPEED_PARTS = ("models", "metrics", "generation", "srvp-official", "openstl", "sweep")
 
 
 def machine() -> str:
@@ -153,6 +153,10 @@ def speed_markdown(parts: list[str], *, models: list[str], dataset: str, preset:
         from vpbench.reference import srvp as official_srvp
 
         lines += official_srvp.markdown(official_srvp.compare(official_path, batch=batch or 4, repeats=repeats))
+    if "sweep" in parts:  # the whole quick sweep of `make demo`, before and now (minutes)
+        from vpbench.diagnostics import sweep_speed
+
+        lines += sweep_speed.markdown()
     if "openstl" in parts:  # at the preset's configuration and batch (OpenSTL's: 16), on the CPU; clones by source
         from vpbench.reference import openstl as official_openstl
 

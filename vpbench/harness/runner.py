@@ -242,11 +242,16 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
+RunHook = Callable[[str, Mapping[str, Any]], None]
+
+
 def run_sweep(configs: list[dict[str, Any]], *, data_dir: str | None, results_dir: str | Path, runtime: Runtime,
-              resume: bool = False) -> list[dict[str, Any]]:
+              resume: bool = False, sources: Mapping[int, SequenceSource] | None = None,
+              on_run: RunHook | None = None) -> list[dict[str, Any]]:
     """Run every configuration of :func:`plan` in turn, seed by seed on that seed's data. The models of a
     seed are built before any of them trains; a model that fails or diverges later is recorded and the
-    sweep goes on."""
+    sweep goes on. ``sources``: each seed's data when already built (see :func:`build_sources`); ``on_run``:
+    called with ``("start", config)`` and ``("end", config)`` around each run (progress lines)."""
     out_dir = writable_results_dir(results_dir) if runtime.dist.is_main else Path(results_dir)
     for config in configs:
         config["runtime"] = {"device": str(runtime.device), "precision": runtime.precision,
@@ -255,28 +260,40 @@ def run_sweep(configs: list[dict[str, Any]], *, data_dir: str | None, results_di
     results, failures = [], []
     for seed in seeds:
         mine = [c for c in configs if c["seed"] == seed]
-        results += _run_seed(mine, data_dir, out_dir, runtime, resume, failures, len(seeds) > 1)
+        source = (sources or {}).get(seed) or build_sources(mine, data_dir)[seed]
+        results += _run_seed(mine, source, out_dir, runtime, resume, failures, len(seeds) > 1, on_run)
     if failures:
         what = "runs" if len(seeds) > 1 else "models"
         raise UserError(f"{len(failures)} of {len(configs)} {what} failed: {'; '.join(failures)}")
     return results
 
 
-def _run_seed(configs: list[dict[str, Any]], data_dir: str | None, out_dir: Path, runtime: Runtime, resume: bool,
-              failures: list[str], name_seed: bool) -> list[dict[str, Any]]:
-    """The runs of one seed; each failure is added to ``failures`` (its model named with the seed when
-    ``name_seed``)."""
+def build_sources(configs: list[dict[str, Any]], data_dir: str | Path | None) -> dict[int, SequenceSource]:
+    """Each seed's data for these configurations (one per seed: every run of a seed trains on the same data)."""
+    sources = {}
+    for config in configs:
+        if config["seed"] not in sources:
+            sources[config["seed"]] = build_dataset(config["dataset"]["name"], config["dataset"], data_dir,
+                                                    config["seed"])
+    return sources
+
+
+def _run_seed(configs: list[dict[str, Any]], source: SequenceSource, out_dir: Path, runtime: Runtime, resume: bool,
+              failures: list[str], name_seed: bool, on_run: RunHook | None) -> list[dict[str, Any]]:
+    """The runs of one seed on its data; each failure is added to ``failures`` (its model named with the seed
+    when ``name_seed``)."""
     built = []
     for config in configs:  # each model's initialisation depends on the seed only, not on the sweep
         torch.manual_seed(config["seed"])
         built.append(build_model(config))
     seed = configs[0]["seed"]
-    source = build_dataset(configs[0]["dataset"]["name"], configs[0]["dataset"], data_dir, seed)
     if runtime.dist.is_main:
         print(f"data: {source.provenance['label']}")
     results = []
     for model, config in zip(built, configs):
         name = config["model"]["name"] + (f" seed {seed}" if name_seed else "")
+        if on_run is not None:
+            on_run("start", config)
         try:
             results.append(run_one(model, config, source, out_dir, runtime, resume=resume))
         except UserError as err:
@@ -285,4 +302,6 @@ def _run_seed(configs: list[dict[str, Any]], data_dir: str | None, out_dir: Path
             detail = f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else type(err).__name__
             failures.append(f"{name} ({detail}; traceback in its run folder's log.txt)")
             print(f"{name}: failed: {detail}")
+        if on_run is not None:
+            on_run("end", config)
     return results

@@ -36,6 +36,9 @@ class MetricContext:
 
     ``offset`` and ``scale`` (one value, or one per channel) map frames in [0, 1] to physical values:
     ``physical = offset + scale * frame`` in ``units`` (8-bit frames: offset 0, scale 255, units ``"0-255"``).
+    ``eight_bit``: the data are 8-bit frames, and the built-in metrics score predictions quantised to 8 bits
+    as saved images are (the paper's convention); False for data of physical values (weather, radar), whose
+    MSE and MAE are then in physical units on the unquantised predictions.
     ``lat_weights``: [H] weights of the rows (cos latitude normalised to mean 1) for gridded global data, else
     None. ``extra``: named arrays a dataset provides for its own metrics (e.g. ``climatology``, [C, H, W] in
     physical units)."""
@@ -43,6 +46,7 @@ class MetricContext:
     dataset: str
     channels: tuple[str, ...] = ()
     units: str = "0-255"
+    eight_bit: bool = True
     offset: float | tuple[float, ...] = 0.0
     scale: float | tuple[float, ...] = 255.0
     lat_weights: np.ndarray | None = None
