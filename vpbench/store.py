@@ -35,6 +35,7 @@ from vpbench.errors import UserError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process's umask (os.umask can only read it by setting it)
+DONE = ("finished", "diverged")  # the statuses of a run that ended (status.json), its results written
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

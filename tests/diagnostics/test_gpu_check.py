@@ -73,7 +73,7 @@ def test_every_registered_model_is_checked_by_default(broken_models, monkeypatch
         seen.append((name, precision))
         return gpu_check.Row("", precision, True)
 
-    monkeypatch.setattr(gpu_check, "check_model", fake_check)
+    monkeypatch.setattr(gpu_check, "check_model_precision", fake_check)
     monkeypatch.setattr(gpu_check, "_tiny_source", lambda: None)
     rows = gpu_check.run_checks(torch.device("cpu"), parts=["models"], echo=lambda row: None)
     names = registry.model_names()

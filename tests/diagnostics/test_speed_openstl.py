@@ -19,9 +19,9 @@ from vpbench.models.phydnet import teacher_forcing_ratio
 from vpbench.models.tau import DDR_ALPHA, differential_divergence
 from vpbench.reference import openstl as official_openstl
 
-CLONE = Path(os.environ.get("VPBENCH_OPENSTL", "/work/ref/chengtan9907+OpenSTL"))
+CLONE = Path(os.environ.get("VPBENCH_OPENSTL", "/work/ref/OpenSTL"))
 CLONES = {"openstl": CLONE, "openstl-v030": Path(os.environ.get("VPBENCH_OPENSTL_V030", "/work/ref/OpenSTL-v030")),
-          "predformer": Path(os.environ.get("VPBENCH_PREDFORMER", "/work/ref/yyyujintang+PredFormer"))}
+          "predformer": Path(os.environ.get("VPBENCH_PREDFORMER", "/work/ref/PredFormer"))}
 NEW_PAIRS = ["predrnnv2", "mau", "simvp2", "tau", "mmvp", "e3dlstm", "phydnet", "dmvfn", "predformer"]
 OWN_LOSS = {"swinlstm": ("mse_all_frames",), "dmvfn": ("dmvfn",)}
 # OpenSTL's MAU and MMVP hold modules their forward never calls

@@ -1,1 +1,2 @@
-"""Shared test code: golden-file parity checks, OpenSTL cell mappings, video fixtures."""
+"""Shared test code: golden-file parity checks, OpenSTL cell mappings, video fixtures, writers of the distributed
+file formats."""

@@ -1,5 +1,5 @@
 """MMVP, DMVFN and PredFormer: contract shapes, rollouts past one call, DMVFN's routing and loss, recipes and
-registry entries (fidelity to the reference code: test_parity_rnn_free2.py)."""
+registry entries (fidelity to the reference code: test_parity_mmvp_dmvfn_predformer.py)."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
-"""Parity of MMVP, DMVFN and PredFormer with their reference code, in float64 (golden files: tools/golden/rnn_free2.py).
+"""Parity of MMVP, DMVFN and PredFormer with their reference code, in float64 (golden files:
+tools/golden/mmvp_dmvfn_predformer.py).
 
 * ``mmvp.pt`` / ``mmvp_shallow.pt``: OpenSTL's ``MMVP_Model`` (three scales, 3 -> 2 frames, 32x16; two scales,
   3 -> 1 frame, 2 channels): the evaluation-mode output (BatchNorm running statistics), the training-mode output

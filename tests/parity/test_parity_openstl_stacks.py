@@ -1,5 +1,5 @@
 """vpbench's OpenSTL form of its recurrent models against OpenSTL's whole models (golden files:
-``tools/golden/openstl_rnn.py``).
+``tools/golden/openstl_stacks.py``).
 
 ``convlstm``, ``stlstm``, ``causallstm`` and ``mim`` built with their ``openstl`` preset (a
 :class:`~vpbench.models.layers.openstl_stack.RecurrentStack` over the cells) are held against OpenSTL's

@@ -1,4 +1,5 @@
-"""Parity of PhyDNet, MAU and SwinLSTM-D with OpenSTL's code, in float64 (golden files: tools/golden/openstl_rnn3.py).
+"""Parity of PhyDNet, MAU and SwinLSTM-D with OpenSTL's code, in float64 (golden files:
+tools/golden/phydnet_mau_swinlstm.py).
 
 * ``phydnet.pt``: OpenSTL's PhyDNet_Model rebuilt small (width 1, ConvLSTM (3, 2), PhyCell 7x7 with 49 filters,
   GroupNorm of 1 group where the reference hard-codes 16; 2 sequences of 3 + 2 frames, 1 x 16 x 12, patch 4):

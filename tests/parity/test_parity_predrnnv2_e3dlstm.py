@@ -1,4 +1,5 @@
-"""vpbench's ``predrnnv2`` and ``e3dlstm`` against OpenSTL's code (golden files from ``tools/golden/openstl_rnn2.py``).
+"""vpbench's ``predrnnv2`` and ``e3dlstm`` against OpenSTL's code (golden files from
+``tools/golden/predrnnv2_e3dlstm.py``).
 
 Each golden file holds OpenSTL's whole model (PredRNNv2_Model from the Lightning branch, E3DLSTM_Model from
 v0.3.0) run in float64 on one 20-frame input with fixed scheduled-sampling masks: the 19 next-frame predictions,

@@ -1,4 +1,4 @@
-"""vpbench's recurrent cells against OpenSTL's (golden files from ``tools/golden/cells.py``).
+"""vpbench's recurrent cells against OpenSTL's (golden files from ``tools/golden/recurrent_cells.py``).
 
 Each golden file holds OpenSTL's cells (layer_norm off) run for 3 steps from zero states in float64:
 their weights, every step's outputs and the parameter gradients of a fixed loss over all of them.
@@ -14,8 +14,8 @@ Accounted-for differences, each explicit below:
   has per-position peepholes (zero at initialisation) and the constant forget bias 1 of the PredRNN
   family. The test builds vpbench's cell as OpenSTL's form uses it (``peephole=False``,
   ``forget_bias=0``), so it compares the gates, the convolutions and the recurrence; the peepholes
-  and the forget bias of the same ``ConvLSTMCell`` are compared in the MIM test, as MIM-N and MIM-S (OpenSTL's ``MIMN`` and
-  ``MIMBlock.MIMS``: per-position peepholes and forget bias 1, exactly vpbench's cell).
+  and the forget bias of the same ``ConvLSTMCell`` are compared in the MIM test, as MIM-N and MIM-S (OpenSTL's
+  ``MIMN`` and ``MIMBlock.MIMS``: per-position peepholes and forget bias 1, exactly vpbench's cell).
 * MIM: OpenSTL keeps MIM-S's cell S on the module and detaches it before each step (and carries it
   over to the next batch; the golden file starts from a fresh module, so S starts at zero as in
   vpbench). The forward pass is the same; for the gradients, the MIM block is built with

@@ -1,4 +1,4 @@
-"""Parity of the RNN-free baselines with their official code, in float64 (golden files: tools/golden/rnn_free.py).
+"""Parity of the RNN-free baselines with their official code, in float64 (golden files: tools/golden/simvp_mimovp.py).
 
 * ``simvp.pt``: A4Bio/SimVP's ``SimVP`` (hid_S 4, hid_T 16, N_S 4, N_T 3, kernels 3 and 5 in 4 groups;
   2 sequences of 3 frames, 2 channels, 16x16).

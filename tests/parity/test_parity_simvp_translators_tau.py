@@ -1,5 +1,5 @@
 """Parity of OpenSTL's SimVP frame with each translator, and of TAU's loss, with OpenSTL's code in float64
-(golden files: tools/golden/simvp2.py, OpenSTL-Lightning's simvp_model.py, simvp_modules.py, layers/ and
+(golden files: tools/golden/simvp_translators_tau.py, OpenSTL-Lightning's simvp_model.py, simvp_modules.py, layers/ and
 methods/tau.py, run with timm 0.6.11).
 
 * ``simvp2_<translator>.pt``: ``SimVP_Model`` (T 2, C 2, 16x16, hid_S 4, hid_T 16, N_S 2, N_T 3, mlp_ratio 2);
@@ -54,7 +54,7 @@ def check_against(golden: dict, model: torch.nn.Module) -> None:
     model.train()
     out = model(x, x.shape[1])
     # The raw reference output clamped: vpbench clamps with a straight-through gradient, so that the gradients of
-    # the linear loss mean(y * w) are the reference's (see test_parity_rnn_free.py).
+    # the linear loss mean(y * w) are the reference's (see test_parity_simvp_mimovp.py).
     assert_close(out, golden["output"].clamp(0, 1), f"{translator}: training-mode output")
     (out * w).mean().backward()
     ours = {n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in model.named_parameters()}

@@ -1,4 +1,4 @@
-"""vpbench's SRVP and ConvGRU against the official SRVP code (golden files from ``tools/golden/srvp.py``).
+"""vpbench's SRVP and ConvGRU against the official SRVP code (golden files from ``tools/golden/srvp_convgru.py``).
 
 The golden files hold the official code (github.com/yuseonk/SRVP) run in float64 at a tiny
 configuration with every dropout off (see the generator's docstring):

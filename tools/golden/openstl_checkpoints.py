@@ -4,7 +4,7 @@
         --predformer ~/src/PredFormer --only openstl_checkpoints
 
 (with timm 0.6.11 importable for SwinLSTM and the MetaVP translators: ``pip install --no-deps --target DIR
-timm==0.6.11`` and ``PYTHONPATH=DIR``, loaded as ``openstl_rnn3.timm_0_6_11`` loads it).
+timm==0.6.11`` and ``PYTHONPATH=DIR``, loaded by ``vpbench.reference.openstl_clone.openstl_timm``).
 
 For each model vpbench imports from OpenSTL (and PredFormer), the reference's own model class is built from the
 clone at vpbench's ``openstl-tiny`` configuration of it on TaxiBJ's shape (2 x 32 x 32, 4 -> 4; and one ConvLSTM at
@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from openstl_rnn3 import timm_0_6_11
-from reference import commit_of
 from torch import Tensor, nn
 
 from vpbench import config as cfg
 from vpbench.datasets import dataset_entry
+from vpbench.reference.clones import commit_of
 from vpbench.reference.openstl import PAIRS, SIMVP, model_options
+from vpbench.reference.openstl_clone import openstl_timm
 
 SOURCES = ("openstl", "openstl_v030", "predformer")
 SEED = 20240701
@@ -172,7 +172,7 @@ def make(clones: dict[str, Path], out: Path) -> list[Path]:
         config = cfg.resolve("openstl-tiny", model, dataset, sets=cfg.parse_sets(list(sets)))
         spec = dataset_entry(dataset).spec(config["dataset"])
         torch.manual_seed(SEED)
-        with timm_0_6_11():
+        with openstl_timm():
             reference = pair.build(pair.load(clones[CLONE_OF[pair.source]]), config, spec).eval()
         perturb(reference, generator)
         frames = inputs[dataset]

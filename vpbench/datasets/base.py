@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -175,8 +175,10 @@ class ReferenceTable:
 
     A mean table has one value per metric in ``columns`` (means over predicted frames); a per-step table
     has one value of ``metric`` per predicted frame in ``steps``. Models give their rows (``references``
-    in their registry entries). ``protocol`` is the protocol whose runs it is set beside; ``convention``
-    how its MSE and MAE are scaled (``paper``: per pixel on 0-255; ``openstl``: per frame on [0, 1])."""
+    in their registry entries); a table published for a dataset newer than the models may carry them as
+    ``rows`` (model registry name -> values, as in ``references``; a model's own row wins). ``protocol`` is
+    the protocol whose runs it is set beside; ``convention`` how its MSE and MAE are scaled (``paper``: per
+    pixel on 0-255; ``openstl``: per frame on [0, 1])."""
 
     id: str
     title: str
@@ -187,3 +189,4 @@ class ReferenceTable:
     steps: tuple[int, ...] = ()
     protocol: str = "srvp"
     convention: str = "paper"
+    rows: Mapping[str, Mapping[str, float]] = field(default_factory=dict, compare=False)

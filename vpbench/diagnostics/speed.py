@@ -34,7 +34,7 @@ from vpbench.metrics.cost import count_params, dummy_batch, median_seconds, seri
 from vpbench.metrics.frames import frame_metrics
 from vpbench.reference import per_sequence_generator as reference
 
-PARTS = ("models", "metrics", "generation", "srvp-official", "openstl", "sweep")
+SPEED_PARTS = ("models", "metrics", "generation", "srvp-official", "openstl", "sweep")
 
 
 def machine() -> str:
@@ -116,7 +116,8 @@ def time_generation(sequences: int, reference_sequences: int, repeats: int) -> d
 def speed_markdown(parts: list[str], *, models: list[str], dataset: str, preset: str, batch: int | None,
                    device: torch.device, repeats: int, official_path: str | None = None, steps: int = 50,
                    clones: dict[str, str] | None = None) -> str:
-    lines = ["# vpbench speed", "", f"Machine: {machine()}; device {device}; medians of {repeats} runs after a warm-up.", ""]
+    lines = ["# vpbench speed", "",
+             f"Machine: {machine()}; device {device}; medians of {repeats} runs after a warm-up.", ""]
     if "models" in parts:
         rows = time_models(models, dataset, preset, batch, device, repeats, steps)
         window = min(WINDOW, max(1, steps // 2))
@@ -172,9 +173,9 @@ def command(args: argparse.Namespace) -> None:
     from vpbench.store import atomic_write_bytes
 
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
+    unknown = sorted(set(parts) - set(SPEED_PARTS))
     if unknown or not parts:
-        raise UserError(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
+        raise UserError(f"--parts {args.parts!r}: choose from {', '.join(SPEED_PARTS)}")
     if args.repeats < 5:
         raise UserError(f"--repeats {args.repeats}: use at least 5 so the median means something")
     if args.steps < 10:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -73,22 +72,25 @@ def sweep_before(results: Path) -> float:
 
     from vpbench.harness.runner import run_sweep
     from vpbench.harness.trainer import Runtime
+    from vpbench.metrics.cost import call_seconds
 
-    started = time.perf_counter()
-    run_sweep(before_configs(), data_dir=None, results_dir=results, runtime=Runtime(device=torch.device("cpu")))
-    return time.perf_counter() - started
+    return call_seconds(lambda: run_sweep(before_configs(), data_dir=None, results_dir=results,
+                                          runtime=Runtime(device=torch.device("cpu"))))[0]
 
 
 def sweep_now(results: Path, reports: Path) -> tuple[float, float]:
     """Wall seconds of today's ``make demo``: the sweep and the report, each a child process."""
+    from vpbench.metrics.cost import call_seconds
+
     bench = [sys.executable, "-m", "vpbench.cli"]
-    started = time.perf_counter()
-    subprocess.run([*bench, "run", "--models", "all", "--dataset", "mmnist", "--preset", "quick", "--jobs", "auto",
-                    "--results-dir", str(results)], check=True, stdout=subprocess.DEVNULL)
-    swept = time.perf_counter()
-    subprocess.run([*bench, "report", "--results-dir", str(results), "--out", str(reports)], check=True,
-                   stdout=subprocess.DEVNULL)
-    return swept - started, time.perf_counter() - swept
+    sweep = [*bench, "run", "--models", "all", "--dataset", "mmnist", "--preset", "quick", "--jobs", "auto",
+             "--results-dir", str(results)]
+    report = [*bench, "report", "--results-dir", str(results), "--out", str(reports)]
+
+    def seconds(command: list[str]) -> float:
+        return call_seconds(lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL))[0]
+
+    return seconds(sweep), seconds(report)
 
 
 def _number(value: float | None, digits: int) -> str:

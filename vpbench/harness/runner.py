@@ -26,9 +26,7 @@ from vpbench.metrics.cost import count_flops, count_params
 from vpbench.metrics.frames import METRICS
 from vpbench.metrics.perceptual import PerceptualMetrics
 from vpbench.models import build_model, registry
-from vpbench.store import RunDir, iter_runs, new_run, writable_results_dir
-
-DONE = ("finished", "diverged")
+from vpbench.store import DONE, RunDir, iter_runs, new_run, writable_results_dir
 
 
 def identity(config: Mapping[str, Any]) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 from vpbench.errors import UserError
 from vpbench.launch.plan import LAUNCHER_DIR, Job, Sweep
-from vpbench.store import RunDir, atomic_write_bytes
+from vpbench.store import DONE, RunDir, atomic_write_bytes
 
 JOBS_FILE = "jobs.json"
 
@@ -125,7 +125,7 @@ def print_summary(rows: list[tuple[Job, dict[str, Any], str]]) -> None:
 
 def check_outcomes(rows: list[tuple[Job, dict[str, Any], str]], logs: dict[str, str]) -> None:
     bad = [f"{job.key} ({state}; log {logs.get(job.key, '-')})" for job, outcome, state in rows
-           if state != "exit 0" or outcome["status"] not in ("finished", "diverged")]
+           if state != "exit 0" or outcome["status"] not in DONE]
     if bad:
         raise UserError(f"{len(bad)} of {len(rows)} jobs did not finish: {'; '.join(bad)}")
 

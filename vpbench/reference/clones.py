@@ -1,70 +1,47 @@
-"""Importing single model files of a clone of OpenSTL (or of a code built on it, as PredFormer's) without its package.
+"""Importing code from a user's clone of a reference repository, without installing it or running its packages.
 
-OpenSTL's ``openstl/__init__.py`` imports every model, the training API and their requirements (Lightning,
-timm, ...). :func:`load_model_class` instead makes ``openstl``, ``openstl.models``, ``openstl.modules`` and
-``openstl.utils`` empty packages over the clone's folders and imports only the files a model needs, as the
-package's ``__init__.py`` files would expose them. Another clone's ``openstl`` (e.g. OpenSTL's v0.3.0 branch
-after its Lightning branch) replaces the first one's in ``sys.modules``.
+Reference repositories are not installable packages, and their package ``__init__.py`` files import far more than
+one model needs (every model, Lightning, timm, ...). Here:
 
-OpenSTL's files import timm (and DMVFN's utilities torchvision) at import time; where these do not import
-(torchvision wheels that do not load beside a CPU torch), stand-ins let the files load: timm's DropPath,
-trunc_normal_ and to_2tuple are torch's or trivial, anything else (a timm block, torchvision's VGG) fails when built.
+* :func:`load_file` imports one file of a clone as a module of its own;
+* :func:`package` makes a folder of a clone a package without running its ``__init__.py``, so that its files import
+  each other (:func:`import_into` then gives it the public names of the files it needs, as its ``__init__.py`` would),
+  and :func:`folder_module` imports one file of a folder whose files import their siblings relatively;
+* :func:`stand_in` puts a :class:`StandIn` in ``sys.modules`` for a module that does not import here (timm,
+  torchvision beside a CPU torch) and that the files import without using it: it provides the names given to it,
+  and any other name is a class that raises :class:`Unavailable` when built;
+* :func:`restored_modules` undoes what an import did to ``sys.modules``, and :func:`commit_of` names the clone's commit.
+
+Used by the timings against reference code (:mod:`vpbench.reference.srvp`, :mod:`vpbench.reference.openstl`) and by
+the golden-file generators of ``tools/golden``; OpenSTL's clones: :mod:`vpbench.reference.openstl_clone`.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib
+import importlib.util
+import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from torch import Tensor, nn
-
-from vpbench.errors import UserError
-
-# The clones `bench speed --parts openstl` reads: option and repository of each.
-SOURCES = {
-    "openstl": ("--openstl", "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"),
-    "openstl-v030": ("--openstl-v030", "github.com/chengtan9907/OpenSTL (branch OpenSTLv0.3.0)"),
-    "predformer": ("--predformer", "github.com/yyyujintang/PredFormer"),
-}
-STAND_INS = ("timm", "timm.layers", "timm.models", "timm.models.layers", "timm.models.convnext",
-             "timm.models.mlp_mixer", "timm.models.swin_transformer", "timm.models.vision_transformer",
-             "torchvision", "torchvision.models")
+PRIVATE = "_vpbench_clone_"  # prefix of the names a clone's single files and folders are imported under
 
 
 class Unavailable(RuntimeError):
-    """A class that a stand-in cannot provide was built."""
+    """A class of a :class:`StandIn` was built: the module it stands in for does not import here."""
 
 
-class _DropPath(nn.Module):
-    """Stochastic depth (the identity in evaluation, and when ``drop_prob`` is 0)."""
+class StandIn(types.ModuleType):
+    """A package standing in for ``name``: the attributes ``provides``, its submodules in ``sys.modules``, and for
+    any other public name a class that raises :class:`Unavailable` when built."""
 
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.drop_prob == 0:
-            return x
-        keep = x.new_empty(x.shape[0], *(1,) * (x.ndim - 1)).bernoulli_(1 - self.drop_prob)
-        return x * keep / (1 - self.drop_prob)
-
-
-def _to_2tuple(x: Any) -> tuple:
-    return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
-
-
-class _StandIn(types.ModuleType):
-    """A package and its submodules providing DropPath, trunc_normal_ and to_2tuple; any other name a class that
-    fails when built."""
-
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, **provides: Any) -> None:
         super().__init__(name)
         self.__path__: list[str] = []
-        self.trunc_normal_ = nn.init.trunc_normal_
-        self.DropPath = _DropPath
-        self.to_2tuple = _to_2tuple
+        vars(self).update(provides)
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
@@ -72,37 +49,71 @@ class _StandIn(types.ModuleType):
         module = f"{self.__name__}.{attr}"
         if module in sys.modules:
             return sys.modules[module]
+        top = self.__name__.partition(".")[0]
 
         def unavailable(*args: Any, **kwargs: Any) -> None:
-            raise Unavailable(f"{module} is not available: {self.__name__.partition('.')[0]} does not import here")
+            raise Unavailable(f"{module} is not available: {top} does not import here")
 
         return type(attr, (), {"__init__": unavailable})
 
 
-def stand_ins() -> None:
-    """A stand-in in ``sys.modules`` for each module of timm and torchvision that OpenSTL's files import and that
-    does not import here."""
-    for name in STAND_INS:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001  not installed, or torchvision beside a CPU torch
-            sys.modules[name] = _StandIn(name)
+def stand_in(name: str, **provides: Any) -> types.ModuleType:
+    """Module ``name`` as it imports, or where it does not (not installed, or broken, as torchvision's wheels beside a
+    CPU torch) a :class:`StandIn` providing ``provides``, with a stand-in for each package above it that is not
+    loaded."""
+    try:
+        return importlib.import_module(name)
+    except Exception:  # noqa: BLE001  not installed, or fails when imported
+        pass
+    parts = name.split(".")
+    for i in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:i])
+        if prefix == name or prefix not in sys.modules:
+            sys.modules[prefix] = StandIn(prefix, **provides) if prefix == name else StandIn(prefix)
+            if i > 1:
+                setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], sys.modules[prefix])
+    return sys.modules[name]
+
+
+def _under(module: str, names: tuple[str, ...]) -> bool:
+    return any(module == name or module.startswith(f"{name}.") for name in names)
+
+
+def unload(*names: str) -> None:
+    """Remove the modules ``names`` and their submodules from ``sys.modules``."""
+    for module in [m for m in sys.modules if _under(m, names)]:
+        del sys.modules[module]
+
+
+@contextlib.contextmanager
+def restored_modules(*names: str) -> Iterator[None]:
+    """``sys.modules`` entries of the modules ``names`` and their submodules as they were, after the block: what it
+    imported under those names is unloaded, what it replaced is put back."""
+    saved = {m: module for m, module in sys.modules.items() if _under(m, names)}
+    try:
+        yield
+    finally:
+        unload(*names)
+        sys.modules.update(saved)
 
 
 def package(name: str, folder: Path) -> types.ModuleType:
-    """An empty package ``name`` over ``folder`` (its ``__init__.py`` is not run). A package of that name over another
-    folder is unloaded first, with its submodules."""
+    """An empty package ``name`` over ``folder`` (its ``__init__.py`` is not run), and above it, where they are not
+    loaded, packages over the folders above. A package of that name over another folder is unloaded first, with its
+    submodules."""
+    folder = Path(folder)
     loaded = sys.modules.get(name)
     if loaded is not None:
         if list(getattr(loaded, "__path__", [])) == [str(folder)]:
             return loaded
-        for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
-            del sys.modules[module]
+        unload(name)
+    parent, _, child = name.rpartition(".")
+    if parent and parent not in sys.modules:
+        package(parent, folder.parent)
     made = types.ModuleType(name)
     made.__path__ = [str(folder)]
     sys.modules[name] = made
-    if "." in name:
-        parent, _, child = name.rpartition(".")
+    if parent:
         setattr(sys.modules[parent], child, made)
     return made
 
@@ -115,26 +126,33 @@ def import_into(target: types.ModuleType, files: tuple[str, ...]) -> None:
         vars(target).update({k: v for k, v in vars(module).items() if not k.startswith("_")})
 
 
-def load_model_class(path: str | Path, module: str, cls: str, parts: tuple[str, ...], utils: tuple[str, ...] = (),
-                     source: str = "openstl", placeholders: tuple[str, ...] = ()) -> type[nn.Module]:
-    """Class ``cls`` of ``openstl/models/<module>.py`` in the clone at ``path``, after the ``openstl/modules`` files
-    ``parts`` and ``openstl/utils`` files ``utils``; each file is imported alone. ``placeholders``: names the model
-    file imports from ``openstl.utils`` but never calls in training (None)."""
-    option, repository = SOURCES[source]
-    root = Path(path).expanduser() / "openstl"
-    if not (root / "models" / f"{module}.py").is_file():
-        raise UserError(f"{option} {path}: no openstl/models/{module}.py there; give the folder of a clone of "
-                        f"{repository}")
-    stand_ins()
-    package("openstl", root)  # another clone's is unloaded
-    models = package("openstl.models", root / "models")
-    try:
-        import_into(package("openstl.modules", root / "modules"), parts)
-        import_into(package("openstl.utils", root / "utils"), utils)
-        for name in placeholders:
-            vars(sys.modules["openstl.utils"]).setdefault(name, None)
-        model_class = getattr(importlib.import_module(f"openstl.models.{module}"), cls)
-    except ImportError as err:
-        raise UserError(f"{option} {path}: {module} does not import ({err}); install what it needs") from None
-    setattr(models, cls, model_class)  # as openstl/models/__init__.py exports it, for the methods' files
-    return model_class
+def private_name(path: Path) -> str:
+    """The name a file or folder of a clone is imported under: one per path, so that two clones never mix."""
+    return PRIVATE + hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:12]
+
+
+def load_file(clone: Path, relative: str, name: str | None = None) -> types.ModuleType:
+    """``clone/relative`` (a .py file) imported as module ``name`` (default: :func:`private_name`)."""
+    path = (Path(clone) / relative).resolve()
+    name = name or private_name(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def folder_module(folder: Path, module: str) -> types.ModuleType:
+    """``folder/<module>.py`` imported as a module of a package over ``folder`` (named by :func:`private_name`), so
+    that the files of a folder without ``__init__.py`` import their siblings relatively (``from .Blocks import *``)."""
+    folder = Path(folder).resolve()
+    return importlib.import_module(f"{package(private_name(folder), folder).__name__}.{module}")
+
+
+def commit_of(clone: Path) -> str | None:
+    """The clone's commit: git's HEAD, or the ``.commit`` file of an exported copy; None if it names none."""
+    out = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if out.returncode == 0 and out.stdout.strip():
+        return out.stdout.strip()
+    recorded = Path(clone) / ".commit"
+    return recorded.read_text().strip() or None if recorded.is_file() else None

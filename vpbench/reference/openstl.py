@@ -25,13 +25,12 @@ step is its suite's own, over one batch of sequences:
   MNIST), each on the Laplacian loss of every block's output; vpbench takes one step on the same loss summed over
   the windows. Neither side adds the VGG perceptual term (vpbench leaves it out).
 
-How the single files are imported: :mod:`vpbench.reference.clones`.
+How the single files are imported: :mod:`vpbench.reference.openstl_clone`.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import inspect
 import os
 import statistics
@@ -55,7 +54,8 @@ from vpbench.models import build_model
 from vpbench.models.dmvfn import GAMMA
 from vpbench.models.registry import get_entry
 from vpbench.models.tau import DDR_ALPHA
-from vpbench.reference.clones import SOURCES, Unavailable, load_model_class, package
+from vpbench.reference.clones import Unavailable
+from vpbench.reference.openstl_clone import SOURCES, load_model_class, tau_regulariser
 
 SAMPLING = 0.5  # P(true frame) where the timed steps sample: both models read both kinds
 VPBENCH_STEP = 999_999  # the optimiser step vpbench's timed step takes itself to be
@@ -349,23 +349,6 @@ PAIRS = {
                        build=predformer_model, step=functools.partial(block_step, simvp_prediction), sets=(),
                        source="predformer", placeholders=("measure_throughput",)),
 }
-
-
-def tau_regulariser(path: str | Path) -> Callable[[Tensor, Tensor], Tensor]:
-    """``TAU.diff_div_reg`` of OpenSTL's ``openstl/methods/tau.py`` (pred, target [B, T, C, H, W] -> scalar).
-
-    The file is imported alone, after :func:`load_model_class` has loaded ``SimVP_Model``; the SimVP method
-    class it derives from (which imports Lightning) is an empty placeholder: the regulariser never reads ``self``."""
-    methods = package("openstl.methods", Path(path).expanduser() / "openstl" / "methods")
-    if "openstl.methods.simvp" not in sys.modules:
-        simvp = types.ModuleType("openstl.methods.simvp")
-        simvp.SimVP = type("SimVP", (), {})  # type: ignore[attr-defined]
-        sys.modules["openstl.methods.simvp"] = methods.simvp = simvp  # type: ignore[attr-defined]
-    try:
-        tau = importlib.import_module("openstl.methods.tau")
-    except ImportError as err:
-        raise UserError(f"--openstl {path}: openstl/methods/tau.py does not import ({err})") from None
-    return functools.partial(tau.TAU.diff_div_reg, None)
 
 
 def criterion(loss: str, clone: Path) -> Callable[[Tensor, Tensor], Tensor]:

@@ -10,13 +10,10 @@ one sequence per call) is timed on the same digits as vpbench's.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
 import importlib.util
 import os
 import random
 import statistics
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -30,10 +27,10 @@ from vpbench.datasets.mnist_digits import embedded_digits
 from vpbench.datasets.moving_mnist import CANVAS, DIGIT, STEP, generate
 from vpbench.errors import UserError
 from vpbench.metrics.cost import alternating_seconds, median_seconds
+from vpbench.reference.clones import folder_module
 
 # The comparison's configuration (issue 9): M=32, L=2, kernel 5, 10 -> 10 frames of 1x64x64.
 HIDDEN, LAYERS, KERNEL, FRAMES, SIZE = 32, 2, 5, 10, 64
-PACKAGE = "_vpbench_official_srvp"  # prefix of the name the official ``model/`` folder is imported under
 
 
 def _official_folder(path: str | Path, folder_name: str, module: str) -> Path:
@@ -45,18 +42,9 @@ def _official_folder(path: str | Path, folder_name: str, module: str) -> Path:
 
 
 def _import_official(path: str | Path, folder_name: str, module: str) -> ModuleType:
-    """``<path>/<folder_name>/<module>.py`` of a clone of yuseonk/SRVP, imported as a package of its own.
-
-    The official folders have no __init__.py and import their siblings relatively; the package is named
-    after the folder so that two clones never mix.
-    """
-    folder = _official_folder(path, folder_name, module)
-    name = f"{PACKAGE}_{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]}"
-    if name not in sys.modules:
-        package = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None, is_package=True))
-        package.__path__ = [str(folder)]
-        sys.modules[name] = package
-    return importlib.import_module(f"{name}.{module}")
+    """``<path>/<folder_name>/<module>.py`` of a clone of yuseonk/SRVP (its folders have no __init__.py and import
+    their siblings relatively)."""
+    return folder_module(_official_folder(path, folder_name, module), module)
 
 
 def load_official(path: str | Path) -> type[nn.Module]:
@@ -151,6 +139,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
               "| Generator | Sequences / s | Speed-up |", "|---|---:|---:|",
               f"| vpbench, compiled, parallel over sequences | {gen['vpbench']:,.0f} | "
               f"{gen['vpbench'] / gen['official']:.1f}x |",
-              f"| official `MovingMNIST.generate_moving_mnist`, one sequence per call | {gen['official']:,.0f} | 1.0x |",
+              f"| official `MovingMNIST.generate_moving_mnist`, one sequence per call | {gen['official']:,.0f} | "
+              "1.0x |",
               ""]
     return lines

@@ -19,9 +19,7 @@ from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
 from vpbench.metrics.frames import STORED_METRICS as METRICS
 from vpbench.models import registry
-from vpbench.store import RunDir, iter_runs
-
-DONE = ("finished", "diverged")
+from vpbench.store import DONE, RunDir, iter_runs
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Published values beside the measured ones: the SRVP paper's Tables 1-4 (and other reference tables).
 
 The tables are declared by the datasets they were measured on (``ReferenceTable`` in each dataset's
-file) and their rows by the models (``references`` in each model's registry entry), so a new model or
-dataset brings its published values with it.
+file) and their rows by the models (``references`` in each model's registry entry) or by the table itself
+(``rows``, for a dataset newer than the models), so a new model or dataset brings its published values with it.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def paper_tables() -> list[PaperTable]:
         rows, costs = {}, {}
         for name in models.model_names():
             entry = models.entries()[name]
-            values = entry.references.get(table.id)
+            values = entry.references.get(table.id) or table.rows.get(name)
             if values:
                 label = entry.label_for(table.protocol)
                 rows[label] = tuple(float(values[k]) for k in keys)

@@ -1,9 +1,10 @@
 """Golden files of OpenSTL's four recurrent models as whole models: ConvLSTM, PredRNN, PredRNN++ and MIM.
 
-Writes ``tests/golden/stack_{convlstm,stlstm,causallstm,mim}.pt`` (read by ``tests/parity/test_parity_openstl_stacks.py``)
-from a clone of github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning): ``openstl/models/{convlstm,predrnn,
-predrnnpp,mim}_model.py`` over the cells of ``openstl/modules/``, fed as OpenSTL's ``methods/predrnn.py`` feeds
-them (``reshape_patch`` of ``openstl/utils/predrnn_utils.py``, a scheduled-sampling mask).
+Writes ``tests/golden/stack_{convlstm,stlstm,causallstm,mim}.pt`` (read by
+``tests/parity/test_parity_openstl_stacks.py``) from a clone of github.com/chengtan9907/OpenSTL (branch
+OpenSTL-Lightning): ``openstl/models/{convlstm,predrnn,predrnnpp,mim}_model.py`` over the cells of
+``openstl/modules/``, fed as OpenSTL's ``methods/predrnn.py`` feeds them (``reshape_patch`` of
+``openstl/utils/predrnn_utils.py``, a scheduled-sampling mask).
 
 Each model runs in float64 on one fixed 20-frame input in [0, 1] (B=2, 2 channels, 8x4 frames: non-square, so
 that a swapped height and width fails; patch 2, so that the patch channels' order matters), 10 -> 10 frames,
@@ -37,8 +38,11 @@ import warnings
 from pathlib import Path
 
 import torch
-from reference import commit_of, default_dtype, gradients, load_file, openstl_modules, save
+from golden_files import default_dtype, gradients, save
 from torch import nn
+
+from vpbench.reference.clones import commit_of, load_file
+from vpbench.reference.openstl_clone import load_model_class
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -65,9 +69,8 @@ def configs(channels: int, frame: tuple[int, int], patch: int, kernel: int) -> t
 def build(clone: Path, family: str, layers: int, hidden: int, cfg: types.SimpleNamespace) -> nn.Module:
     """OpenSTL's model of ``family``, as its method's ``_build_model`` builds it."""
     model_file, model_class, _ = MODELS[family]
-    with openstl_modules(clone, tuple(MODULE_FILES.values())):
-        module = load_file(clone, f"openstl/models/{model_file}.py")
-    return getattr(module, model_class)(layers, [hidden] * layers, cfg)
+    return load_model_class(clone, model_file, model_class, tuple(MODULE_FILES.values()))(layers, [hidden] * layers,
+                                                                                          cfg)
 
 
 def reset_stationary(model: nn.Module) -> None:

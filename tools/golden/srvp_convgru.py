@@ -1,6 +1,6 @@
 """Golden files for SRVP and ConvGRU from the official SRVP code (github.com/yuseonk/SRVP).
 
-    PYTHONPATH=/work/refdeps python tools/golden/make.py --srvp PATH/TO/SRVP --only srvp
+    PYTHONPATH=/work/refdeps python tools/golden/make.py --srvp PATH/TO/SRVP --only srvp_convgru
 
 (the official code imports ``einops``; put it on PYTHONPATH if it is not installed). Everything runs
 in float64 from fixed seeds, at a tiny configuration: kernel 3, batch 2, 4 -> 3 frames of 1x12x16
@@ -36,14 +36,13 @@ Four files:
 What differs from running the official code as it is, all needed for float64 and nothing else:
 ``Conv2DGRUCell.init_state`` returns its zeros cast to float64 (the official casts them to float32);
 ``Estimator.training`` calls ``.float()`` on each batch, which here returns the float64 batch; the
-official ``utils.py`` is imported with torchvision stubbed out (it imports ``transforms`` and never
+official ``utils.py`` is imported with torchvision standing in (it imports ``transforms`` and never
 uses it) and matplotlib's style call skipped (seaborn's style is named differently in recent
 matplotlib). Validation, checkpoint files and logging of ``Estimator.do`` are not run.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 import logging
 import warnings
@@ -52,12 +51,13 @@ from typing import Any
 from unittest import mock
 
 import torch
-from reference import commit_of, gradients, load_file, load_package, save, stub_modules
+from golden_files import gradients, save
 from torch import nn
+
+from vpbench.reference.clones import commit_of, folder_module, load_file, stand_in
 
 SOURCES = ("srvp",)
 REPO = "github.com/yuseonk/SRVP"
-PACKAGE = "_golden_srvp_model"  # the clone's model/ folder is imported under this name
 
 B, N, T, C, H, W = 2, 4, 3, 1, 12, 16  # batch, input frames, output frames, channels, height, width
 M, L, K = 8, 2, 3  # hidden channels, layers, kernel
@@ -97,9 +97,7 @@ def _import_model(clone: Path):
     if importlib.util.find_spec("einops") is None:
         raise SystemExit("the official SRVP code imports einops: pip install --target DIR einops and put DIR "
                          "on PYTHONPATH")
-    load_package(clone, "model", alias=PACKAGE)
-    srvp = importlib.import_module(f"{PACKAGE}.SRVP")
-    convgru = importlib.import_module(f"{PACKAGE}.ConvGRU")
+    srvp, convgru = folder_module(clone / "model", "SRVP"), folder_module(clone / "model", "ConvGRU")
     official_init_state = convgru.Conv2DGRUCell.init_state
 
     def init_state(self, *args, **kwargs):  # the official zeros, which it casts to float32, in float64
@@ -114,11 +112,11 @@ def _import_utils(clone: Path):
     import matplotlib
 
     matplotlib.use("Agg")
-    stub_modules(["torchvision"])
+    stand_in("torchvision")
     filters = warnings.filters[:]  # utils.py silences every warning of the process
     try:
         with mock.patch("matplotlib.pyplot.style.use"):
-            return load_file(clone, "utils.py", "_golden_srvp_utils")
+            return load_file(clone, "utils.py")
     finally:
         warnings.filters[:] = filters
 

@@ -1,12 +1,14 @@
 """Golden files of three of OpenSTL's recurrent methods: PhyDNet, MAU and SwinLSTM-D.
 
-Writes ``tests/golden/{phydnet,mau,mau_recall,swinlstm}.pt`` (checked by ``tests/parity/test_parity_phydnet_mau_swinlstm.py``)
-from a clone of github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning; the MAU and PhyDNet model and module
-files are the same in v0.3.0 but for device handling): ``openstl/models/{phydnet,mau,swinlstm}_model.py``,
-``openstl/modules/{phydnet,mau,swinlstm}_modules.py`` and ``openstl/utils/predrnn_utils.py`` (patching), each
-model run by its own forward. SwinLSTM's modules import timm: timm 0.6.11 (OpenSTL pins ``timm<=0.6.11``) must be
-importable, e.g. ``pip install --target DIR timm==0.6.11`` and ``PYTHONPATH=DIR``; its package ``__init__`` files
-are not run (timm 0.6.11's model zoo does not import on Python 3.11) and torchvision is stubbed out.
+Writes ``tests/golden/{phydnet,mau,mau_recall,swinlstm}.pt`` (checked by
+``tests/parity/test_parity_phydnet_mau_swinlstm.py``) from a clone of github.com/chengtan9907/OpenSTL (branch
+OpenSTL-Lightning; the MAU and PhyDNet model and module files are the same in v0.3.0 but for device handling):
+``openstl/models/{phydnet,mau,swinlstm}_model.py``, ``openstl/modules/{phydnet,mau,swinlstm}_modules.py`` and
+``openstl/utils/predrnn_utils.py`` (patching), each model run by its own forward. SwinLSTM's modules import timm:
+timm 0.6.11 (OpenSTL pins ``timm<=0.6.11``) must be on the path, e.g. ``pip install --no-deps --target DIR
+timm==0.6.11`` and ``PYTHONPATH=DIR``; vpbench's loader (``vpbench.reference.openstl_clone.openstl_timm``) imports
+its model files without its package ``__init__`` files (timm 0.6.11's model zoo does not import on Python 3.11),
+torchvision standing in.
 
 Tiny configurations in float64, every GroupNorm and LayerNorm affine moved away from (1, 0):
 
@@ -40,18 +42,19 @@ OpenSTL's Moving MNIST configuration.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import logging
 import sys
 import types
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
-from reference import commit_of, default_dtype, gradients, load_file, load_package, openstl_modules, save, stub_modules
+from golden_files import default_dtype, gradients, save
 from torch import nn
+
+from vpbench.reference.clones import commit_of, load_file
+from vpbench.reference.openstl_clone import load_model_class, openstl_timm
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -112,13 +115,15 @@ def build_phydnet(clone: Path, shape: tuple[int, int, int], frames: tuple[int, i
     """OpenSTL's PhyDNet_Model; ``small``: its parts replaced by the reference's classes at PHYDNET's widths."""
     configs = types.SimpleNamespace(pre_seq_length=frames[0], aft_seq_length=frames[1], in_shape=(frames[0], *shape),
                                     patch_size=PHYDNET["patch_size"], device="cpu")
-    files = ("phydnet_modules",)
-    with openstl_modules(clone, files, phydnet_nn(PHYDNET["norm_groups"]) if small else None) as loaded:
-        model_file = load_file(clone, "openstl/models/phydnet_model.py")
+    model_class = load_model_class(clone, "phydnet_model", "PhyDNet_Model", ("phydnet_modules",))
+    mod = sys.modules["openstl.modules.phydnet_modules"]
+    if small:
+        mod.nn = phydnet_nn(PHYDNET["norm_groups"])
+    try:
         with contextlib.redirect_stdout(None):  # PhyD_ConvLSTM prints its layers
-            model = model_file.PhyDNet_Model(configs)
+            model = model_class(configs)
             if small:
-                mod, p, width = loaded["phydnet_modules"], PHYDNET["patch_size"], PHYDNET["width"]
+                p, width = PHYDNET["patch_size"], PHYDNET["width"]
                 grid, latent, k = (shape[1] // p, shape[2] // p), 2 * width, PHYDNET["phycell_kernel"]
                 hidden = PHYDNET["convlstm_hidden"]
                 phycell = mod.PhyCell(grid, latent, [k * k], 1, (k, k), "cpu")
@@ -130,6 +135,8 @@ def build_phydnet(clone: Path, shape: tuple[int, int, int], frames: tuple[int, i
                 encoder.decoder_D = mod.decoder_D(nc=shape[0], nf=width, patch_size=p)
                 model.phycell, model.convcell, model.encoder = phycell, convcell, encoder
                 model.k2m = mod.K2M([k, k])
+    finally:
+        mod.nn = nn
     return model
 
 
@@ -215,9 +222,8 @@ def build_mau(clone: Path, config: dict[str, Any]) -> nn.Module:
         cell_mode=config["cell_mode"], model_mode=config["model_mode"], sr_size=config["sr_size"],
         filter_size=config["kernel_size"], stride=1, total_length=sum(frames), pre_seq_length=frames[0],
         aft_seq_length=frames[1], device="cpu")
-    with openstl_modules(clone, ("mau_modules",)):
-        model_file = load_file(clone, "openstl/models/mau_model.py")
-    return model_file.MAU_Model(config["layers"], [config["hidden"]] * config["layers"], configs)
+    model_class = load_model_class(clone, "mau_model", "MAU_Model", ("mau_modules",))
+    return model_class(config["layers"], [config["hidden"]] * config["layers"], configs)
 
 
 def make_mau(clone: Path, out: Path, variant: str) -> Path:
@@ -275,40 +281,12 @@ SWINLSTM = {"frames": (2, 2), "shape": (1, 16, 16), "patch_size": 2, "embed_dim"
             "depths_up": [2, 1], "heads": [1, 2], "window_size": 4}
 
 
-@contextlib.contextmanager
-def timm_0_6_11() -> Iterator[None]:
-    """timm 0.6.11's ``timm.models`` importable without its package ``__init__`` files, torchvision stubbed, and
-    ``timm.layers`` (which OpenSTL's file imports; timm >= 0.8 has it) pointing at ``timm.models.layers``."""
-    spec = importlib.util.find_spec("timm")
-    if spec is None or spec.submodule_search_locations is None:
-        raise SystemExit("SwinLSTM's golden file needs timm 0.6.11 on PYTHONPATH (pip install --target DIR "
-                         "timm==0.6.11)")
-    root = Path(next(iter(spec.submodule_search_locations))).parent
-    version = (root / "timm" / "version.py").read_text()
-    if "0.6.11" not in version:
-        raise SystemExit(f"timm at {root} is not 0.6.11 ({version.strip()}); OpenSTL pins timm<=0.6.11")
-    saved = {k: v for k, v in sys.modules.items() if k == "timm" or k.startswith(("timm.", "torchvision"))}
-    stub_modules(["torchvision", "torchvision.ops", "torchvision.ops.misc", "torchvision.transforms",
-                  "torchvision.datasets"])
-    functional = types.ModuleType("torchvision.transforms.functional")  # no InterpolationMode: timm's fallback
-    sys.modules["torchvision.transforms.functional"] = sys.modules["torchvision.transforms"].functional = functional
-    load_package(root, "timm/models")
-    sys.modules["timm"].__version__ = "0.6.11"
-    sys.modules["timm.layers"] = importlib.import_module("timm.models.layers")
-    try:
-        yield
-    finally:
-        for k in [k for k in sys.modules if k == "timm" or k.startswith(("timm.", "torchvision"))]:
-            del sys.modules[k]
-        sys.modules.update(saved)
-
-
 def build_swinlstm(clone: Path, config: dict[str, Any]) -> nn.Module:
     configs = types.SimpleNamespace(in_shape=(config["frames"][0], *config["shape"]), patch_size=config["patch_size"],
                                     embed_dim=config["embed_dim"], window_size=config["window_size"])
-    with timm_0_6_11(), openstl_modules(clone, ("swinlstm_modules",)):
-        model_file = load_file(clone, "openstl/models/swinlstm_model.py")
-        return model_file.SwinLSTM_D_Model(config["depths_down"], config["depths_up"], config["heads"], configs)
+    with openstl_timm():
+        model_class = load_model_class(clone, "swinlstm_model", "SwinLSTM_D_Model", ("swinlstm_modules",))
+        return model_class(config["depths_down"], config["depths_up"], config["heads"], configs)
 
 
 def make_swinlstm(clone: Path, out: Path) -> Path:

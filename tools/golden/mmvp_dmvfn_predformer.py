@@ -1,14 +1,15 @@
 """Golden files of three RNN-free models: MMVP (OpenSTL), DMVFN (the authors' and OpenSTL v0.3.0's) and PredFormer
 (the authors').
 
-Writes ``tests/golden/{mmvp,mmvp_shallow,dmvfn,predformer}.pt`` (read by ``tests/parity/test_parity_mmvp_dmvfn_predformer.py``) from
-clones of github.com/chengtan9907/OpenSTL (``--openstl``, branch OpenSTL-Lightning: MMVP), the same repository at
-branch OpenSTLv0.3.0 (``--openstl-v030``: DMVFN's port), github.com/hzwer/CVPR2023-DMVFN (``--dmvfn``) and
-github.com/yyyujintang/PredFormer (``--predformer``). Single files are imported, with what they import only for
-other purposes stubbed: OpenSTL's ``openstl.modules``/``openstl.utils`` become the one file each model needs,
-torchvision (VGG, for DMVFN's perceptual loss) is stubbed, and PredFormer's three timm helpers are replaced by
-equivalents (``trunc_normal_`` only draws the initial weights, which are stored; ``DropPath`` is never built at
-drop_path 0; ``to_2tuple`` is unused there).
+Writes ``tests/golden/{mmvp,mmvp_shallow,dmvfn,predformer}.pt`` (read by
+``tests/parity/test_parity_mmvp_dmvfn_predformer.py``) from clones of github.com/chengtan9907/OpenSTL (``--openstl``,
+branch OpenSTL-Lightning: MMVP), the same repository at branch OpenSTLv0.3.0 (``--openstl-v030``: DMVFN's port),
+github.com/hzwer/CVPR2023-DMVFN (``--dmvfn``) and github.com/yyyujintang/PredFormer (``--predformer``). Single files
+are imported by vpbench's loader (``vpbench.reference.openstl_clone.load_model_class``), with what they import only
+for other purposes standing in: OpenSTL's ``openstl.modules``/``openstl.utils`` hold the files each model needs,
+torchvision (VGG, for DMVFN's perceptual loss) stands in, and so do PredFormer's three timm helpers where timm does
+not import (``trunc_normal_``, torch's, only draws the initial weights, which are stored; ``DropPath`` is never built
+at drop_path 0; ``to_2tuple`` is unused there).
 
 Every file is float64 at a tiny configuration, seeded: the reference's weights (``state_dict``, before the
 training forward), a fixed input, its outputs, and its parameter gradients (``grads``) after one backward pass of
@@ -43,16 +44,19 @@ MNIST configuration (float32; traced as OpenSTL's ``display_method_info`` or the
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
-import sys
 import types
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
-from reference import commit_of, default_dtype, gradients, load_file, stub_modules
+from golden_files import default_dtype, gradients
 from torch import nn
+
+from vpbench.reference.clones import commit_of, load_file
+from vpbench.reference.openstl_clone import load_model_class
 
 SOURCES = ("openstl", "openstl_v030", "dmvfn", "predformer")
 OPENSTL = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -66,60 +70,24 @@ OUTPUT_STD = 0.5
 # -- importing the references ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def fake_modules(modules: dict[str, types.ModuleType]) -> Iterator[None]:
-    """``sys.modules`` entries replaced while a reference file is imported, restored afterwards."""
-    saved = {name: sys.modules.get(name) for name in modules}
-    sys.modules.update(modules)
-    try:
-        yield
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-def module(name: str, **attrs) -> types.ModuleType:
-    made = types.ModuleType(name)
-    for key, value in attrs.items():
-        setattr(made, key, value)
-    return made
-
-
 def mmvp_reference(clone: Path) -> types.ModuleType:
-    """``openstl/models/mmvp_model.py``, its ``openstl.modules`` and ``openstl.utils`` being the MMVP files."""
-    modules = load_file(clone, "openstl/modules/mmvp_modules.py")
-    utils = load_file(clone, "openstl/utils/mmvp_utils.py")
-    with fake_modules({"openstl": module("openstl"), "openstl.modules": modules, "openstl.utils": utils}):
-        return load_file(clone, "openstl/models/mmvp_model.py")
+    """``openstl/models/mmvp_model.py``, over ``openstl/modules/mmvp_modules.py`` and
+    ``openstl/utils/mmvp_utils.py``."""
+    load_model_class(clone, "mmvp_model", "MMVP_Model", ("mmvp_modules",), ("mmvp_utils",))
+    return importlib.import_module("openstl.models.mmvp_model")
 
 
 def dmvfn_port(clone: Path) -> tuple[types.ModuleType, types.ModuleType]:
     """OpenSTL v0.3.0's ``dmvfn_model.py`` (over ``dmvfn_modules.py``) and ``dmvfn_utils.py`` (LapLoss)."""
-    stub_modules(["torchvision.models"])  # VGG, for the perceptual loss only
-    modules = load_file(clone, "openstl/modules/dmvfn_modules.py")
-    utils = load_file(clone, "openstl/utils/dmvfn_utils.py")
-    with fake_modules({"openstl": module("openstl"), "openstl.modules": modules}):
-        return load_file(clone, "openstl/models/dmvfn_model.py"), utils
-
-
-class _DropPath(nn.Module):
-    def __init__(self, p: float) -> None:
-        raise RuntimeError("the golden configuration has drop_path 0: timm's DropPath is never built")
+    load_model_class(clone, "dmvfn_model", "DMVFN_Model", ("dmvfn_modules",), ("dmvfn_utils",), source="openstl-v030")
+    return importlib.import_module("openstl.models.dmvfn_model"), importlib.import_module("openstl.utils.dmvfn_utils")
 
 
 def predformer_reference(clone: Path) -> types.ModuleType:
-    """``PredFormer_Quadruplet_TSST.py`` over ``PredFormer_modules.py`` (einops; timm's helpers replaced)."""
-    layers = module("timm.models.layers", DropPath=_DropPath, to_2tuple=lambda x: (x, x),
-                    trunc_normal_=lambda t, mean=0.0, std=1.0, a=-2.0, b=2.0: nn.init.trunc_normal_(t, mean, std, a, b))
-    fakes = {"timm": module("timm"), "timm.models": module("timm.models", layers=layers), "timm.models.layers": layers,
-             "openstl": module("openstl"), "openstl.utils": module("openstl.utils", measure_throughput=None)}
-    with fake_modules(fakes):
-        fakes_modules = load_file(clone, "openstl/modules/PredFormer_modules.py")
-        with fake_modules({"openstl.modules": fakes_modules}):
-            return load_file(clone, "openstl/models/PredFormer_Quadruplet_TSST.py")
+    """``PredFormer_Quadruplet_TSST.py`` over ``PredFormer_modules.py`` (einops; timm's helpers)."""
+    load_model_class(clone, "PredFormer_Quadruplet_TSST", "PredFormer_Model", ("PredFormer_modules",),
+                     source="predformer", placeholders=("measure_throughput",))
+    return importlib.import_module("openstl.models.PredFormer_Quadruplet_TSST")
 
 
 # -- shared steps ------------------------------------------------------------------------------------------------

@@ -25,8 +25,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from reference import commit_of, load_file, openstl_modules, save
+from golden_files import save
 from torch import nn
+
+from vpbench.reference.clones import commit_of, load_file
+from vpbench.reference.openstl_clone import load_model_class
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -101,9 +104,7 @@ def _run_model(model: nn.Module, frames: torch.Tensor) -> None:
 def _model_family(family: str, clone: Path, model_file: str, model_class: str, layers: int,
                   grid: tuple[int, int], fields: dict[str, tuple[str, ...]], out: Path) -> Path:
     torch.manual_seed(SEED)
-    with openstl_modules(clone, MODULE_FILES):
-        module = load_file(clone, f"openstl/models/{model_file}.py")
-    model = getattr(module, model_class)(layers, [HIDDEN] * layers, _configs(grid))
+    model = load_model_class(clone, model_file, model_class, MODULE_FILES)(layers, [HIDDEN] * layers, _configs(grid))
     _redraw(model)
     frames = torch.randn(BATCH, STEPS, CHANNELS, *grid)
     records = _record(model, fields)

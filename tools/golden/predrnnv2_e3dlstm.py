@@ -35,8 +35,11 @@ import warnings
 from pathlib import Path
 
 import torch
-from reference import commit_of, default_dtype, gradients, load_file, openstl_modules, save
+from golden_files import default_dtype, gradients, save
 from torch import nn
+
+from vpbench.reference.clones import commit_of, load_file
+from vpbench.reference.openstl_clone import load_model_class
 
 SOURCES = ("openstl", "openstl_v030")
 REPOSITORIES = {"openstl": "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)",
@@ -58,10 +61,10 @@ def configs(channels: int, frame: tuple[int, int], patch: int, kernel: int, reve
 
 
 def build(clone: Path, model_file: str, module_file: str, model_class: str, hidden: int, layers: int,
-          cfg: types.SimpleNamespace) -> nn.Module:
-    with openstl_modules(clone, (module_file,)):
-        module = load_file(clone, f"openstl/models/{model_file}.py")
-    return getattr(module, model_class)(layers, [hidden] * layers, cfg)
+          cfg: types.SimpleNamespace, source: str = "openstl") -> nn.Module:
+    """OpenSTL's model (``source``: the clone's key in ``vpbench.reference.openstl_clone.SOURCES``)."""
+    return load_model_class(clone, model_file, model_class, (module_file,), source=source)(layers, [hidden] * layers,
+                                                                                         cfg)
 
 
 def mask_of(cfg: types.SimpleNamespace, batch: int, values: tuple[float, float]) -> torch.Tensor:
@@ -178,7 +181,7 @@ def make_e3dlstm(clone: Path, out: Path) -> Path:
     hidden, layers, kernel = 2, 2, 5
     cfg = configs(CHANNELS, FRAME, PATCH, kernel, reverse=0)
     files = ("e3dlstm_model", "e3dlstm_modules", "E3DLSTM_Model")
-    model = build(clone, *files, hidden, layers, cfg)
+    model = build(clone, *files, hidden, layers, cfg, source="openstl-v030")
     redraw(model)
     state = {n: q.detach().clone() for n, q in model.state_dict().items()}
     frames = torch.rand(BATCH, PRE + AFT, CHANNELS, *FRAME)
@@ -187,7 +190,7 @@ def make_e3dlstm(clone: Path, out: Path) -> Path:
     cases["cell"] = cell_case(model.cell_list[1], hidden, cfg)
     full_cfg = configs(FULL["channels"], FULL["frame"], FULL["patch"], FULL["kernel"], reverse=0)
     with default_dtype(torch.float32):
-        full = build(clone, *files, FULL["hidden"], FULL["layers"], full_cfg)
+        full = build(clone, *files, FULL["hidden"], FULL["layers"], full_cfg, source="openstl-v030")
         full_stats = {"config": FULL, "params": sum(q.numel() for q in full.parameters()),
                       "flops": fvcore_flops(full, full_cfg)}
     reference = {"repository": REPOSITORIES["openstl_v030"], "commit": commit_of(clone),

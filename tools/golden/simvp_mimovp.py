@@ -1,8 +1,9 @@
 """Golden files of the RNN-free baselines: SimVP (A4Bio/SimVP) and MIMO-VP (ningshuliang/MIMO-VP), both versions.
 
-Writes ``simvp.pt``, ``mimovp_frames.pt`` and ``mimovp_positions.pt`` (read by ``tests/parity/test_parity_simvp_mimovp.py``).
-The reference files are taken at pinned commits with ``git show`` into a temporary folder, so that one
-clone of each repository serves every version:
+Writes ``simvp.pt``, ``mimovp_frames.pt`` and ``mimovp_positions.pt`` (read by
+``tests/parity/test_parity_simvp_mimovp.py``). The reference files are taken at pinned commits with ``git show`` into
+a temporary folder, so that one clone of each repository serves every version (an exported copy without git's
+history, with a ``.commit`` file naming its commit, serves the version of that commit):
 
 * SimVP: ``model.py`` + ``modules.py`` at :data:`SIMVP_COMMIT`.
 * MIMO-VP, ``queries="frames"``: ``Models.py`` + ``Layers.py`` + ``Sublayers.py`` at :data:`MIMOVP_FRAMES_COMMIT`
@@ -25,14 +26,16 @@ or drops the max norm is caught.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
-import sys
 import tempfile
 from argparse import Namespace
 from pathlib import Path
 
 import torch
-from reference import gradients, load_file, save
+from golden_files import gradients, save
+
+from vpbench.reference.clones import commit_of, load_file, restored_modules
 
 SOURCES = ("simvp", "mimovp")
 
@@ -45,25 +48,23 @@ MIMOVP_FILES = ("Sublayers.py", "Layers.py", "Models.py")  # in import order
 
 
 def extract(clone: Path, commit: str, files: tuple[str, ...], folder: Path) -> None:
-    """Write ``files`` as they are at ``commit`` of ``clone`` into ``folder``."""
+    """Write ``files`` as they are at ``commit`` of ``clone`` into ``folder``: from git's history, or from an exported
+    copy of that commit."""
     for name in files:
         out = subprocess.run(["git", "-C", str(clone), "show", f"{commit}:{name}"], capture_output=True)
-        if out.returncode:
-            raise SystemExit(f"{clone}: cannot read {name} at {commit} ({out.stderr.decode().strip()}); "
-                             "is it a full clone (git fetch --unshallow)?")
-        (folder / name).write_bytes(out.stdout)
+        if out.returncode == 0:
+            (folder / name).write_bytes(out.stdout)
+        elif commit_of(clone) == commit:
+            shutil.copyfile(clone / name, folder / name)
+        else:
+            raise SystemExit(f"{clone}: cannot read {name} at {commit} ({out.stderr.decode().strip()}); give a full "
+                             "git clone (git fetch --unshallow) or an exported copy of that commit")
 
 
 def import_files(folder: Path, files: tuple[str, ...]) -> dict:
-    """Import ``files`` (which import each other by their top-level names) and unregister them again."""
-    modules = {}
-    try:
-        for name in files:
-            modules[name] = load_file(folder, name, name=Path(name).stem)
-    finally:
-        for name in files:
-            sys.modules.pop(Path(name).stem, None)
-    return modules
+    """Import ``files`` (which import each other by their top-level names), unloaded again after."""
+    with restored_modules(*(Path(name).stem for name in files)):
+        return {name: load_file(folder, name, name=Path(name).stem) for name in files}
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """Golden files for OpenSTL's SimVP frame with each of its translators, and for TAU's loss.
 
     pip install --no-deps --target /work/refdeps timm==0.6.11
-    PYTHONPATH=/work/refdeps python tools/golden/make.py --openstl PATH/TO/OpenSTL --only simvp2
+    PYTHONPATH=/work/refdeps python tools/golden/make.py --openstl PATH/TO/OpenSTL --only simvp_translators_tau
 
 Reference: ``openstl/models/simvp_model.py`` (``SimVP_Model``), ``openstl/modules/simvp_modules.py`` and
 ``openstl/modules/layers/`` of github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning), and the loss of
@@ -10,11 +10,11 @@ produced OpenSTL's published tables (same code; only timm's import path moved, f
 to ``timm.layers``), and the published runs used timm <= 0.6.11 (OpenSTL v0.3.0's requirement). Newer timm
 cannot build OpenSTL's ViT and Swin blocks as this code calls them (timm 0.9 renamed their ``drop`` argument;
 OpenSTL's PR #116, after this clone's commit, passes ``drop`` as both ``attn_drop`` and ``proj_drop``, which
-changes nothing at OpenSTL's drop 0), so timm 0.6.11 it is, with
-``timm.layers`` pointed at its ``timm.models.layers``. timm imports torchvision (whose CPU-less wheels do
-not load here); the few torchvision names timm's data modules import at load time are stubbed, and timm's
-``timm/models/__init__.py`` (which imports every timm model, one of which fails on Python 3.11 in 0.6.11)
-is not run: only the four model files OpenSTL imports are.
+changes nothing at OpenSTL's drop 0), so timm 0.6.11 it is, loaded by vpbench's loader
+(``vpbench.reference.openstl_clone.openstl_timm``) with ``timm.layers`` pointed at its ``timm.models.layers``.
+timm imports torchvision (whose CPU-less wheels do not load here); the few torchvision names timm's data modules
+import at load time stand in, and timm's ``timm/models/__init__.py`` (which imports every timm model, one of
+which fails on Python 3.11 in 0.6.11) is not run: only the four model files OpenSTL imports are.
 
 Writes, in float64:
 
@@ -39,19 +39,17 @@ Writes, in float64:
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import enum
 import importlib
-import importlib.util
-import sys
 import types
 from pathlib import Path
-from typing import Iterator
 
 import torch
-from reference import commit_of, gradients, load_file, load_package, save, stub_modules
+from golden_files import gradients, save
 from torch import nn
+
+from vpbench.reference.clones import commit_of
+from vpbench.reference.openstl_clone import load_model_class, openstl_timm, tau_regulariser
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -64,57 +62,14 @@ REFERENCE = {"in_shape": (2, 2, 16, 16), "hid_S": 4, "hid_T": 16, "N_S": 2, "N_T
 VPBENCH = {"in_channels": 2, "input_frames": 2, "img_size": [16, 16], "spatial_hidden": 4, "temporal_hidden": 16,
            "spatial_layers": 2, "temporal_layers": 3, "encoder_kernel": 3, "decoder_kernel": 5, "mlp_ratio": 2.0,
            "drop": 0.0, "drop_path": 0.0, "drop_path_start": 0.0}
-TORCHVISION = ("torchvision", "torchvision.datasets", "torchvision.transforms", "torchvision.transforms.functional",
-               "torchvision.ops.misc", "torchvision.models.feature_extraction")
 
 
-def import_timm() -> str:
-    """Make timm 0.6.x importable as OpenSTL's files import it; returns its version."""
-    spec = importlib.util.find_spec("timm")
-    if spec is None or spec.origin is None:
-        raise SystemExit("simvp2: OpenSTL's translators need timm 0.6.x: pip install --no-deps --target DIR "
-                         "timm==0.6.11 and put DIR on PYTHONPATH")
-    stub_modules(TORCHVISION)
-    functional = sys.modules["torchvision.transforms.functional"]
-    if getattr(functional, "_golden_stub", False):
-        functional.InterpolationMode = enum.Enum("InterpolationMode", "NEAREST BILINEAR BICUBIC BOX HAMMING LANCZOS")
-    load_package(Path(spec.origin).parent.parent, "timm/models")  # timm and timm.models, without their __init__
-    version = importlib.import_module("timm.version").__version__
-    if not version.startswith("0.6."):
-        raise SystemExit(f"simvp2: timm {version} found; OpenSTL's published runs used timm <= 0.6.11, and newer "
-                         "timm cannot build its ViT and Swin blocks")
-    sys.modules["timm"].__version__ = version
-    sys.modules["timm.layers"] = importlib.import_module("timm.models.layers")  # OpenSTL-Lightning's import path
-    return version
-
-
-def timm_version() -> str:
-    return sys.modules["timm"].__version__
-
-
-@contextlib.contextmanager
-def openstl(clone: Path) -> Iterator[types.SimpleNamespace]:
-    """OpenSTL's ``SimVP_Model`` (``model``) and ``TAU.diff_div_reg`` (``diff_div_reg``), with OpenSTL's
-    package ``__init__`` files not run (they import every method); its modules are unloaded afterwards."""
-    before = set(sys.modules)
-    try:
-        modules = load_package(clone, "openstl/modules")
-        simvp_modules = importlib.import_module("openstl.modules.simvp_modules")
-        for name, value in vars(simvp_modules).items():
-            if isinstance(value, type) or callable(value):
-                setattr(modules, name, value)
-        simvp_model = load_file(clone, "openstl/models/simvp_model.py")
-        load_package(clone, "openstl/methods")
-        sys.modules["openstl.methods.simvp"] = types.SimpleNamespace(SimVP=type("SimVP", (), {}))
-        sys.modules["openstl.models"] = types.SimpleNamespace(SimVP_Model=simvp_model.SimVP_Model)
-        tau = importlib.import_module("openstl.methods.tau")
-        yield types.SimpleNamespace(model=simvp_model.SimVP_Model,
-                                    diff_div_reg=lambda pred, y: tau.TAU.diff_div_reg(None, pred, y),
-                                    DropPath=importlib.import_module("timm.models.layers").DropPath)
-    finally:
-        for name in set(sys.modules) - before:
-            if name.startswith("openstl") or name.startswith("_golden_"):
-                sys.modules.pop(name)
+def reference(clone: Path, timm: str) -> types.SimpleNamespace:
+    """OpenSTL's ``SimVP_Model`` (``model``), ``TAU.diff_div_reg`` (``diff_div_reg``) and timm's ``DropPath``, under
+    :func:`openstl_timm`; ``timm``: its version."""
+    return types.SimpleNamespace(model=load_model_class(clone, "simvp_model", "SimVP_Model", ("simvp_modules",)),
+                                 diff_div_reg=tau_regulariser(clone), timm=timm,
+                                 DropPath=importlib.import_module("timm.models.layers").DropPath)
 
 
 @torch.no_grad()
@@ -213,7 +168,7 @@ def make_translator(ref: types.SimpleNamespace, translator: str, commit: str | N
     (output * loss_weights).mean().backward()
     running = {k: v.detach().clone() for k, v in model.state_dict().items() if "running_" in k}
     return save(out / f"simvp2_{translator}.pt",
-                reference={"repository": REPOSITORY, "commit": commit, "timm": timm_version(),
+                reference={"repository": REPOSITORY, "commit": commit, "timm": ref.timm,
                            "file": "openstl/models/simvp_model.py (SimVP_Model), openstl/modules/simvp_modules.py, "
                                    "openstl/modules/layers/"},
                 config={"reference": config, "vpbench": vpbench}, translator=translator, state_dict=compact(state),
@@ -250,7 +205,7 @@ def make_tau_loss(ref: types.SimpleNamespace, commit: str | None, out: Path) -> 
     loss = nn.MSELoss()(output, targets) + alpha * ref.diff_div_reg(output, targets)
     loss.backward()
     return save(out / "tau_loss.pt",
-                reference={"repository": REPOSITORY, "commit": commit, "timm": timm_version(),
+                reference={"repository": REPOSITORY, "commit": commit, "timm": ref.timm,
                            "file": "openstl/methods/tau.py (TAU.diff_div_reg, training_step), "
                                    "openstl/models/simvp_model.py"},
                 config={"reference": config, "vpbench": vpbench, "alpha": alpha},
@@ -265,14 +220,14 @@ def make_tau_loss(ref: types.SimpleNamespace, commit: str | None, out: Path) -> 
 
 
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
-    import_timm()
     clone = clones["openstl"]
     commit = commit_of(clone)
     default, threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)  # float64 depthwise convs crawl when their threads wait for busy cores
     try:
-        with openstl(clone) as ref:
+        with openstl_timm() as timm:
+            ref = reference(clone, timm)
             return [*(make_translator(ref, t, commit, out) for t in TRANSLATORS), make_tau_loss(ref, commit, out)]
     finally:
         torch.set_default_dtype(default)
