@@ -101,7 +101,8 @@ def test_released_names_are_read_into_models_and_datasets():
     assert (kth.model, kth.dataset, kth.epochs) == ("causallstm", "kth", 100)
     assert parse_openstl(f"{base}/mmnist-weights/mmnist_prednet_one_ep200.pth") is None or \
         "prednet" in {c.model for c in released().values()}
-    assert parse_openstl(f"{base}/kitti-weights/kitticaltech_tau_one_ep100.pth").dataset is None
+    assert parse_openstl(f"{base}/kitti-weights/kitticaltech_tau_one_ep100.pth").dataset == "kitticaltech"
+    assert parse_openstl(f"{base}/weather-5-625-weights/weather_t2m_tau_cos_ep50.pth").dataset is None
 
 
 def test_bench_weights_lists_and_downloads_through_a_mirror(bench, tmp_path):

@@ -4,8 +4,8 @@ checkpoint's model with.
 vpbench's full presets hold each code's Moving MNIST configuration (``openstl`` for OpenSTL's configs/mmnist/*.py,
 ``paper`` for the SRVP, PredFormer and SimVP authors'). OpenSTL configures some models otherwise on other data
 sets (configs/<data>/*.py and configs/<data>/simvp/*.py); :data:`OPENSTL` holds those differences, keyed by
-vpbench dataset and OpenSTL config file, in vpbench's option names. Moving Fashion-MNIST's configs are Moving
-MNIST's.
+vpbench dataset and OpenSTL config file, in vpbench's option names. Moving Fashion-MNIST's and Moving
+MNIST-CIFAR's configs are Moving MNIST's.
 """
 from __future__ import annotations
 
@@ -47,6 +47,20 @@ OPENSTL: dict[str, dict[str, dict[str, Any]]] = {
                                        "PredRNNpp.py", "PredRNNv2.py")},
         "MAU.py": {"sr_size": 2}, "TAU.py": _TAXIBJ_SIMVP, "simvp/SimVP_IncepU.py": _incepu(_TAXIBJ_SIMVP),
         **{f"simvp/SimVP_{name}.py": _TAXIBJ_SIMVP for name in SIMVP_FILES.values()},
+    },
+    "kitticaltech": {
+        **{name: _PATCH_2 for name in ("ConvLSTM.py", "MIM.py", "PredRNN.py", "PredRNNpp.py", "PredRNNv2.py")},
+        "MAU.py": {"sr_size": 2}, "TAU.py": _KTH_SIMVP, "simvp/SimVP_IncepU.py": {**_incepu(_KTH_SIMVP), "temporal_layers": 4},
+        **{f"simvp/SimVP_{name}.py": _KTH_SIMVP for name in ("ConvMixer", "ConvNeXt", "HorNet", "MLPMixer", "MogaNet",
+                                                              "Poolformer", "Swin", "VAN")},
+        **{f"simvp/SimVP_{name}.py": {**_KTH_SIMVP, "drop_path": 0.2} for name in ("gSTA",)},
+        "simvp/SimVP_Uniformer.py": {**_KTH_SIMVP, "temporal_layers": 4, "drop_path": 0.2},
+        "simvp/SimVP_ViT.py": {**_KTH_SIMVP, "temporal_layers": 4},
+    },
+    "bair": {
+        **{name: _PATCH_2 for name in ("ConvLSTM.py", "E3DLSTM.py", "MIM.py", "PhyDNet.py", "PredRNN.py",
+                                       "PredRNNpp.py", "PredRNNv2.py")},
+        "MAU.py": {"sr_size": 2}, "TAU.py": {"temporal_hidden": 256, "spatial_layers": 2, "drop_path": 0.1},
     },
     "human36m": {
         "E3DLSTM.py": {"patch_size": 8}, "TAU.py": {"drop_path": 0.1},

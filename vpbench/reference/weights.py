@@ -22,9 +22,10 @@ from vpbench.models import model_names
 from vpbench.reference.mappings import mapping_for
 
 # OpenSTL's data set in a file name -> vpbench's dataset (None: vpbench does not read that data set yet).
-DATASETS: dict[str, str | None] = {"mmnist": "mmnist", "fmnist": "mfmnist", "mmnist_cifar": None, "kth20": "kth",
-                                   "kitticaltech": None, "human": "human36m", "taxibj": "taxibj",
-                                   "weather_t2m": None, "weather_r": None, "weather_tcc": None, "weather_uv10": None}
+DATASETS: dict[str, str | None] = {"mmnist": "mmnist", "fmnist": "mfmnist", "mmnist_cifar": "mmnist_cifar",
+                                   "kth20": "kth", "kitticaltech": "kitticaltech", "human": "human36m",
+                                   "taxibj": "taxibj", "weather_t2m": None, "weather_r": None, "weather_tcc": None,
+                                   "weather_uv10": None}
 # OpenSTL's MetaVP translators in a file name -> vpbench's ``model.translator``.
 TRANSLATORS = {"gsta": "gsta", "convmixer": "convmixer", "convnext": "convnext", "hornet": "hornet",
                "mlpmixer": "mlp", "moganet": "moga", "poolformer": "poolformer", "swin": "swin",
