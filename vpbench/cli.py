@@ -253,8 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, signals.Terminated)
-        print(f"bench {args.command}: {'terminated' if terminated else 'interrupted'}{signals.hint(args.command)}",
-              file=sys.stderr)
+        print(signals.stopped_line(args.command, "terminated" if terminated else "interrupted"), file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     return 0
 

@@ -26,8 +26,9 @@ GRACE_SECONDS = {"run": 20.0}
 DEFAULT_GRACE = 2.0
 
 
-def hint(command: str) -> str:
-    return "; resume with --resume" if command == "run" else ""
+def stopped_line(command: str, what: str) -> str:
+    """The line a stopped command ends with, on a line of its own (a progress bar may hold the current one)."""
+    return f"\nbench {command}: {what}" + ("; resume with --resume" if command == "run" else "")
 
 
 class Watchdog:
@@ -58,7 +59,7 @@ class Watchdog:
         if self.done.wait(self.grace):
             return
         what = "terminated" if signum == signal.SIGTERM else "interrupted"
-        print(f"bench {self.command}: {what}{hint(self.command)}", file=sys.stderr, flush=True)
+        print(stopped_line(self.command, what), file=sys.stderr, flush=True)
         os._exit(128 + signum)
 
     def close(self) -> None:

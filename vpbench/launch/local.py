@@ -149,5 +149,12 @@ def _key(config: Mapping[str, Any]) -> str:
 
 def _estimates(configs: list[dict[str, Any]], sources: Mapping[int, Any], device: Any,
                threads: int | None) -> dict[str, float]:
-    """Seconds per run (key ``<model>-s<seed>``), from a short measured step of each."""
-    return {_key(c): run_seconds(c, sources[c["seed"]], device, threads=threads) for c in configs}
+    """Seconds per run (key ``<model>-s<seed>``), from a short measured step of each. A model that fails here
+    gets no estimate: its run records the failure and the sweep goes on."""
+    seconds = {}
+    for config in configs:
+        try:
+            seconds[_key(config)] = run_seconds(config, sources[config["seed"]], device, threads=threads)
+        except Exception:  # noqa: BLE001 - the run itself reports the failure, with its traceback in the log
+            continue
+    return seconds
