@@ -25,7 +25,8 @@ import yaml
 
 from vpbench import config as cfg
 from vpbench.environment import cpu_name
-from vpbench.store import RunDir, iter_runs
+from vpbench.report.quality import std_ratio
+from vpbench.store import iter_runs
 
 BEFORE = "quick_sweep_before.yaml"
 
@@ -42,17 +43,6 @@ def before_configs() -> list[dict[str, Any]]:
     return configs
 
 
-def std_ratio(run: RunDir) -> float | None:
-    """Pixel standard deviation of the stored predicted frames over the ground truth's (None without samples)."""
-    if not run.exists("samples.npz"):
-        return None
-    import numpy as np
-
-    with np.load(run.file("samples.npz"), allow_pickle=False) as samples:
-        truth = samples["targets"].astype(np.float64).std()
-        return float(samples["predictions"].astype(np.float64).std() / truth) if truth > 0 else None
-
-
 def runs_of(results: Path) -> dict[str, dict[str, Any]]:
     """model -> seconds, MSE, SSIM and std ratio of each run under ``results``."""
     out = {}
@@ -61,7 +51,7 @@ def runs_of(results: Path) -> dict[str, dict[str, Any]]:
             continue
         m = run.read_json("metrics.json")
         out[m["model"]] = {"seconds": (m.get("train_seconds") or 0) + (m.get("eval_seconds") or 0),
-                           "mse": m.get("mse"), "ssim": m.get("ssim"), "std_ratio": std_ratio(run),
+                           "mse": m.get("mse"), "ssim": m.get("ssim"), "std_ratio": std_ratio(run.path),
                            "label": m.get("label", m["model"])}
     return out
 

@@ -14,6 +14,7 @@ from vpbench.report.collect import Evaluation, Group, Run
 from vpbench.report.conventions import CONVENTIONS, PROTOCOL_CONVENTIONS, column, scale
 from vpbench.report.figures import animation, framewise_figure, sample_grid
 from vpbench.report.framewise import framewise_long
+from vpbench.report.quality import collapse_notes, persistence_note
 from vpbench.report.stats import LEVEL, RESAMPLES, paired
 from vpbench.report.tables import (
     EXTERNAL_MARK,
@@ -178,7 +179,8 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
                   "", f"Means over {_sequences(group)} test sequences at each predicted frame; paper: the paper's "
                   f"{table.title}; best per column in bold.", ""]
     notes = (_external_notes(group, models) + _imported_notes(group, models, mean_tables, convention)
-             + _override_notes(group, models))
+             + _override_notes(group, models) + collapse_notes(group, models)
+             + persistence_note(group, models, convention))
     return lines + ([*notes, ""] if notes else [])
 
 
