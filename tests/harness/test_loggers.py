@@ -190,3 +190,17 @@ def test_a_failing_tracker_is_dropped_with_a_warning_and_the_others_go_on():
     assert len(warnings) == 1 and "disk full" in warnings[0] and tracker.loggers == []
     assert good.seen == [(1, {"train/loss": 0.5, "train/lr": 1e-3}), (1, {"test/mse": 2.0}),
                          ("framewise", ["mse"]), "closed"]
+
+
+def test_a_tracker_that_cannot_start_is_a_warning(tmp_path, monkeypatch):
+    _needs("tensorboard")
+    from vpbench.harness.loggers import tensorboard
+
+    def refuse(*args):
+        raise PermissionError("read-only folder")
+
+    monkeypatch.setattr(tensorboard, "open_logger", refuse)
+    run = _sweep(tmp_path, "tensorboard", models="persistence")["persistence"]
+    log = (run / "log.txt").read_text()
+    assert "logger tensorboard could not start (PermissionError: read-only folder)" in log
+    assert json.loads((run / "metrics.json").read_text())["status"] == "finished"

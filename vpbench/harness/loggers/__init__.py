@@ -43,12 +43,15 @@ def parse_loggers(text: str | None) -> list[str]:
 
 def open_tracker(run: RunDir, config: Mapping[str, Any], warn: Any) -> Tracker:
     """The trackers of ``config['logger']['use']`` opened for ``run`` (none: a tracker that does nothing).
-    ``warn``: called with one line when a tracker fails, which is then dropped (the run goes on)."""
+    ``warn``: called with one line when a tracker cannot start or fails later; it is left out, the run goes on."""
     section = config.get("logger") or {}
     loggers: list[Logger] = []
     for name in section.get("use", []):
         module = importlib.import_module(f"{__name__}.{LOGGERS[name][0]}")
-        loggers.append(module.open_logger(log_root(run, section), run, config))
+        try:
+            loggers.append(module.open_logger(log_root(run, section), run, config))
+        except Exception as err:  # noqa: BLE001  a tracker that cannot start (a server, a disk) leaves the run alone
+            warn(f"logger {name} could not start ({type(err).__name__}: {err}); the run goes on without it")
     return Tracker(loggers, warn)
 
 
