@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--results-dir", default="results",
                          help="profiles are also saved to <results-dir>/profiles/ for `bench report`")
 
-    report = sub.add_parser("report", help="the paper's tables and figures from the runs found")
+    report = sub.add_parser("report", help="the paper's tables and figures from the runs found, and reports/index.html")
     report.add_argument("--results-dir", default="results", help="folder of run folders (default: results)")
     report.add_argument("--out", default="reports", help="where the report goes (default: reports)")
     report.add_argument("--convention", choices=("paper", "openstl"),

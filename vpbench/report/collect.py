@@ -174,10 +174,8 @@ def read_run(run: RunDir) -> Run | None:
 
 def _epoch_seconds(run: RunDir) -> float | None:
     """The mean of train_log.csv's ``seconds`` (an epoch's training and validation); None when nothing trained."""
-    if not run.exists("train_log.csv"):
-        return None
-    seconds = pd.read_csv(run.file("train_log.csv"))["seconds"]
-    return float(seconds.mean()) if len(seconds) else None
+    log = pd.read_csv(run.file("train_log.csv")) if run.exists("train_log.csv") else pd.DataFrame()
+    return float(log["seconds"].mean()) if "seconds" in log and len(log) else None
 
 
 def _shape(metrics: dict[str, Any], config: dict[str, Any]) -> tuple[int, int, int]:
