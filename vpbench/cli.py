@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="training precision (default auto: bf16 autocast on CUDA, fp32 on CPU); "
                           "evaluation is always fp32")
     run.add_argument("--compile", action="store_true", help="train through torch.compile")
+    run.add_argument("--logger", default="none", metavar="NAMES",
+                     help="also log to experiment trackers: tensorboard, wandb (offline), mlflow (a local store) or "
+                          "none (default), comma-separated; logs go under each run folder (--set logger.dir=DIR)")
     run.add_argument("--init", metavar="RUN", help="start from the weights of this run folder's best checkpoint "
                                                    "(e.g. an imported one) and fine-tune them under this run's recipe")
     launch.add_arguments(run)
@@ -107,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--results-dir", default="results",
                          help="profiles are also saved to <results-dir>/profiles/ for `bench report`")
 
-    report = sub.add_parser("report", help="the paper's tables and figures from the runs found")
+    report = sub.add_parser("report", help="the paper's tables and figures from the runs found, and reports/index.html")
     report.add_argument("--results-dir", default="results", help="folder of run folders (default: results)")
     report.add_argument("--out", default="reports", help="where the report goes (default: reports)")
     report.add_argument("--convention", choices=("paper", "openstl"),

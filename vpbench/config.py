@@ -8,6 +8,8 @@ A run's configuration has these sections, each resolved in this order (later win
 * ``dataset``: the dataset's option defaults for the preset -> ``--set dataset.*``;
 * ``model``: the model's defaults for the preset -> the dataset's shape -> ``--set model.*``;
 * ``metrics``: the perceptual metrics to compute besides MSE, MAE, PSNR and SSIM (``--set metrics.*``);
+* ``logger``: the experiment trackers a run also writes to (``use``, from ``bench run --logger``) and where
+  their logs go (``dir``; default: the run folder) (``--set logger.*``);
 * ``preset``, ``seed``.
 
 Models and datasets declare their values in their own files; a preset holds only its protocol's
@@ -28,7 +30,7 @@ from vpbench.metrics.perceptual import metrics_config
 from vpbench.models import registry
 
 PRESETS = tuple(presets.PRESETS)
-SECTIONS = ("train", "dataset", "model", "metrics")
+SECTIONS = ("train", "dataset", "model", "metrics", "logger")
 RUN_KEYS = ("preset", "seed", "dataset", "model", "train")  # what defines a run; "runtime" does not
 
 # Every training key, with a check of its value: (description, test).
@@ -56,6 +58,25 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     "r_exp_alpha": ("a number > 0", lambda v: _number(v) and v > 0),
     "samples": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
 }
+
+
+# Every logger key, with a check of its value; the tracker names themselves are checked by the harness.
+LOGGER_KEYS: dict[str, tuple[str, Any]] = {
+    "use": ("a list of logger names", lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v)),
+    "dir": ("a folder path or null", lambda v: v is None or (isinstance(v, str) and bool(v.strip()))),
+}
+
+
+def logger_config(sets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``logger`` section: no tracker and logs in the run folder, then ``--set logger.*``."""
+    config = {"use": [], "dir": None, **(sets or {})}
+    for key, value in config.items():
+        if key not in LOGGER_KEYS:
+            raise UserError(f"unknown logger option logger.{key}; known: {', '.join(LOGGER_KEYS)}")
+        description, check = LOGGER_KEYS[key]
+        if not check(value):
+            raise UserError(f"invalid value logger.{key}={value!r}: must be {description}")
+    return config
 
 
 def _number(value: Any) -> bool:
@@ -143,6 +164,7 @@ def resolve(preset_name: str, model: str, dataset: str, *, seed: int = 0, epochs
         "model": {"name": model, **model_kwargs},
         "train": train_config(preset, model, entry.name, sets.get("train", {}), epochs),
         "metrics": metrics_config(sets.get("metrics", {})),  # what is measured: not what defines a run
+        "logger": logger_config(sets.get("logger", {})),  # where progress is also shown: not what defines a run
     }
 
 

@@ -96,7 +96,7 @@ def test_figures_for_papers_are_valid_pdf_svg_and_gif(own_results, bench, tmp_pa
     assert code == 0, err
     for stem in ("mmnist-tiny-", ):
         pdfs, svgs = sorted(out.glob(f"{stem}*.pdf")), sorted(out.glob(f"{stem}*.svg"))
-        assert len(pdfs) == len(svgs) == 2  # the frame-wise figure and sample 0
+        assert len(pdfs) == len(svgs) == 3  # the frame-wise figure, the cost-quality figure and sample 0
         for pdf in pdfs:
             data = pdf.read_bytes()
             assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")

@@ -260,8 +260,8 @@ def test_each_figure_is_written_and_linked(report):
     assert set(links) == names
     (ablation,) = [n for n in names if n.endswith("-framewise-ablation.png")]
     slug = ablation.removesuffix("-framewise-ablation.png")
-    assert {f"{slug}-framewise.png", f"{slug}-sample0.png", f"{slug}-sample1.png"} <= names
-    assert len(names) == 3 * 3 + 1  # three groups: frame-wise plot and two samples each; one ablation plot
+    assert {f"{slug}-framewise.png", f"{slug}-cost-quality.png", f"{slug}-sample0.png", f"{slug}-sample1.png"} <= names
+    assert len(names) == 3 * 4 + 1  # three groups: frame-wise, cost-quality and two samples each; one ablation plot
     for name in names:
         image = matplotlib.image.imread(report / name)
         assert image.ndim == 3 and min(image.shape[:2]) > 300 and image[..., :3].std() > 0.05, name

@@ -21,13 +21,13 @@ from vpbench.datasets.video.decode import IMAGE_SUFFIXES
 from vpbench.environment import resolve_device
 from vpbench.errors import UserError
 from vpbench.harness.checkpoints import checkpoint_of, finished_run
+from vpbench.harness.images import frame_image, strip
 from vpbench.harness.runner import load_weights
 from vpbench.metrics.frames import to_uint8
 from vpbench.models import build_model
 from vpbench.store import atomic_write_bytes
 
 FRAME_MS = 250
-GAP = 2
 
 
 def read_frames(path: Path) -> list[Image.Image]:
@@ -75,22 +75,6 @@ def to_frames(images: list[Image.Image], channels: int, size: tuple[int, int]) -
     return array[:, None] if channels == 1 else array.transpose(0, 3, 1, 2)
 
 
-def _image(frame: np.ndarray) -> Image.Image:
-    """uint8 [C, H, W] -> a PIL image."""
-    return Image.fromarray(frame[0] if frame.shape[0] == 1 else frame.transpose(1, 2, 0))
-
-
-def strip(rows: list[np.ndarray]) -> Image.Image:
-    """Rows of frames (each uint8 [T, C, H, W]) as one image, white between frames."""
-    h, w = rows[0].shape[-2:]
-    columns = max(len(r) for r in rows)
-    canvas = Image.new("RGB", (columns * (w + GAP) - GAP, len(rows) * (h + GAP) - GAP), "white")
-    for i, row in enumerate(rows):
-        for j, frame in enumerate(row):
-            canvas.paste(_image(frame).convert("RGB"), (j * (w + GAP), i * (h + GAP)))
-    return canvas
-
-
 def predict_run(run_dir: str | Path, source: str | Path, out: str | Path, *, horizon: int | None = None,
                 device: torch.device = torch.device("cpu")) -> list[Path]:
     """Write the run's predictions for the frames at ``source`` into ``out``; returns the files written."""
@@ -115,9 +99,9 @@ def predict_run(run_dir: str | Path, source: str | Path, out: str | Path, *, hor
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for t, frame in enumerate(pred):
-        written.append(_write_image(_image(frame), out / f"pred_{t + 1:03d}.png"))
+        written.append(_write_image(frame_image(frame), out / f"pred_{t + 1:03d}.png"))
     written.append(_write_image(strip([frames, pred]), out / "strip.png"))
-    sequence = [_image(f).convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE) for f in [*frames, *pred]]
+    sequence = [frame_image(f).convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE) for f in [*frames, *pred]]
     buffer = io.BytesIO()
     sequence[0].save(buffer, format="GIF", save_all=True, append_images=sequence[1:], duration=FRAME_MS, loop=0)
     atomic_write_bytes(out / "prediction.gif", buffer.getvalue())

@@ -21,6 +21,7 @@ from vpbench.errors import UserError
 from vpbench.harness import distributed
 from vpbench.harness.checkpoints import initial_weights
 from vpbench.harness.evaluate import Evaluation, evaluate, framewise_table
+from vpbench.harness.loggers import Tracker, open_tracker, parse_loggers
 from vpbench.harness.trainer import Runtime, fit
 from vpbench.metrics.cost import count_flops, count_params
 from vpbench.metrics.frames import METRICS
@@ -143,16 +144,28 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
         load_weights(model, initial_weights(config["init"], name), name)
         log(f"{name}: starting from the weights of {config['init']}")
     model.to(runtime.device)
+    tracker = open_tracker(run, config, log) if run is not None else Tracker([], log)
+    try:
+        return _tracked(model, config, source, run, runtime, log, checkpoint, metrics, tracker)
+    finally:
+        tracker.close()
+
+
+def _tracked(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir | None,
+             runtime: Runtime, log: Callable[[str], None], checkpoint: Mapping[str, Any] | None,
+             metrics: dict[str, Any], tracker: Tracker) -> dict[str, Any]:
+    """Training and testing with ``tracker`` open; ``metrics``: the head of metrics.json."""
+    name = config["model"]["name"]
     started = time.time()
     outcome = fit(model, source, config["train"], run, runtime=runtime, seed=config["seed"], log=log, name=name,
-                  identity=identity(config), resume=checkpoint)
+                  identity=identity(config), resume=checkpoint, tracker=tracker)
     metrics.update(status=outcome.status, epochs=outcome.epochs_done, best_epoch=outcome.best_epoch,
                    train_seconds=round(time.time() - started, 1))
     if outcome.message:
         metrics["message"] = outcome.message
     if run is not None:  # other ranks: rank 0 tests and writes
         metrics.update(_test_best(model, config, source, run, runtime, log, evaluated=outcome.best_epoch is not None
-                                  or outcome.status != "diverged"))
+                                  or outcome.status != "diverged", tracker=tracker))
         run.write_json("metrics.json", metrics)
         run.set_status(outcome.status, epochs=outcome.epochs_done)
         if metrics["mse"] is not None:
@@ -193,9 +206,9 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, Any], name: str) -> 
 
 
 def _test_best(model: nn.Module, config: Mapping[str, Any], source: SequenceSource, run: RunDir, runtime: Runtime,
-               log: Callable[[str], None], *, evaluated: bool) -> dict[str, Any]:
+               log: Callable[[str], None], *, evaluated: bool, tracker: Tracker) -> dict[str, Any]:
     """The test metrics of the run's best checkpoint (None each when training diverged before any), written
-    into the run folder as per_sequence.npz, framewise.csv and samples.npz."""
+    into the run folder as per_sequence.npz, framewise.csv and samples.npz, and given to ``tracker``."""
     if not evaluated:
         return {m: None for m in METRICS}
     if run.exists("checkpoints/best.pt"):
@@ -208,7 +221,9 @@ def _test_best(model: nn.Module, config: Mapping[str, Any], source: SequenceSour
                       batch_size=config["train"]["eval_batch_size"], samples=config["train"]["samples"],
                       desc=f"{config['model']['name']} test", perceptual=perceptual)
     write_evaluation(run, result)
-    return {"eval_seconds": round(time.time() - started, 1), **result.summary()}
+    summary = result.summary()
+    tracker.test(summary, result.per_frame, result.columns)
+    return {"eval_seconds": round(time.time() - started, 1), **summary}
 
 
 def write_evaluation(folder: RunDir, result: Evaluation) -> None:
@@ -221,12 +236,17 @@ def write_evaluation(folder: RunDir, result: Evaluation) -> None:
 
 def plan(models: list[str], dataset: str, *, preset: str, seeds: list[int], epochs: int | None,
          sets: Mapping[str, Mapping[str, Any]], dist: distributed.Dist,
-         data_dir: str | Path | None = None, init: str | Path | None = None) -> list[dict[str, Any]]:
+         data_dir: str | Path | None = None, init: str | Path | None = None,
+         loggers: str | None = None) -> list[dict[str, Any]]:
     """The resolved configuration of every (seed, model) run, seed by seed, with the checks that need no
     training data: run before anything is written or a process group is joined, so that a bad option fails
-    at once. ``init``: the run folder whose weights every run starts from (``--init``; its model checked)."""
+    at once. ``init``: the run folder whose weights every run starts from (``--init``; its model checked);
+    ``loggers``: ``--logger``'s trackers (their packages checked)."""
+    use = parse_loggers(loggers)
     configs = [cfg.resolve(preset, m, dataset, seed=seed, epochs=epochs, sets=sets, data_dir=data_dir)
                for seed in seeds for m in models]
+    for config in configs:
+        config["logger"]["use"] = use or config["logger"]["use"]
     for config in configs:
         distributed.check_batch(config["train"]["batch_size"], dist)
         if init is not None:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -24,6 +25,8 @@ from vpbench.environment import flush_denormals, flush_denormals_in_worker
 from vpbench.harness import distributed
 from vpbench.harness.distributed import Dist
 from vpbench.harness.evaluate import split_batch
+from vpbench.harness.images import strip
+from vpbench.harness.loggers import Tracker
 from vpbench.harness.recipes import Schedule, make_optimizer
 from vpbench.losses import LossContext, get_loss
 from vpbench.metrics.frames import to_uint8
@@ -89,14 +92,27 @@ def validate(model: nn.Module, source: SequenceSource, config: Mapping[str, Any]
     return losses / len(sequences), sq_err / count
 
 
+@torch.no_grad()
+def sample_strip(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], device: torch.device) -> np.ndarray:
+    """The first validation sequence as one picture, uint8 [H, W, 3]: a row of its input frames, one of its
+    ground truth and one of the model's prediction (gray: the first channel when there are neither 1 nor 3)."""
+    model.eval()
+    batch = torch.from_numpy(source.split("val")[:1]).to(device)
+    inputs, targets = split_batch(batch, source.spec)
+    _, pred = get_loss(config["loss"])(model, inputs, targets.float().div(255), LossContext(0, config))
+    rows = [frames[0].cpu().numpy() for frames in (inputs, targets, to_uint8(pred))]
+    return np.asarray(strip([r if r.shape[1] in (1, 3) else r[:, :1] for r in rows]))
+
+
 def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run: RunDir | None, *,
         runtime: Runtime, seed: int, log: Callable[[str], None], name: str, identity: Mapping[str, str],
-        resume: Mapping[str, Any] | None = None) -> Outcome:
+        resume: Mapping[str, Any] | None = None, tracker: Tracker | None = None) -> Outcome:
     """Train ``model`` on ``source`` under the ``train`` section ``config``.
 
     ``run`` is None on processes other than rank 0 (they write nothing); ``resume`` is a
     ``last.pt`` checkpoint to continue from; ``identity`` (model name, configuration digest) is
-    stored in every checkpoint so that a checkpoint is never loaded into another model or config.
+    stored in every checkpoint so that a checkpoint is never loaded into another model or config;
+    ``tracker``: the experiment trackers that also get each step's loss and rate and each epoch's values.
     """
     params = trainable(model)
     if not params:
@@ -104,7 +120,8 @@ def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run
         return Outcome("finished", 0)
     distributed.check_batch(config["batch_size"], runtime.dist)
     flush_denormals()
-    state = _TrainingState(model, params, source, config, runtime)
+    tracker = tracker or Tracker([], log)
+    state = _TrainingState(model, params, source, config, runtime, tracker)
     torch.manual_seed(seed)
     outcome = Outcome("finished", 0)
     if resume is not None:
@@ -124,6 +141,8 @@ def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run
                                    "val_mse": val_mse, "lr": lr, "seconds": round(time.time() - started, 2)})
         if run is not None:
             _save(run, state, outcome, improved, identity)
+        sample = sample_strip(model, source, config, runtime.device) if tracker.active else None
+        tracker.epoch(state.step, outcome.history[-1], sample)
         log(f"{name} epoch {epoch + 1}/{config['epochs']}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
             f"val MSE {val_mse:.1f}{' (best)' if improved else ''}, {outcome.history[-1]['seconds']:.0f}s")
     return outcome
@@ -133,8 +152,9 @@ class _TrainingState:
     """What training carries from step to step: the wrapped model, optimiser, schedule and step count."""
 
     def __init__(self, model: nn.Module, params: list[nn.Parameter], source: SequenceSource,
-                 config: Mapping[str, Any], runtime: Runtime) -> None:
+                 config: Mapping[str, Any], runtime: Runtime, tracker: Tracker) -> None:
         self.model, self.params, self.source, self.config, self.runtime = model, params, source, config, runtime
+        self.tracker = tracker
         self.loss_fn = get_loss(config["loss"])
         self.optimizer = make_optimizer(params, config)
         self.batches = source.batches_per_epoch(config["batch_size"])
@@ -169,9 +189,11 @@ class _TrainingState:
         bar = tqdm(self.loader(epoch), desc=f"{name} epoch {epoch + 1}/{self.config['epochs']}", unit="batch",
                    leave=False, disable=not self.runtime.dist.is_main)
         for batch in bar:
+            lr = self.optimizer.param_groups[0]["lr"]
             loss = self.train_step(batch)
             if loss is None:
                 return None
+            self.tracker.step(self.step, loss, lr)
             total += loss
             seen += 1
             bar.set_postfix(loss=f"{total / seen:.4f}")

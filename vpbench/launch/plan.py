@@ -19,6 +19,7 @@ from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.harness import distributed
 from vpbench.harness.checkpoints import initial_weights
+from vpbench.harness.loggers import parse_loggers
 from vpbench.harness.runner import parse_seeds
 from vpbench.launch.base import launcher_dests
 from vpbench.models import expand
@@ -152,6 +153,7 @@ def plan_jobs(args: argparse.Namespace, run_parser: argparse.ArgumentParser) -> 
                         "use --device auto or cuda")
     preset = presets.choose(args.preset, getattr(args, "protocol", None), device_type(args))
     sets = cfg.parse_sets(getattr(args, "sets", []) or [])
+    parse_loggers(getattr(args, "logger", None))  # a tracker's missing package fails here, not in every job
     world = distributed.Dist(0, args.gpus_per_job, 0)
     jobs = []
     for name, spec in model_specs(args.models, preset.protocol):

@@ -5,6 +5,8 @@
     <out>/<dataset>-framewise.csv    model, seed, frame, metric, value (+ label, preset, test_set)
     <out>/<dataset>-<preset>-<test hash>-{framewise,framewise-ablation,sample<i>}.{png,pdf,svg}
     <out>/<dataset>-<preset>-<test hash>-sample<i>.gif   ground truth and every prediction, as motion
+    <out>/<dataset>-<preset>-<test hash>-cost-quality.{png,pdf,svg}   MSE and SSIM against GFLOPs and time/epoch
+    <out>/index.html                 the same as one browsable page: sortable leaderboards, players, runs' configs
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from vpbench.report.figures import FORMATS
 from vpbench.report.framewise import framewise_long
 from vpbench.report.index import index_markdown
 from vpbench.report.page import Options, group_section
+from vpbench.report.webpage import write_page
 from vpbench.store import atomic_write_bytes
 
 
@@ -77,11 +80,12 @@ def build_report(results_dir: str | Path, out: str | Path, *, convention: str | 
         atomic_write_bytes(out / f"{dataset}-framewise.csv", table.to_csv(index=False).encode())
     index = out / "README.md"
     atomic_write_bytes(index, index_markdown(collection.groups, Path(results_dir), options, warnings).encode())
+    page = write_page(collection.groups, out, options, warnings, results_dir)
     for warning in warnings:
         print(f"bench report: warning: {warning}", file=sys.stderr)
     runs = sum(len(g.runs) for g in collection.groups)
     sections = len(collection.groups)
-    print(f"report: {index} ({runs} run{'s' * (runs != 1)} in {sections} section{'s' * (sections != 1)} "
+    print(f"report: {index} and {page} ({runs} run{'s' * (runs != 1)} in {sections} section{'s' * (sections != 1)} "
           f"from {results_dir})")
     return index
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from vpbench import config as cfg
 from vpbench import presets
@@ -49,6 +50,7 @@ class Run:
     evaluations: tuple["Evaluation", ...] = ()  # later evaluations of its checkpoint (``bench eval``)
     fvd: float | None = None  # one value per run, when it was computed
     imported: dict[str, Any] | None = None  # `bench import`'s provenance: code, file, sha256, source, description
+    epoch_seconds: float | None = None  # mean training time of an epoch (train_log.csv); None without training
 
     @property
     def external(self) -> bool:
@@ -166,7 +168,14 @@ def read_run(run: RunDir) -> Run | None:
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
         params=metrics.get("params"), flops=metrics.get("flops"), per_frame=per_frame, overrides=_overrides(config),
         evaluations=read_evaluations(run), fvd=metrics.get("fvd"), imported=metrics.get("imported"),
+        epoch_seconds=_epoch_seconds(run),
     )
+
+
+def _epoch_seconds(run: RunDir) -> float | None:
+    """The mean of train_log.csv's ``seconds`` (an epoch's training and validation); None when nothing trained."""
+    log = pd.read_csv(run.file("train_log.csv")) if run.exists("train_log.csv") else pd.DataFrame()
+    return float(log["seconds"].mean()) if "seconds" in log and len(log) else None
 
 
 def _shape(metrics: dict[str, Any], config: dict[str, Any]) -> tuple[int, int, int]:

@@ -26,7 +26,7 @@ DPI = 150
 FORMATS = ("png", "pdf", "svg")
 
 
-def _save(fig: Figure, path: Path, formats: Sequence[str]) -> None:
+def save_figure(fig: Figure, path: Path, formats: Sequence[str]) -> None:
     """``path`` with the suffix of each format in ``formats``."""
     for fmt in formats:
         buffer = io.BytesIO()
@@ -67,7 +67,7 @@ def framewise_figure(long: pd.DataFrame, styles: Sequence[str], panels: Sequence
             ax.get_legend().remove()
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(order), 5), frameon=False)
         fig.suptitle(title)
-        _save(fig, path, formats)
+        save_figure(fig, path, formats)
 
 
 def shown_frames(count: int, most: int = MOST_COLUMNS) -> np.ndarray:
@@ -132,7 +132,7 @@ def sample_grid(inputs: np.ndarray, targets: np.ndarray, predictions: Sequence[t
         for spine in ax.spines.values():
             spine.set_visible(False)
     fig.suptitle(title, fontsize=11)
-    _save(fig, path, formats)
+    save_figure(fig, path, formats)
 
 
 ANIMATION_SIDE = 128  # pixels: small frames are scaled up (nearest) to at least this side

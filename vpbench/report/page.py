@@ -12,6 +12,7 @@ from vpbench.models import registry
 from vpbench.report import paper
 from vpbench.report.collect import Evaluation, Group, Run
 from vpbench.report.conventions import CONVENTIONS, PROTOCOL_CONVENTIONS, column, scale
+from vpbench.report.cost_quality import cost_points, cost_quality_figure
 from vpbench.report.figures import animation, framewise_figure, sample_grid
 from vpbench.report.framewise import framewise_long
 from vpbench.report.quality import collapse_notes, persistence_note
@@ -184,7 +185,7 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
     return lines + ([*notes, ""] if notes else [])
 
 
-def _paired_section(group: Group, options: Options) -> list[str]:
+def paired_section(group: Group, options: Options) -> list[str]:
     reference = paper.reference_model()
     lines = ["### Paired comparison", "", caption(group, group.models), ""]
     if reference not in group.models or all(r.per_frame is None for r in group.runs_of(reference)):
@@ -269,7 +270,9 @@ def _samples_of(run: Run) -> dict[str, np.ndarray] | None:
         return {k: data[k] for k in ("indices", "inputs", "targets", "predictions")}
 
 
-def _samples_section(group: Group, out: Path, options: Options, warnings: list[str]) -> list[str]:
+def stored_samples(group: Group, warnings: list[str]) -> list[tuple[str, Run, dict[str, np.ndarray]]]:
+    """(model, run, samples.npz's arrays) of each model's first evaluated run that stored samples; a damaged
+    file leaves its model out, with a warning."""
     stored: list[tuple[str, Run, dict[str, np.ndarray]]] = []
     for model in group.models:
         run = next((r for r in group.runs_of(model) if r.per_frame is not None), None)
@@ -280,6 +283,11 @@ def _samples_section(group: Group, out: Path, options: Options, warnings: list[s
             samples = None
         if samples is not None:
             stored.append((model, run, samples))
+    return stored
+
+
+def _samples_section(group: Group, out: Path, options: Options, warnings: list[str]) -> list[str]:
+    stored = stored_samples(group, warnings)
     if not stored or not options.samples:
         return []
     indices = stored[0][2]["indices"]
@@ -310,6 +318,22 @@ def _samples_section(group: Group, out: Path, options: Options, warnings: list[s
     return lines
 
 
+def _cost_quality_section(group: Group, out: Path, options: Options) -> list[str]:
+    convention = options.convention_for(group)
+    stem = f"{group.slug}-cost-quality"
+    units = "per pixel, 0-255" if convention == "paper" else "per frame, [0, 1]"
+    drawn = cost_quality_figure(cost_points(group, convention), out / f"{stem}.png",
+                                f"{group.dataset} · preset {group.preset} · cost against quality", f"Test MSE ({units})",
+                                "Test SSIM" if convention == "paper" else "Test SSIM (OpenSTL's)",
+                                options.figure_formats)
+    if not drawn:
+        return []
+    return [*options.figure(stem, "Cost against quality"), "",
+            "Test MSE and SSIM against GFLOPs (one test sequence) and training time per epoch (train_log.csv), one "
+            "marker per model, ± std over seeds; dashed: the Pareto front (no other model is both cheaper and "
+            "better).", ""]
+
+
 def group_section(group: Group, out: Path, options: Options, profiles: Sequence[dict[str, Any]],
                   warnings: list[str]) -> list[str]:
     """Markdown of one group; writes its figures into ``out``."""
@@ -322,11 +346,12 @@ def group_section(group: Group, out: Path, options: Options, profiles: Sequence[
     if ablation:
         lines += _results_section(group, ablation, "Ablations", paper.tables_for(group.dataset, group.frames,
                                                                                  "ablation", group.protocol), options)
-    lines += _paired_section(group, options)
+    lines += paired_section(group, options)
     lines += _generalisation_section(group, options)
     lines += _cost_section(group, profiles)
     figures = _framewise_section(group, main, "", out, options)
     if ablation:
         figures += _framewise_section(group, ablation, "-ablation", out, options)
+    figures += _cost_quality_section(group, out, options)
     figures += _samples_section(group, out, options, warnings)
     return lines + (["### Figures", "", *figures] if figures else [])
