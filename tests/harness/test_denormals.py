@@ -24,7 +24,7 @@ def run_python(code: str) -> str:
 
 
 def test_training_leaves_no_denormal_in_parameters_gradients_or_optimiser_state(tmp_path):
-    """ST-LSTM at the quick settings (M=32, L=2, kernel 3, patch 4, batch 8, RMSProp at 1e-3): its
+    """ST-LSTM at the earlier quick settings (M=32, L=2, kernel 3, patch 4, batch 8, RMSProp at 1e-3): its
     gradients hold hundreds of denormals after 6 steps unless they are flushed."""
     out = run_python(f"""
         import torch
@@ -38,7 +38,9 @@ def test_training_leaves_no_denormal_in_parameters_gradients_or_optimiser_state(
         from vpbench.store import RunDir
 
         config = cfg.resolve("quick", "stlstm", "mmnist", sets={{"dataset": {{"train_sequences": 48,
-                             "val_sequences": 8, "test_sequences": 8}}, "train": {{"epochs": 1}}, "model": {{}}}})
+                             "val_sequences": 8, "test_sequences": 8}}, "train": {{"epochs": 1, "batch_size": 8, "lr": 1e-3,
+                             "optimizer": "rmsprop", "momentum": 0.9, "weight_decay": 1e-4, "scheduler": "cosine"}},
+                             "model": {{"patch_size": 4}}}})
         torch.manual_seed(0)
         model = build_model(config)
         source = build_dataset("mmnist", config["dataset"], None, 0)
