@@ -152,7 +152,7 @@ def plan_jobs(args: argparse.Namespace, run_parser: argparse.ArgumentParser) -> 
         raise UserError(f"--device {device} with --launcher {args.launcher}: each job sees its own GPUs as cuda:0...; "
                         "use --device auto or cuda")
     preset = presets.choose(args.preset, getattr(args, "protocol", None), device_type(args))
-    sets = cfg.parse_sets(getattr(args, "sets", []) or [])
+    sets = cfg.parse_sets(getattr(args, "sets", []) or [], getattr(args, "metrics", None))
     parse_loggers(getattr(args, "logger", None))  # a tracker's missing package fails here, not in every job
     world = distributed.Dist(0, args.gpus_per_job, 0)
     jobs = []
