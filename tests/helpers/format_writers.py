@@ -1,8 +1,10 @@
 """Writers of the distributed file formats, for fixtures: hickle files in the layouts hickle 2.x (PredNet's
-KITTI files, written under Python 2) and hickle 4+ leave, TFRecord files of ``tf.train.Example`` records, and
-CIFAR-10 python batches. Each writes the format's bytes itself (with h5py for HDF5), not the reader's code."""
+KITTI files, written under Python 2) and hickle 4+ leave, TFRecord files of ``tf.train.Example`` records,
+CIFAR-10 python batches, NetCDF-4 files (WeatherBench's) and SEVIR's HDF5 files and catalogue. Each writes the
+format's bytes itself (with h5py for HDF5), not the reader's code."""
 from __future__ import annotations
 
+import csv
 import pickle
 import struct
 from pathlib import Path
@@ -95,3 +97,42 @@ def write_cifar_batch(path: Path, images: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Python 2's numpy named its array reconstructor numpy.core.multiarray._reconstruct (numpy 2: numpy._core)
     path.write_bytes(pickle.dumps(batch, protocol=2).replace(b"cnumpy._core.multiarray", b"cnumpy.core.multiarray"))
+
+
+def write_netcdf(path: Path, name: str, values: np.ndarray, lat: np.ndarray, lon: np.ndarray, hours: np.ndarray,
+                 levels: Sequence[int] | None = None) -> None:
+    """A NetCDF-4 file as WeatherBench's: the HDF5 dataset ``name`` (float32 [time, lat, lon], or [time, level,
+    lat, lon] with ``levels``) whose dimensions are HDF5 dimension scales ``time`` (``hours`` since 1979-01-01),
+    ``level`` (hPa), ``lat`` and ``lon`` (degrees)."""
+    coords = {"time": np.asarray(hours, np.int64), **({"level": np.asarray(levels, np.int32)} if levels else {}),
+              "lat": np.asarray(lat, np.float64), "lon": np.asarray(lon, np.float64)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        for dim, axis in coords.items():
+            f.create_dataset(dim, data=axis).make_scale(dim)
+        f["time"].attrs["units"] = np.bytes_("hours since 1979-01-01")
+        f["time"].attrs["calendar"] = np.bytes_("proleptic_gregorian")
+        variable = f.create_dataset(name, data=np.asarray(values, np.float32))
+        for i, dim in enumerate(coords):
+            variable.dims[i].attach_scale(f[dim])
+
+
+SEVIR_CATALOG_COLUMNS = ("id", "file_name", "file_index", "img_type", "time_utc", "minute_offsets", "episode_id",
+                         "event_id", "event_type", "pct_missing")
+
+
+def write_sevir_vil(path: Path, ids: Sequence[str], vil: np.ndarray) -> None:
+    """A SEVIR VIL file: datasets ``id`` (event ids, bytes) and ``vil`` (uint8 [N, H, W, T], T = 49 frames)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("id", data=np.array([i.encode() for i in ids]))
+        f.create_dataset("vil", data=vil, dtype=np.uint8)
+
+
+def write_sevir_catalog(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
+    """SEVIR's ``CATALOG.csv``: one row per event and image type (columns ``SEVIR_CATALOG_COLUMNS``; missing
+    keys are left empty)."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, SEVIR_CATALOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)

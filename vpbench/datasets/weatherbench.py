@@ -1,0 +1,298 @@
+"""WeatherBench (Rasp et al. 2020) as OpenSTL sets it up: ``weatherbench``, 12 -> 12 hourly global fields.
+
+``--data-dir`` is the folder of one resolution as WeatherBench distributes it (e.g. ``weather_5.625deg/``), or
+OpenSTL's data root holding ``weather_5_625deg/`` (or ``weather/``): one folder per variable of yearly NetCDF
+files, ``<folder>/<folder>_<year>_<resolution>deg.nc`` (``2m_temperature/2m_temperature_2016_5.625deg.nc``),
+each holding one field of dims time x lat x lon (pressure-level fields: time x level x lat x lon), read with
+xarray's ``h5netcdf`` engine (``pip install 'vpbench[weather]'``).
+
+Setups (``--set dataset.variable=NAME dataset.resolution=DEG``), OpenSTL's ``dataset_constant.py``:
+
+* ``t2m`` (2 m temperature, K), ``r`` (relative humidity at the file's last level, 1000 hPa, %), ``uv10``
+  (10 m wind u and v, two channels, m/s), ``tcc`` (total cloud cover, 0-1): hourly frames, training years
+  2010-2015, validation 2016, test 2017-2018;
+* ``mv`` (OpenSTL's ``mv_4_s6``): r, t, u and v at 150, 500 and 850 hPa (12 channels), a frame every 6 hours,
+  training years 1979-2015; OpenSTL predicts 4 -> 4 (``--set dataset.input_frames=4 dataset.output_frames=4``).
+
+Resolutions 5.625 (32 x 64), 2.8125 (64 x 128) and 1.40625 degrees (128 x 256). As OpenSTL: the series drops
+its last hour before taking every ``step``-th one, and every window of T consecutive frames is a sequence but
+the last one.
+
+Normalisation: OpenSTL feeds models z-scores (value - mean) / std with the training set's mean and std per
+channel. vpbench's sequences are 8-bit frames in [0, 1], so each channel is mapped by the training set's
+minimum and maximum, an affine map of those z-scores (values outside the training range are clipped); the
+quantisation adds an error of at most half a step, (max - min) / 510 (about 0.25 K for t2m). Metrics see
+physical values through :meth:`Weatherbench.metric_context` (offset = minimum, scale = maximum - minimum per
+channel), with the latitude weights and the training-set climatology (time mean per grid point).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from vpbench.datasets.base import DataSpec, Option, array_digest, positive_int
+from vpbench.datasets.indexed import IndexedClips
+from vpbench.datasets.registry import register_dataset
+from vpbench.datasets.video.catalogue import spread
+from vpbench.errors import UserError
+
+RESOLUTIONS = {5.625: (32, 64), 2.8125: (64, 128), 1.40625: (128, 256)}
+SPLITS = ("train", "val", "test")
+MV_LEVELS = (150, 500, 850)  # hPa, OpenSTL's multi-variable levels
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a WeatherBench folder: ``<folder>/<folder>_<year>_<res>deg.nc`` holds variable ``name``."""
+
+    folder: str
+    name: str
+    units: str
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One of OpenSTL's WeatherBench setups: its fields, the levels read of pressure-level fields (None: the
+    file's last level), its years and hours between frames."""
+
+    fields: tuple[Field, ...]
+    years: tuple[str, str, str]  # train, val, test
+    step: int
+    levels: tuple[int, ...] | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        if self.levels is None:
+            return tuple(f.name for f in self.fields)
+        return tuple(f"{f.name}{level}" for f in self.fields for level in self.levels)
+
+    @property
+    def units(self) -> str:
+        units = dict.fromkeys(f"{f.name}: {f.units}" if len(self.fields) > 1 else f.units for f in self.fields)
+        return ", ".join(units)
+
+
+T2M, R = Field("2m_temperature", "t2m", "K"), Field("relative_humidity", "r", "%")
+U10, V10 = Field("10m_u_component_of_wind", "u10", "m/s"), Field("10m_v_component_of_wind", "v10", "m/s")
+TCC = Field("total_cloud_cover", "tcc", "0-1")
+T, U, V = Field("temperature", "t", "K"), Field("u_component_of_wind", "u", "m/s"), Field("v_component_of_wind", "v",
+                                                                                           "m/s")
+OPENSTL_YEARS = ("2010-2015", "2016", "2017-2018")
+SETUPS = {
+    "t2m": Setup((T2M,), OPENSTL_YEARS, 1),
+    "r": Setup((R,), OPENSTL_YEARS, 1),
+    "uv10": Setup((U10, V10), OPENSTL_YEARS, 1),
+    "tcc": Setup((TCC,), OPENSTL_YEARS, 1),
+    "mv": Setup((R, T, U, V), ("1979-2015", "2016", "2017-2018"), 6, MV_LEVELS),
+}
+
+
+def _xarray():
+    try:
+        import xarray
+    except ImportError:
+        raise UserError("weatherbench reads NetCDF with xarray and h5netcdf: pip install 'vpbench[weather]'") from None
+    return xarray
+
+
+def parse_years(text: str, what: str) -> list[int]:
+    """``"2010-2015"`` -> [2010, ..., 2015]; ``"2016"`` -> [2016]."""
+    first, _, last = str(text).partition("-")
+    try:
+        years = list(range(int(first), int(last or first) + 1))
+    except ValueError:
+        years = []
+    if not years:
+        raise UserError(f"dataset.{what}={text!r}: expected a year or a range of years, e.g. 2010-2015")
+    return years
+
+
+def find_root(data_dir: Path | None, setup: Setup, resolution: float) -> Path:
+    """The folder holding the variable folders: ``data_dir`` itself or OpenSTL's ``weather_<res>deg``."""
+    folder = setup.fields[0].folder
+    if data_dir is None:
+        raise UserError(f"weatherbench needs --data-dir: the folder with WeatherBench's variable folders, e.g. "
+                        f"weather_{resolution}deg/ holding {folder}/{folder}_<year>_{resolution}deg.nc")
+    tag = str(resolution).replace(".", "_")
+    for root in (data_dir, data_dir / f"weather_{tag}deg", data_dir / f"weather_{resolution}deg", data_dir / "weather"):
+        if (root / folder).is_dir():
+            return root
+    raise UserError(f"weatherbench: no folder {folder}/ in {data_dir} (nor in its weather_{tag}deg/); expected "
+                    f"WeatherBench's {folder}/{folder}_<year>_{resolution}deg.nc files")
+
+
+def year_files(root: Path, field: Field, years: list[int], resolution: float, split: str) -> list[Path]:
+    """The files of ``years``; a one-line error naming every missing one."""
+    paths = [root / field.folder / f"{field.folder}_{year}_{resolution}deg.nc" for year in years]
+    missing = [str(year) for year, path in zip(years, paths) if not path.is_file()]
+    if missing:
+        raise UserError(f"weatherbench: {field.folder}/ in {root} has no file for {', '.join(missing)} "
+                        f"({field.folder}_<year>_{resolution}deg.nc); the {split} years are {years[0]}-{years[-1]}")
+    return paths
+
+
+def read_field(path: Path, field: Field, levels: tuple[int, ...] | None, shape: tuple[int, int]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """One yearly file: values float32 [T, C, H, W] (C: the levels read, 1 for a surface field) and the
+    latitudes [H] in degrees."""
+    xarray = _xarray()
+    try:
+        dataset = xarray.open_dataset(path, engine="h5netcdf")
+    except Exception as err:  # h5py and h5netcdf raise several types for a damaged file
+        raise UserError(f"{path}: cannot be read as NetCDF ({type(err).__name__}); re-download it") from None
+    with dataset:
+        if field.name not in dataset.data_vars:
+            raise UserError(f"{path}: no variable {field.name!r} (it has: {', '.join(map(str, dataset.data_vars))}); "
+                            f"expected WeatherBench's {field.folder} file")
+        data = dataset[field.name]
+        dims = tuple(map(str, data.dims))
+        expected = ("time", "level", "lat", "lon") if "level" in dims else ("time", "lat", "lon")
+        if dims != expected or data.shape[-2:] != shape:
+            raise UserError(f"{path}: {field.name} has dims {' x '.join(dims)} of shape {tuple(data.shape)}; "
+                            f"expected time x lat x lon (or time x level x lat x lon) with lat x lon = "
+                            f"{shape[0]} x {shape[1]}")
+        if "level" in dims:
+            found = [int(v) for v in data["level"].values]
+            wanted = [found[-1]] if levels is None else list(levels)
+            absent = [str(v) for v in wanted if v not in found]
+            if absent:
+                raise UserError(f"{path}: no level {', '.join(absent)} hPa (it has: {', '.join(map(str, found))})")
+            values = data.sel(level=wanted).values
+        else:
+            values = data.values[:, None]
+        return values.astype(np.float32), np.asarray(dataset["lat"].values, np.float64)
+
+
+def read_split(root: Path, setup: Setup, years: list[int], resolution: float, split: str
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A split's series float32 [T, C, H, W] (every ``step``-th hour, the last hour dropped as OpenSTL does)
+    and its latitudes [H]."""
+    shape = RESOLUTIONS[resolution]
+    channels, lat = [], None
+    for field in setup.fields:
+        parts = [read_field(path, field, setup.levels, shape)
+                 for path in year_files(root, field, years, resolution, split)]
+        lat = parts[0][1]
+        channels.append(np.concatenate([values for values, _ in parts]))
+    lengths = {len(c) for c in channels}
+    if len(lengths) > 1:
+        raise UserError(f"weatherbench: the {split} years of {', '.join(f.folder for f in setup.fields)} in {root} "
+                        f"hold different numbers of hours ({', '.join(str(len(c)) for c in channels)}); "
+                        "they must come from one download")
+    return np.concatenate(channels, axis=1)[:-1 : setup.step], lat
+
+
+def channel_statistics(series: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Of a training series [T, C, H, W], per channel (float64): mean and std (OpenSTL's normalisation), minimum
+    and maximum [C], and the climatology, the time mean per grid point [C, H, W]."""
+    stats = [(c.mean(dtype=np.float64), c.std(dtype=np.float64), c.min(), c.max(), c.mean(axis=0, dtype=np.float64))
+             for c in np.moveaxis(series, 1, 0)]
+    return tuple(np.array([s[k] for s in stats], np.float64) for k in range(5))
+
+
+def quantise(series: np.ndarray, low: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """float [T, C, H, W] -> uint8 frames: (value - low) / span per channel, clipped to [0, 1], on 0-255."""
+    scaled = (series - low[:, None, None]) / span[:, None, None]
+    return np.round(np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+
+
+class Weatherbench(IndexedClips):
+    """Each split's hourly series as 8-bit frames in memory; a clip is a window of T consecutive frames."""
+
+    def __init__(self, spec: DataSpec, config: Mapping[str, Any], data_dir: Path | None, seed: int):
+        self.spec, self.seed = spec, seed
+        self.setup = SETUPS[config["variable"]]
+        resolution = float(config["resolution"])
+        self.root = find_root(data_dir, self.setup, resolution)
+        self.years = {split: parse_years(config[f"{split}_years"] or default, f"{split}_years")
+                      for split, default in zip(SPLITS, self.setup.years)}
+        series, lat = {}, None
+        for split in SPLITS:
+            series[split], lat = read_split(self.root, self.setup, self.years[split], resolution, split)
+        self.mean, self.std, self.low, high, self.climatology = channel_statistics(series["train"])
+        self.span = np.where(high > self.low, high - self.low, 1.0)
+        weights = np.cos(np.deg2rad(lat))
+        self.lat_weights = weights / weights.mean()
+        self.series = [quantise(series[split], self.low, self.span) for split in SPLITS]
+        length = spec.total_frames
+        counts = {"train": None, "val": config["val_sequences"], "test": config["test_sequences"]}
+        self.clips = {}
+        for i, split in enumerate(SPLITS):
+            starts = np.arange(max(0, len(self.series[i]) - length))  # OpenSTL leaves the last window out
+            if not len(starts):
+                raise UserError(f"weatherbench: the {split} years {config[f'{split}_years'] or self.setup.years[i]} "
+                                f"hold {len(self.series[i])} frames; windows of {length} need at least {length + 1}")
+            starts = spread(starts, counts[split])
+            self.clips[split] = np.stack([np.full(len(starts), i), starts], axis=1)
+        self.train_sequences = config["train_sequences"]
+        digest = array_digest(self.split("test"))
+        setup = f"{config['variable']} at {resolution} deg"
+        self.provenance = {
+            "kind": "weatherbench", "data_dir": str(self.root), "variable": config["variable"],
+            "resolution": resolution, "channels": list(self.setup.channels), "units": self.setup.units,
+            "years": {s: f"{y[0]}-{y[-1]}" for s, y in self.years.items()}, "step_hours": self.setup.step,
+            "train_mean": self.mean.tolist(), "train_std": self.std.tolist(),
+            "clips": {s: len(c) for s, c in self.clips.items()}, "test_sequences": len(self.clips["test"]),
+            "test_sha256": digest,
+            "label": f"weatherbench test set [{digest[:8]}]: {len(self.clips['test'])} windows of {setup}, "
+                     f"{self.years['test'][0]}-{self.years['test'][-1]}",
+        }
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        length = self.spec.total_frames
+        return np.stack([self.series[which][start : start + length] for which, start in rows])
+
+    def metric_context(self) -> dict[str, Any]:
+        """Physical values (offset + scale x frame per channel), latitude weights and the training climatology."""
+        return {"channels": self.setup.channels, "units": self.setup.units, "eight_bit": False,
+                "offset": tuple(self.low.tolist()), "scale": tuple(self.span.tolist()),
+                "lat_weights": self.lat_weights, "extra": {"climatology": self.climatology}}
+
+
+def shape(config: Mapping[str, Any]) -> tuple[int, int, int]:
+    return (len(SETUPS[config["variable"]].channels), *RESOLUTIONS[float(config["resolution"])])
+
+
+def inspect(root: Path | None, config: Mapping[str, Any], spec: DataSpec) -> tuple[list[str], list[str]]:
+    """``bench data check``: the folder, the fields, and the years, frames and windows of each split."""
+    source = Weatherbench(spec, config, root, 0)
+    setup = source.setup
+    lines = [f"{spec.name} in {source.root}: {config['variable']} at {config['resolution']} deg, "
+             f"{spec.input_frames} -> {spec.output_frames} frames of {spec.channels}x{spec.height}x{spec.width}, "
+             f"every {setup.step} h",
+             f"  fields: {', '.join(f'{f.folder}/{f.name}' for f in setup.fields)}; channels "
+             f"{', '.join(setup.channels)} ({setup.units})",
+             f"  training mean {', '.join(f'{v:.4g}' for v in source.mean)}, std "
+             f"{', '.join(f'{v:.4g}' for v in source.std)}",
+             "", f"{'split':<6} {'years':<10} {'frames':>8} {'windows':>8}"]
+    for i, split in enumerate(SPLITS):
+        years = source.years[split]
+        lines.append(f"{split:<6} {f'{years[0]}-{years[-1]}':<10} {len(source.series[i]):>8} "
+                     f"{len(source.clips[split]):>8}")
+    return lines, []
+
+
+def years_option(split: str) -> Option:
+    return Option(None, f"{split} years, e.g. 2010-2015 (null: the setup's, OpenSTL's)", kind=str, nullable=True)
+
+
+OPTIONS = {
+    "variable": Option("t2m", "the setup: t2m, r, uv10, tcc (hourly) or mv (12 channels, 6-hourly)", kind=str,
+                       choices=tuple(SETUPS)),
+    "resolution": Option(5.625, "degrees of the grid: 5.625 (32x64), 2.8125 (64x128) or 1.40625 (128x256)",
+                         kind=float, choices=tuple(RESOLUTIONS)),
+    **{f"{split}_years": years_option(split) for split in SPLITS},
+    "train_sequences": positive_int({"paper": None, "quick": 800, "tiny": 16}, "training windows per epoch, a new "
+                                    "random subset each epoch (null: every window)", nullable=True),
+    "val_sequences": positive_int({"paper": 1000, "quick": 64, "tiny": 2}, "validation windows, evenly spaced "
+                                  "(null: every window)", nullable=True),
+    "test_sequences": positive_int({"paper": None, "quick": 256, "tiny": 4}, "test windows, evenly spaced (null: "
+                                   "every window, as OpenSTL)", nullable=True),
+}
+
+register_dataset("weatherbench", description="WeatherBench 12->12 hourly global fields (t2m, r, uv10, tcc, mv) at "
+                                             "5.625/2.8125/1.40625 deg (needs --data-dir with its NetCDF folders)",
+                 frames=(12, 12), shape=shape, options=OPTIONS, inspect=inspect, rank=46)(Weatherbench)
