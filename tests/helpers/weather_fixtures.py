@@ -44,15 +44,15 @@ SEVIR_EVENTS = {  # event id -> (time_utc, file year): train before 2019-01-01, 
 }
 
 
-def sevir_event(index: int, size: int = 48) -> np.ndarray:
+def sevir_event(index: int, size: int = 384) -> np.ndarray:
     """uint8 [size, size, 49]: frame t of event ``index`` is 5 x t + index everywhere, a ramp over rows."""
     frames = 5 * np.arange(49)[None, None, :] + index + np.zeros((size, size, 1))
     return np.clip(frames + np.arange(size)[:, None, None], 0, 255).astype(np.uint8)
 
 
-def make_sevir(root: Path, size: int = 48, events: dict[str, tuple[str, int]] = SEVIR_EVENTS) -> Path:
+def make_sevir(root: Path, size: int = 384, events: dict[str, tuple[str, int]] = SEVIR_EVENTS) -> Path:
     """``root/CATALOG.csv`` and ``root/data/vil/<year>/SEVIR_VIL_STORMEVENTS_<year>_0101_1231.h5``: every event
-    of ``events`` as VIL frames of ``size`` x ``size`` (SEVIR's are 384), one file a year; a catalogue row of
+    of ``events`` as VIL frames of ``size`` x ``size``, one file a year; a catalogue row of
     another image type (ir069) that is not read."""
     rows, by_year = [], {}
     for i, (event, (time, year)) in enumerate(events.items()):
