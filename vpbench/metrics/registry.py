@@ -96,6 +96,8 @@ def _load() -> None:
         return
     _loaded = True
     import vpbench.metrics.frames  # noqa: F401  the built-in frame metrics register on import
+    import vpbench.metrics.nowcasting  # noqa: F401  the CSI family on radar VIL
+    import vpbench.metrics.weather  # noqa: F401  rmse, wrmse, acc in physical units
 
     plugins.load_entry_points(GROUP, "metric", _adopt, _UNAVAILABLE)
     plugins.import_environment_plugins()
