@@ -16,9 +16,9 @@ WEATHER_FIELDS = {"2m_temperature": "t2m", "relative_humidity": "r", "10m_u_comp
 
 def field_values(hours: int, year: int, levels: int = 0, base: float = 250.0) -> np.ndarray:
     """float32 [hours, (levels,) 32, 64]: ``base`` + the hour of the year + 10 x the row's cosine of latitude
-    + (the year - 2010) x 100 + 1000 x the level's index."""
+    + 2 x (the year mod 3) + 1000 x the level's index (the training years cover every test value)."""
     grid = base + 10 * np.cos(np.deg2rad(LAT_5625))[:, None] + np.zeros((32, 64))
-    series = grid + np.arange(hours)[:, None, None] + (year - 2010) * 100.0
+    series = grid + np.arange(hours)[:, None, None] + 2.0 * (year % 3)
     if levels:
         series = series[:, None] + 1000.0 * np.arange(levels)[None, :, None, None]
     return series.astype(np.float32)

@@ -18,7 +18,10 @@ registered under the entry point's name), and ``--metrics module:function`` on t
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -90,14 +93,14 @@ def register_metric(name: str, fn: MetricFn, *, higher_is_better: bool, label: s
 
 
 def _load() -> None:
-    """The built-in metrics, then the plug-ins (entry points, ``VPBENCH_PLUGINS``), once per process."""
+    """The built-in metrics (every module of this package), then the plug-ins (entry points,
+    ``VPBENCH_PLUGINS``), once per process."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    import vpbench.metrics.frames  # noqa: F401  the built-in frame metrics register on import
-    import vpbench.metrics.nowcasting  # noqa: F401  the CSI family on radar VIL
-    import vpbench.metrics.weather  # noqa: F401  rmse, wrmse, acc in physical units
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):  # built-in metrics register on import
+        importlib.import_module(f"{__package__}.{module.name}")
 
     plugins.load_entry_points(GROUP, "metric", _adopt, _UNAVAILABLE)
     plugins.import_environment_plugins()
