@@ -29,6 +29,7 @@ from vpbench.errors import UserError
 
 CATALOG = "CATALOG.csv"
 SIZE, RAW_FRAMES = 384, 49
+FRAME_MINUTES = 5
 SPLIT_DATES = ("2019-01-01", "2019-06-01")  # Earthformer's train/val and val/test boundaries
 SPLITS = ("train", "val", "test")
 SPLIT_TEXT = {"train": f"up to {SPLIT_DATES[0]}", "val": f"{SPLIT_DATES[0]} to {SPLIT_DATES[1]}",
@@ -141,6 +142,7 @@ class Sevir(IndexedClips):
         side = SIZE // self.factor
         self.provenance = {
             "kind": "sevir", "data_dir": str(self.root), "downsample": self.factor, "stride": stride,
+            "frame_minutes": FRAME_MINUTES, "units": "VIL (0-255)",
             "events": {s: len(e) for s, e in events.items()}, "clips": {s: len(c) for s, c in self.clips.items()},
             "test_sequences": len(self.clips["test"]), "test_sha256": digest,
             "label": f"sevir test set [{digest[:8]}]: {len(self.clips['test'])} VIL windows of {side}x{side} from "
@@ -160,8 +162,8 @@ class Sevir(IndexedClips):
 
     def metric_context(self) -> dict[str, Any]:
         """VIL pixel values (0-255), scored unquantised; ``extra["nowcasting"]`` opts into the CSI family."""
-        return {"channels": ("vil",), "units": "VIL (0-255)", "eight_bit": False, "offset": 0.0, "scale": 255.0,
-                "extra": {"nowcasting": "vil"}}
+        return {"channels": ("vil",), "units": self.provenance["units"], "eight_bit": False, "offset": 0.0,
+                "scale": 255.0, "extra": {"nowcasting": "vil"}}
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "_files": {}}  # open HDF5 files travel as names

@@ -233,7 +233,7 @@ class Weatherbench(IndexedClips):
         self.provenance = {
             "kind": "weatherbench", "data_dir": str(self.root), "variable": config["variable"],
             "resolution": resolution, "channels": list(self.setup.channels), "units": self.setup.units,
-            "years": {s: f"{y[0]}-{y[-1]}" for s, y in self.years.items()}, "step_hours": self.setup.step,
+            "years": {s: f"{y[0]}-{y[-1]}" for s, y in self.years.items()}, "frame_minutes": 60 * self.setup.step,
             "train_mean": self.mean.tolist(), "train_std": self.std.tolist(),
             "clips": {s: len(c) for s, c in self.clips.items()}, "test_sequences": len(self.clips["test"]),
             "test_sha256": digest,
