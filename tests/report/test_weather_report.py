@@ -11,7 +11,7 @@ from vpbench.report.weather import lead_labels, lead_time_table, published_compa
 
 # two sequences, three lead times: RMSE 1, 2, 3 and 3, 4, 5 -> means 2, 3, 4; OpenSTL's MSE = mean RMSE^2 = 64 / 6
 RMSE = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
-WEATHER = {"ConvLSTM": {"rmse": RMSE, "wrmse": RMSE / 2, "acc": np.full((2, 3), 0.5)}}
+WEATHER = {"ConvLSTM": {"rmse": RMSE, "wrmse": RMSE / 2, "acc": np.full((2, 3), 0.5), "mae": RMSE / 4}}
 
 
 def test_lead_labels_in_hours_or_minutes():
@@ -32,7 +32,7 @@ def test_published_values_beside_ours_as_openstl_computes_them():
     lines = published_comparison(WEATHER, table, {"convlstm": "ConvLSTM"}, "K")
     assert "| Model |  | MSE (K²) | MAE (K) | RMSE (K) |" in lines
     assert "| ConvLSTM | published | 1.521 | 0.7949 | 1.233 |" in lines
-    assert f"| ConvLSTM | ours | {64 / 6:.4g} | - | {np.sqrt(64 / 6):.4g} |" in lines
+    assert f"| ConvLSTM | ours | {64 / 6:.4g} | 0.75 | {np.sqrt(64 / 6):.4g} |" in lines
     assert OPENSTL_TABLES["t2m@1.40625"].rows["simvp2"] == {"mse": 0.6499, "mae": 0.4909, "rmse": 0.8062}
 
 

@@ -2,7 +2,7 @@
 
 For WeatherBench runs: RMSE, latitude-weighted RMSE and ACC by lead time (tables and one figure), and OpenSTL's
 published MSE, MAE and RMSE for the run's setup beside ours computed as OpenSTL does (MSE: the mean squared
-error over every test value, the mean of ``rmse``^2; RMSE: its root). For SEVIR runs: CSI, POD, FAR, frequency
+error over every test value, the mean of ``rmse``^2; RMSE: its root; MAE: the mean of the physical ``mae``). For SEVIR runs: CSI, POD, FAR, frequency
 bias and HSS by VIL threshold (tables), CSI-M and its pooled forms, and CSI-M by lead time (a figure of CSI by
 threshold and of CSI-M by lead time).
 
@@ -74,8 +74,9 @@ def threshold_table(scores: Scores, score: str, decimals: int = 4) -> list[str]:
 
 
 def published_comparison(scores: Scores, table: ReferenceTable, labels: Mapping[str, str], units: str) -> list[str]:
-    """Lines of a markdown table: ``table``'s published MSE, MAE and RMSE beside ours as OpenSTL computes them
-    from the stored ``rmse`` (MSE = mean rmse^2, RMSE = sqrt(MSE)). ``labels``: model name -> row label."""
+    """Lines of a markdown table: ``table``'s published MSE, MAE and RMSE beside ours as OpenSTL computes them:
+    MSE the mean squared error over every test value (the mean of the stored ``rmse``^2), RMSE its root, MAE the
+    mean of the stored ``mae`` (physical for WeatherBench's runs). ``labels``: model name -> row label."""
     header = ["Model", "", with_units("MSE", f"{units}²" if units else ""), with_units("MAE", units),
               with_units("RMSE", units)]
     rows = []
@@ -84,7 +85,8 @@ def published_comparison(scores: Scores, table: ReferenceTable, labels: Mapping[
         rows.append([label, "published", *(f"{values[c]:.4g}" for c in table.columns)])
         if label in _has(scores, "rmse"):
             mse = float(np.nanmean(scores[label]["rmse"] ** 2))
-            rows.append([label, "ours", f"{mse:.4g}", "-", f"{np.sqrt(mse):.4g}"])
+            mae = f"{np.nanmean(scores[label]['mae']):.4g}" if label in _has(scores, "mae") else "-"
+            rows.append([label, "ours", f"{mse:.4g}", mae, f"{np.sqrt(mse):.4g}"])
     return [f"**{table.title}**", "", *markdown_table(header, rows, "llrrr")]
 
 
