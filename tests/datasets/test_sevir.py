@@ -2,6 +2,7 @@
 and windows, the downsampled option, one-line errors and data check."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import h5py
@@ -12,6 +13,7 @@ from helpers.weather_fixtures import make_sevir, sevir_event
 
 from vpbench import config as cfg
 from vpbench.datasets import build_dataset
+from vpbench.metrics.nowcasting import THRESHOLDS
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +79,21 @@ def test_data_check_lists_the_splits(bench, data):
     assert "13 -> 12 VIL frames of 32x32 (downsample 12), windows every 12 frames" in out
     assert "CATALOG.csv: 5 complete VIL events in 2 files" in out
     assert "train        2        6  up to 2019-01-01" in out and "test         2        4  after 2019-06-01" in out
+
+
+@pytest.mark.slow
+def test_persistence_and_convgru_train_and_evaluate_with_the_nowcasting_metrics(bench, data, tmp_path):
+    code, _, err = bench("run", "--models", "persistence,convgru", "--dataset", "sevir", "--data-dir", data,
+                         "--preset", "tiny", "--epochs", "1", "--results-dir", tmp_path / "results")
+    assert code == 0, err
+    found = (tmp_path / "results").rglob("metrics.json")
+    metrics = {m["model"]: m for m in (json.loads(path.read_text()) for path in found)}
+    assert set(metrics) == {"persistence", "convgru"}
+    names = [f"{s}_{t}" for s in ("csi", "pod", "far", "bias", "hss") for t in THRESHOLDS]
+    for m in metrics.values():
+        assert set(names) | {"csi_m", "csi_m_pool4", "csi_m_pool16"} <= set(m) and m["shape"] == [1, 32, 32]
+    # persistence repeats the last input frame (VIL >= 5 x 12 everywhere in the test events): every pixel is an
+    # event at 16 in forecast and truth alike, a hit
+    persistence = metrics["persistence"]
+    assert persistence["csi_16"] == pytest.approx(1, abs=1e-3) and persistence["pod_16"] == pytest.approx(1, abs=1e-3)
+    assert persistence["far_16"] == pytest.approx(0, abs=1e-3) and persistence["wrmse"] is None

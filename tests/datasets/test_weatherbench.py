@@ -2,7 +2,10 @@
 physical values through the metric context, one-line errors, data check and tiny runs."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 from helpers.format_writers import write_netcdf
 from helpers.weather_fixtures import LAT_5625, LON_5625, field_values, make_weatherbench
@@ -114,3 +117,22 @@ def test_data_check_lists_the_splits(bench, data):
     assert "uv10 at 5.625 deg, 12 -> 12 frames of 2x32x64, every 1 h" in out
     assert "10m_u_component_of_wind/u10, 10m_v_component_of_wind/v10" in out
     assert "train  2010-2015       179      155" in out and "test   2017-2018        59        4" in out
+
+
+@pytest.mark.slow
+def test_persistence_and_convgru_train_and_evaluate_with_the_weather_metrics(bench, data, tmp_path):
+    code, _, err = bench("run", "--models", "persistence,convgru", "--dataset", "weatherbench", "--data-dir", data,
+                         "--preset", "tiny", "--epochs", "1", "--results-dir", tmp_path / "results")
+    assert code == 0, err
+    found = (tmp_path / "results").rglob("metrics.json")
+    metrics = {m["model"]: m for m in (json.loads(path.read_text()) for path in found)}
+    assert set(metrics) == {"persistence", "convgru"}
+    for m in metrics.values():
+        assert {"rmse", "wrmse", "acc", "mse", "mae"} <= set(m) and m["shape"] == [1, 32, 64]
+    # the fixture warms every grid value by 1 K an hour: persistence is k K off at lead k (up to 8-bit steps)
+    persistence = metrics["persistence"]
+    assert persistence["rmse"] == pytest.approx(6.5, abs=0.2) and persistence["wrmse"] == pytest.approx(6.5, abs=0.2)
+    assert persistence["mae"] == pytest.approx(6.5, abs=0.2) and persistence["mse"] == pytest.approx(650 / 12, rel=0.05)
+    framewise = pd.read_csv(next((tmp_path / "results" / "weatherbench" / "persistence").rglob("framewise.csv")))
+    np.testing.assert_allclose(framewise["rmse"], np.arange(1, 13), atol=0.2)
+    assert "csi_m" not in persistence or persistence["csi_m"] is None  # not radar data
