@@ -42,6 +42,12 @@ def _add_common(p: argparse.ArgumentParser, *, models: bool = True) -> None:
                    help="override a preset value, e.g. train.lr=1e-4 or model.hidden=64 (repeatable)")
 
 
+def _add_metrics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", metavar="NAMES", help="comma-separated metrics to compute per frame, names (see "
+                   "`bench list metrics`) or module:function (default: every registered metric that needs no "
+                   "weight file, plug-ins included)")
+
+
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mirror", metavar="URL", help="fetch every file from URL/<file name> instead of its official "
                                                    "address (default: $VPBENCH_MIRROR)")
@@ -67,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="training precision (default auto: bf16 autocast on CUDA, fp32 on CPU); "
                           "evaluation is always fp32")
     run.add_argument("--compile", action="store_true", help="train through torch.compile")
+    _add_metrics(run)
     run.add_argument("--init", metavar="RUN", help="start from the weights of this run folder's best checkpoint "
                                                    "(e.g. an imported one) and fine-tune them under this run's recipe")
     launch.add_arguments(run)
@@ -86,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                             help="dataset.KEY=VALUE: an option of the test dataset; metrics.KEY=VALUE: a perceptual "
                                  "metric to add, e.g. metrics.lpips_weights=FILE (repeatable)")
+    _add_metrics(evaluation)
 
     predict = sub.add_parser("predict", help="a trained run's predictions for frames you give: PNGs, a strip, a GIF")
     predict.add_argument("run_dir", help="the run folder (results/<dataset>/<model>/<run id>)")
@@ -94,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--horizon", type=int, help="frames to predict (default: the run's)")
     predict.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
 
-    sub.add_parser("list", help="models, model groups and datasets")
+    listing = sub.add_parser("list", help="models, model groups, datasets, metrics and presets")
+    listing.add_argument("what", nargs="?", help="only one list: models, groups, datasets, metrics or presets")
 
     profile = sub.add_parser("profile", help="parameters, FLOPs, latency, train-step time and peak memory")
     _add_common(profile)

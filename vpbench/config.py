@@ -7,7 +7,8 @@ A run's configuration has these sections, each resolved in this order (later win
   ``--set train.*`` -> ``--epochs``;
 * ``dataset``: the dataset's option defaults for the preset -> ``--set dataset.*``;
 * ``model``: the model's defaults for the preset -> the dataset's shape -> ``--set model.*``;
-* ``metrics``: the perceptual metrics to compute besides MSE, MAE, PSNR and SSIM (``--set metrics.*``);
+* ``metrics``: the registered metrics to compute (``names``, ``--metrics``; default every one) and the perceptual
+  ones (``--set metrics.*``);
 * ``preset``, ``seed``.
 
 Models and datasets declare their values in their own files; a preset holds only its protocol's
@@ -73,9 +74,12 @@ def default_preset(device: str) -> str:
     return presets.choose(None, None, device).name
 
 
-def parse_sets(items: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``["train.lr=1e-4", "model.hidden=64"]`` -> ``{"train": {"lr": 1e-4}, "model": {"hidden": 64}}``."""
+def parse_sets(items: Iterable[str], metrics: str | None = None) -> dict[str, dict[str, Any]]:
+    """``["train.lr=1e-4", "model.hidden=64"]`` -> ``{"train": {"lr": 1e-4}, "model": {"hidden": 64}}``;
+    ``metrics`` (``--metrics NAMES``) as ``metrics.names=NAMES``."""
     out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    if metrics is not None:
+        out["metrics"]["names"] = metrics
     for item in items:
         key, sep, raw = item.partition("=")
         section, dot, name = key.strip().partition(".")

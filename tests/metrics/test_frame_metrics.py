@@ -9,7 +9,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from vpbench.harness.evaluate import framewise_table, summarize
-from vpbench.metrics.frames import frame_metrics, ssim, to_uint8
+from vpbench.metrics.frames import METRICS, frame_metrics, quantised, ssim, to_uint8
 
 
 def structured_pair(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,11 +90,12 @@ def test_metrics_refuse_float_frames_and_mismatched_shapes():
 def test_quantisation_rounds_like_saved_images():
     x = torch.tensor([0.0, 0.4 / 255, 0.6 / 255, 1.0, 1.2, -0.1])
     assert to_uint8(x).tolist() == [0, 0, 1, 255, 255, 0]
+    assert quantised(x.numpy()).tolist() == [0, 0, 1, 255, 255, 0]
 
 
 def test_summary_and_framewise_table_derive_from_the_per_sequence_array():
     per_frame = np.arange(2 * 3 * 5, dtype=float).reshape(2, 3, 5)
-    assert summarize(per_frame)["mse"] == per_frame[..., 0].mean()
-    table = framewise_table(per_frame)
+    assert summarize(per_frame, METRICS)["mse"] == per_frame[..., 0].mean()
+    table = framewise_table(per_frame, METRICS)
     assert table["frame"].tolist() == [1, 2, 3]
     assert table["ssim"].tolist() == per_frame[..., 3].mean(axis=0).tolist()

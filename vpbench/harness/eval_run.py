@@ -23,8 +23,9 @@ from vpbench.environment import describe, resolve_device
 from vpbench.errors import UserError
 from vpbench.harness.checkpoints import checkpoint_of, finished_run
 from vpbench.harness.evaluate import evaluate
-from vpbench.harness.runner import describe_run, load_weights, write_evaluation
+from vpbench.harness.runner import describe_run, load_weights, test_line, write_evaluation
 from vpbench.metrics.perceptual import PerceptualMetrics, metrics_config
+from vpbench.metrics.scoring import MetricScorer, context_of
 from vpbench.models import build_model
 from vpbench.store import RunDir
 
@@ -71,9 +72,11 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
                  data_dir: str | None = None, sets: Mapping[str, Any] | None = None,
                  metrics: Mapping[str, Any] | None = None, device: torch.device = torch.device("cpu"),
                  samples: int | None = None, log: Callable[[str], None] = print) -> RunDir:
-    """Evaluate a finished run's best checkpoint (with the perceptual ``metrics`` asked for, e.g. LPIPS
-    added to a finished run); returns the evaluation folder."""
+    """Evaluate a finished run's best checkpoint (with the ``metrics`` section asked for: ``names``, the
+    registered metrics to compute (default: all), and the perceptual ones, e.g. LPIPS added to a finished run);
+    returns the evaluation folder."""
     run = finished_run(path)
+    metrics = metrics_config(metrics)  # a bad metric fails here, before anything is built
     trained = run.read_yaml("config.yaml")
     data = evaluation_config(trained, dataset, horizon, data_dir, sets or {})
     checkpoint_name, checkpoint = checkpoint_of(run)
@@ -86,10 +89,13 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
     perceptual = PerceptualMetrics(metrics, device)
     for note in perceptual.notes:
         log(note)
+    scorer = MetricScorer(metrics["names"], context_of(source))
     result = evaluate(model, source.split("test"), spec, device=device,
                       batch_size=trained["train"]["eval_batch_size"],
                       samples=trained["train"]["samples"] if samples is None else samples,
-                      desc=f"{trained['model']['name']} eval", perceptual=perceptual)
+                      desc=f"{trained['model']['name']} eval", perceptual=perceptual, scorer=scorer)
+    for warning in result.extra.get("metric_warnings", []):
+        log(f"warning: {warning}")
     if "imported" in trained and not run.exists("metrics.json") and data["name"] == trained["dataset"]["name"] \
             and horizon is None and not sets:
         record_imported(run, trained, model, source, result)
@@ -98,7 +104,7 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
     folder = new_evaluation(run, entry.name, spec.output_frames)
     folder.write_yaml("evaluation.yaml", {"run": str(run.path), "checkpoint": checkpoint_name,
                                           "epoch": checkpoint.get("epoch"), "dataset": data,
-                                          "trained_on": trained["dataset"], "metrics": metrics_config(metrics)})
+                                          "trained_on": trained["dataset"], "metrics": metrics})
     write_evaluation(folder, result)
     folder.write_json("metrics.json", {
         "model": trained["model"]["name"], "dataset": entry.name, "frames": [spec.input_frames, spec.output_frames],
@@ -124,7 +130,7 @@ def record_imported(run: RunDir, trained: Mapping[str, Any], model: torch.nn.Mod
 
 def command(args: argparse.Namespace) -> None:
     """``bench eval``: evaluate the run again and print the means."""
-    sets = cfg.parse_sets(args.sets)
+    sets = cfg.parse_sets(args.sets, args.metrics)
     if sets["train"] or sets["model"]:
         raise UserError("bench eval takes --set dataset.KEY=VALUE and metrics.KEY=VALUE only: the model and its "
                         "training are the run's")
@@ -132,5 +138,5 @@ def command(args: argparse.Namespace) -> None:
                           sets=sets["dataset"], metrics=sets["metrics"], device=resolve_device(args.device))
     metrics = folder.read_json("metrics.json")
     print(f"{metrics['model']} on {metrics['dataset']} {metrics['frames'][0]} -> {metrics['frames'][1]}: "
-          f"MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, SSIM {metrics['ssim']:.4f}")
+          f"{test_line(metrics)}")
     print(f"evaluation: {folder.path}")

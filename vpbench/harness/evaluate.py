@@ -13,18 +13,21 @@ from tqdm.auto import tqdm
 from vpbench.datasets import DataSpec
 from vpbench.environment import flush_denormals
 from vpbench.errors import UserError
-from vpbench.metrics.frames import METRICS, frame_metrics, to_uint8
+from vpbench.metrics.frames import to_uint8
 from vpbench.metrics.perceptual import PerceptualMetrics
+from vpbench.metrics.registry import MetricContext
+from vpbench.metrics.scoring import MetricScorer
 
 
 @dataclass
 class Evaluation:
-    """per_frame: [N, T_out, len(columns)] (``METRICS``, then ``lpips`` when computed); samples: uint8 arrays
-    of a few sequences; extra: per-run values for metrics.json (``fvd``, ``perceptual``)."""
+    """per_frame: [N, T_out, len(columns)] (the selected registered metrics, then ``lpips`` when computed);
+    samples: uint8 arrays of a few sequences; extra: per-run values for metrics.json (``fvd``, ``perceptual``,
+    ``metric_warnings`` when a plug-in metric failed)."""
 
     per_frame: np.ndarray
     samples: dict[str, np.ndarray]
-    columns: tuple[str, ...] = METRICS
+    columns: tuple[str, ...]
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -32,12 +35,13 @@ class Evaluation:
         return {**summarize(self.per_frame, self.columns), **self.extra}
 
 
-def summarize(per_frame: np.ndarray, columns: tuple[str, ...] = METRICS) -> dict[str, float]:
+def summarize(per_frame: np.ndarray, columns: tuple[str, ...]) -> dict[str, float | None]:
+    """Each column's mean over sequences and frames (None for a metric that failed: NaN)."""
     means = per_frame.reshape(-1, len(columns)).mean(axis=0)
-    return {name: float(v) for name, v in zip(columns, means)}
+    return {name: None if np.isnan(v) else float(v) for name, v in zip(columns, means)}
 
 
-def framewise_table(per_frame: np.ndarray, columns: tuple[str, ...] = METRICS) -> pd.DataFrame:
+def framewise_table(per_frame: np.ndarray, columns: tuple[str, ...]) -> pd.DataFrame:
     """One row per predicted frame (1-based): the metrics averaged over test sequences."""
     means = per_frame.mean(axis=0)
     table = pd.DataFrame(means, columns=list(columns))
@@ -66,13 +70,16 @@ def check_prediction(pred: Tensor, expected: tuple[int, ...], model_name: str) -
 @torch.no_grad()
 def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device: torch.device,
              batch_size: int, samples: int = 0, desc: str = "test",
-             perceptual: PerceptualMetrics | None = None) -> Evaluation:
-    """Predict ``sequences`` (uint8 [N, T, C, H, W]) and compute every frame's metrics (and the perceptual
-    ones that ``perceptual`` holds)."""
+             perceptual: PerceptualMetrics | None = None, scorer: MetricScorer | None = None) -> Evaluation:
+    """Predict ``sequences`` (uint8 [N, T, C, H, W]) and compute every frame's metrics: those of ``scorer``
+    (default: every registered metric, with the dataset's name only as context), then the perceptual ones that
+    ``perceptual`` holds."""
     flush_denormals()
     model.eval()
     n = len(sequences)
-    columns = METRICS + (perceptual.columns if perceptual is not None else ())
+    scorer = scorer or MetricScorer(None, MetricContext(spec.name))
+    registered = len(scorer.columns)
+    columns = scorer.columns + (perceptual.columns if perceptual is not None else ())
     per_frame = np.empty((n, spec.output_frames, len(columns)))
     keep = sample_indices(samples, n) if samples else np.empty(0, np.int64)
     kept = []
@@ -84,9 +91,10 @@ def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device:
         check_prediction(pred, tuple(targets.shape), name)
         pred8 = to_uint8(pred)
         span = slice(start, start + len(batch))
-        per_frame[span, :, : len(METRICS)] = frame_metrics(pred8, targets).cpu().numpy()
+        per_frame[span, :, :registered] = scorer.score(pred.clamp(0, 1).float().cpu().numpy(),
+                                                      targets.cpu().numpy().astype(np.float32) / 255)
         if perceptual is not None:
-            per_frame[span, :, len(METRICS) :] = perceptual.update(batch[:, : spec.input_frames], targets, pred8)
+            per_frame[span, :, registered:] = perceptual.update(batch[:, : spec.input_frames], targets, pred8)
         rows = keep[(keep >= start) & (keep < start + len(batch))] - start
         kept.extend(pred8[rows].cpu().numpy())
     result_samples = {}
@@ -97,4 +105,8 @@ def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device:
             "targets": sequences[keep, spec.input_frames :],
             "predictions": np.stack(kept),
         }
-    return Evaluation(per_frame, result_samples, columns, perceptual.summary() if perceptual is not None else {})
+    scorer.blank_failed(per_frame)
+    extra = perceptual.summary() if perceptual is not None else {}
+    if scorer.warnings:
+        extra["metric_warnings"] = scorer.warnings
+    return Evaluation(per_frame, result_samples, columns, extra)

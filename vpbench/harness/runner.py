@@ -23,8 +23,8 @@ from vpbench.harness.checkpoints import initial_weights
 from vpbench.harness.evaluate import Evaluation, evaluate, framewise_table
 from vpbench.harness.trainer import Runtime, fit
 from vpbench.metrics.cost import count_flops, count_params
-from vpbench.metrics.frames import METRICS
 from vpbench.metrics.perceptual import PerceptualMetrics
+from vpbench.metrics.scoring import MetricScorer, context_of
 from vpbench.models import build_model, registry
 from vpbench.store import DONE, RunDir, iter_runs, new_run, writable_results_dir
 
@@ -155,11 +155,8 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
                                   or outcome.status != "diverged"))
         run.write_json("metrics.json", metrics)
         run.set_status(outcome.status, epochs=outcome.epochs_done)
-        if metrics["mse"] is not None:
-            perceptual = "".join(f", {label} {metrics[key]:.{digits}f}" for key, label, digits in
-                                 (("lpips", "LPIPS", 4), ("fvd", "FVD", 1)) if metrics.get(key) is not None)
-            log(f"{name}: test MSE {metrics['mse']:.1f}, MAE {metrics['mae']:.1f}, PSNR {metrics['psnr']:.2f}, "
-                f"SSIM {metrics['ssim']:.4f}{perceptual} ({outcome.status})")
+        if metrics.get("eval_seconds") is not None:
+            log(f"{name}: test {test_line(metrics)} ({outcome.status})")
     distributed.barrier(runtime.dist)
     return metrics
 
@@ -196,19 +193,33 @@ def _test_best(model: nn.Module, config: Mapping[str, Any], source: SequenceSour
                log: Callable[[str], None], *, evaluated: bool) -> dict[str, Any]:
     """The test metrics of the run's best checkpoint (None each when training diverged before any), written
     into the run folder as per_sequence.npz, framewise.csv and samples.npz."""
+    selected = (config.get("metrics") or {}).get("names")  # configs of older runs have no metrics section
+    scorer = MetricScorer(selected, context_of(source))
     if not evaluated:
-        return {m: None for m in METRICS}
+        return {m: None for m in scorer.columns}
     if run.exists("checkpoints/best.pt"):
         model.load_state_dict(run.load_torch("checkpoints/best.pt")["model"])
     started = time.time()
-    perceptual = PerceptualMetrics(config.get("metrics"), runtime.device)  # configs of older runs have none
+    perceptual = PerceptualMetrics(config.get("metrics"), runtime.device)
     for note in perceptual.notes:
         log(f"{config['model']['name']}: {note}")
     result = evaluate(model, source.split("test"), source.spec, device=runtime.device,
                       batch_size=config["train"]["eval_batch_size"], samples=config["train"]["samples"],
-                      desc=f"{config['model']['name']} test", perceptual=perceptual)
+                      desc=f"{config['model']['name']} test", perceptual=perceptual, scorer=scorer)
+    for warning in result.extra.get("metric_warnings", []):
+        log(f"{config['model']['name']}: warning: {warning}")
     write_evaluation(run, result)
     return {"eval_seconds": round(time.time() - started, 1), **result.summary()}
+
+
+LINE_METRICS = (("mse", "MSE", 1), ("mae", "MAE", 1), ("psnr", "PSNR", 2), ("ssim", "SSIM", 4), ("lpips", "LPIPS", 4),
+                ("fvd", "FVD", 1))  # what a run's last line shows, of what it computed
+
+
+def test_line(metrics: Mapping[str, Any]) -> str:
+    """``MSE 123.4, MAE 56.7, PSNR 18.20, SSIM 0.8123``: the test metrics of a run or an evaluation that it has."""
+    return ", ".join(f"{label} {metrics[key]:.{digits}f}" for key, label, digits in LINE_METRICS
+                     if metrics.get(key) is not None)
 
 
 def write_evaluation(folder: RunDir, result: Evaluation) -> None:

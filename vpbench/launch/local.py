@@ -78,7 +78,7 @@ class LocalLauncher(Launcher):
         models = expand(args.models, chosen.protocol)
         seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
         configs = plan(models, args.dataset, preset=chosen.name, seeds=seeds, epochs=args.epochs,
-                       sets=parse_sets(args.sets), dist=planned, data_dir=args.data_dir, init=args.init)
+                       sets=parse_sets(args.sets, args.metrics), dist=planned, data_dir=args.data_dir, init=args.init)
         jobs = auto_jobs(len(configs), chosen.scale, device.type) if args.jobs == "auto" else args.jobs
         jobs = min(jobs, len(configs))
         if jobs > 1:
@@ -122,8 +122,8 @@ class LocalLauncher(Launcher):
             print(f"sweep: {len(configs)} runs in {duration(time.time() - progress.started)}")
         print("\n| Model | Seed | MSE | SSIM | Status |\n|---|---:|---:|---:|---|")
         for m in results:
-            mse = "-" if m["mse"] is None else f"{m['mse']:.1f}"
-            ssim = "-" if m["ssim"] is None else f"{m['ssim']:.4f}"
+            mse = "-" if m.get("mse") is None else f"{m['mse']:.1f}"
+            ssim = "-" if m.get("ssim") is None else f"{m['ssim']:.4f}"
             print(f"| {m['label']} | {m['seed']} | {mse} | {ssim} | {m['status']} |")
 
     def _in_processes(self, args: argparse.Namespace, run_parser: argparse.ArgumentParser,

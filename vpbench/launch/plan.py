@@ -151,7 +151,7 @@ def plan_jobs(args: argparse.Namespace, run_parser: argparse.ArgumentParser) -> 
         raise UserError(f"--device {device} with --launcher {args.launcher}: each job sees its own GPUs as cuda:0...; "
                         "use --device auto or cuda")
     preset = presets.choose(args.preset, getattr(args, "protocol", None), device_type(args))
-    sets = cfg.parse_sets(getattr(args, "sets", []) or [])
+    sets = cfg.parse_sets(getattr(args, "sets", []) or [], getattr(args, "metrics", None))
     world = distributed.Dist(0, args.gpus_per_job, 0)
     jobs = []
     for name, spec in model_specs(args.models, preset.protocol):

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vpbench.errors import UserError
+from vpbench.metrics import registry
 
 # ---------------------------------------------------------------------------------------------------
 # LPIPS
@@ -435,13 +436,16 @@ METRIC_KEYS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "fvd": ("true or false", lambda v: isinstance(v, bool)),
     "fvd_weights": ("a file or null", lambda v: v is None or isinstance(v, str)),
     "fvd_context": ("true or false", lambda v: isinstance(v, bool)),
+    "names": ("comma-separated metric names or module:function, or null (every registered metric)",
+              lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(n, str) for n in v))),
 }
 METRIC_DEFAULTS: dict[str, Any] = {"lpips": False, "lpips_net": "alex", "lpips_weights": None, "lpips_bgr": False,
-                                   "fvd": False, "fvd_weights": None, "fvd_context": False}
+                                   "fvd": False, "fvd_weights": None, "fvd_context": False, "names": None}
 
 
 def metrics_config(sets: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The ``metrics`` section: defaults, then ``--set metrics.*``. Giving a weight file turns its metric on."""
+    """The ``metrics`` section: defaults, then ``--set metrics.*``. Giving a weight file turns its metric on;
+    ``names`` (``--metrics``) are the registered metrics to compute, checked here (a bad one is an error)."""
     config = {**METRIC_DEFAULTS, **(sets or {})}
     for key, value in config.items():
         if key not in METRIC_KEYS:
@@ -449,6 +453,8 @@ def metrics_config(sets: Mapping[str, Any] | None = None) -> dict[str, Any]:
         description, check = METRIC_KEYS[key]
         if not check(value):
             raise UserError(f"invalid value metrics.{key}={value!r}: must be {description}")
+    if config["names"] is not None:
+        registry.select(config["names"])
     config["lpips"] = config["lpips"] or config["lpips_weights"] is not None
     config["fvd"] = config["fvd"] or config["fvd_weights"] is not None
     return config

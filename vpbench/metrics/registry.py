@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -72,6 +71,8 @@ class MetricEntry:
     origin: Mapping[str, Any]
 
 
+PERCEPTUAL_HIGHER_IS_BETTER = {"lpips": False, "fvd": False}  # vpbench.metrics.perceptual, from weight files
+PERCEPTUAL_LABELS = {"lpips": "LPIPS", "fvd": "FVD"}
 _METRICS: dict[str, MetricEntry] = {}
 _UNAVAILABLE: dict[str, str] = {}  # broken entry points: name -> their one-line error
 _loaded = False
@@ -93,14 +94,15 @@ def register_metric(name: str, fn: MetricFn, *, higher_is_better: bool, label: s
 
 
 def _load() -> None:
-    """The built-in metrics (every module of this package), then the plug-ins (entry points,
-    ``VPBENCH_PLUGINS``), once per process."""
+    """The built-in metrics (every module of :mod:`vpbench.metrics` is imported: its metrics register on import;
+    nothing lists them), then the plug-ins (entry points, ``VPBENCH_PLUGINS``), once per process."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):  # built-in metrics register on import
-        importlib.import_module(f"{__package__}.{module.name}")
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{module.name}")
 
     plugins.load_entry_points(GROUP, "metric", _adopt, _UNAVAILABLE)
     plugins.import_environment_plugins()
@@ -124,6 +126,22 @@ def metric_names() -> list[str]:
     """Every registered metric, the built-in ones first, in registration order."""
     _load()
     return list(_METRICS)
+
+
+def higher_is_better(name: str) -> bool | None:
+    """Whether a higher value of stored metric ``name`` is better: the registered metric's, the perceptual
+    metrics' (computed from weight files, not registered), or None for a metric not known here (a run's plug-in
+    that this process has not loaded)."""
+    _load()
+    if name in _METRICS:
+        return _METRICS[name].higher_is_better
+    return PERCEPTUAL_HIGHER_IS_BETTER.get(name)
+
+
+def label_of(name: str) -> str:
+    """The label a table or plot gives stored metric ``name`` (its own name when not registered here)."""
+    _load()
+    return _METRICS[name].label if name in _METRICS else PERCEPTUAL_LABELS.get(name, name)
 
 
 def get_metric(name: str) -> MetricEntry:

@@ -17,15 +17,29 @@ from vpbench import config as cfg
 from vpbench import presets
 from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
-from vpbench.metrics.frames import STORED_METRICS as METRICS
 from vpbench.models import registry
 from vpbench.store import DONE, RunDir, iter_runs
 
 
 @dataclass(frozen=True)
-class Run:
-    """One finished (or diverged) run. ``per_frame``: [N, T_out, len(METRICS)] on 0-255 (columns
-    ``METRICS``), None when a diverged run has no evaluation."""
+class StoredMetrics:
+    """What a run folder's per_sequence.npz holds: ``per_frame`` [N, T_out, len(metrics)] (MSE and MAE on 0-255),
+    one column per stored metric, named by ``metrics`` (whatever the run computed, plug-ins included)."""
+
+    per_frame: np.ndarray | None
+    metrics: tuple[str, ...]
+
+    def values(self, metric: str) -> np.ndarray | None:
+        """[N, T_out] of ``metric``, or None when it was not stored (or did not compute: all NaN)."""
+        if self.per_frame is None or metric not in self.metrics:
+            return None
+        column = self.per_frame[..., self.metrics.index(metric)]
+        return None if np.isnan(column).all() else column
+
+
+@dataclass(frozen=True)
+class Run(StoredMetrics):
+    """One finished (or diverged) run. ``per_frame`` is None when a diverged run has no evaluation."""
 
     path: Path
     dataset: str
@@ -44,7 +58,6 @@ class Run:
     origin: dict[str, Any]
     params: int | None
     flops: int | None
-    per_frame: np.ndarray | None
     overrides: str = ""  # settings that differ from the preset's (``--set``), as "key: preset -> run"
     evaluations: tuple["Evaluation", ...] = ()  # later evaluations of its checkpoint (``bench eval``)
     fvd: float | None = None  # one value per run, when it was computed
@@ -56,15 +69,14 @@ class Run:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(StoredMetrics):
     """A later evaluation of a run's checkpoint (``bench eval``): on ``dataset`` with ``frames`` (input,
-    output), whose per_frame array is [N, T_out, len(METRICS)] as a run's."""
+    output), its metrics stored as a run's."""
 
     path: Path
     dataset: str
     frames: tuple[int, int]
     provenance: str
-    per_frame: np.ndarray
 
 
 def read_evaluations(run: RunDir) -> tuple[Evaluation, ...]:
@@ -73,8 +85,8 @@ def read_evaluations(run: RunDir) -> tuple[Evaluation, ...]:
     for folder in sorted(run.path.glob("evaluations/*/metrics.json")):
         evaluation = RunDir(folder.parent)
         metrics = evaluation.read_json("metrics.json")
-        found.append(Evaluation(evaluation.path, metrics["dataset"], tuple(metrics["frames"]),
-                                metrics["provenance"]["label"], _per_frame(evaluation)))
+        found.append(Evaluation(*_per_frame(evaluation), evaluation.path, metrics["dataset"], tuple(metrics["frames"]),
+                                metrics["provenance"]["label"]))
     return tuple(found)
 
 
@@ -126,16 +138,15 @@ class Collection:
     warnings: list[str]
 
 
-def _per_frame(run: RunDir) -> np.ndarray:
-    """per_sequence.npz's array with its columns in ``METRICS`` order; NaN for a metric the run did not
-    store (one added to vpbench after the run, such as ``ssim_openstl``)."""
-    with np.load(run.file("per_sequence.npz")) as data:
-        names = [str(n) for n in data["metrics"]]
+def _per_frame(run: RunDir) -> tuple[np.ndarray, tuple[str, ...]]:
+    """per_sequence.npz's array [N, T_out, K] and the names of its K metrics (all it stored: a metric added
+    to vpbench after the run, such as ``ssim_openstl``, is simply not among them)."""
+    with np.load(run.file("per_sequence.npz"), allow_pickle=False) as data:
+        names = tuple(str(n) for n in data["metrics"])
         array = np.asarray(data["per_frame"], dtype=np.float64)
     if array.ndim != 3 or array.shape[-1] != len(names):
-        raise ValueError(f"per_frame has shape {array.shape} for metrics {names}")
-    missing = np.full(array.shape[:2], np.nan)
-    return np.stack([array[..., names.index(m)] if m in names else missing for m in METRICS], axis=-1)
+        raise ValueError(f"per_frame has shape {array.shape} for metrics {list(names)}")
+    return array, names
 
 
 def read_run(run: RunDir) -> Run | None:
@@ -148,15 +159,15 @@ def read_run(run: RunDir) -> Run | None:
         return None
     config = run.read_yaml("config.yaml")
     data = config["dataset"]
-    evaluated = metrics.get("mse") is not None
+    evaluated = metrics.get("mse") is not None or run.exists("per_sequence.npz")  # --metrics may leave out MSE
     if evaluated and not run.exists("per_sequence.npz"):
         raise ValueError("per_sequence.npz is missing")
-    per_frame = _per_frame(run) if evaluated else None
+    per_frame, stored = _per_frame(run) if evaluated else (None, ())
     frames = (int(data["input_frames"]), int(data["output_frames"]))
     if per_frame is not None and per_frame.shape[1] != frames[1]:
         raise ValueError(f"per_sequence.npz holds {per_frame.shape[1]} frames, config.yaml says {frames[1]}")
     return Run(
-        path=run.path, dataset=metrics["dataset"], model=metrics["model"],
+        per_frame=per_frame, metrics=stored, path=run.path, dataset=metrics["dataset"], model=metrics["model"],
         label=metrics.get("label") or metrics["model"],
         preset=metrics["preset"], seed=int(metrics["seed"]), run_id=run.run_id, status=metrics["status"],
         epochs=int(metrics.get("epochs") if metrics.get("epochs") is not None else config["train"]["epochs"]),
@@ -164,7 +175,7 @@ def read_run(run: RunDir) -> Run | None:
         provenance=metrics["provenance"]["label"], test_sha256=metrics["provenance"]["test_sha256"],
         test_kind=metrics["provenance"].get("kind", ""),
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
-        params=metrics.get("params"), flops=metrics.get("flops"), per_frame=per_frame, overrides=_overrides(config),
+        params=metrics.get("params"), flops=metrics.get("flops"), overrides=_overrides(config),
         evaluations=read_evaluations(run), fvd=metrics.get("fvd"), imported=metrics.get("imported"),
     )
 

@@ -40,6 +40,9 @@ DASHES = ("", (4, 1.5), (1, 1), (3, 1.25, 1.5, 1.25), (5, 1, 1, 1), (2, 2), (6, 
           (3, 1, 1, 1, 1, 1), (4, 3), (2, 1, 2, 3))
 
 
+MOST_PANELS_PER_ROW = 4  # more metrics than this wrap onto further rows
+
+
 def framewise_figure(long: pd.DataFrame, styles: Sequence[str], panels: Sequence[tuple[str, str]], path: Path,
                      title: str, formats: Sequence[str] = ("png",)) -> None:
     """One panel per ``(metric, y label)``: the metric per predicted frame, one line per model.
@@ -53,8 +56,12 @@ def framewise_figure(long: pd.DataFrame, styles: Sequence[str], panels: Sequence
     several = long.groupby("label")["seed"].nunique().max() > 1
     frames = long["frame"].nunique()
     with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.2):
-        fig = Figure(figsize=(5.2 * len(panels), 4.6), layout="constrained")
-        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        columns = min(len(panels), MOST_PANELS_PER_ROW)
+        rows = -(-len(panels) // columns)
+        fig = Figure(figsize=(5.2 * columns, 4.6 * rows), layout="constrained")
+        axes = fig.subplots(rows, columns, squeeze=False).ravel()
+        for ax in axes[len(panels):]:
+            ax.remove()
         for ax, (metric, ylabel) in zip(axes, panels):
             sns.lineplot(data=long[long["metric"] == metric], x="frame", y="value", hue="label", style="label",
                          hue_order=order, style_order=order, palette={k: colours[style[k]] for k in order},

@@ -6,7 +6,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from vpbench.metrics.frames import STORED_METRICS as METRICS
 from vpbench.report.collect import Group
 from vpbench.report.conventions import scale
 
@@ -14,14 +13,14 @@ COLUMNS = ["model", "seed", "frame", "metric", "value", "label", "preset", "test
 
 
 def framewise_long(group: Group, convention: str, models: Sequence[str] | None = None) -> pd.DataFrame:
-    """Each evaluated run's metrics per predicted frame (1-based), averaged over test sequences,
-    MSE and MAE in ``convention``."""
+    """Each evaluated run's metrics (every one it stored) per predicted frame (1-based), averaged over test
+    sequences, MSE and MAE in ``convention``."""
     rows = []
     for run in group.runs:
         if run.per_frame is None or (models is not None and run.model not in models):
             continue
-        means = run.per_frame.mean(axis=0)  # [T_out, 4]
-        for k, metric in enumerate(METRICS):
+        means = run.per_frame.mean(axis=0)  # [T_out, metrics]
+        for k, metric in enumerate(run.metrics):
             factor = scale(convention, metric, group.shape)
             rows += [(run.model, run.seed, t + 1, metric, float(v) * factor, run.label, group.preset,
                       group.test_sha256[:8], convention) for t, v in enumerate(means[:, k]) if not np.isnan(v)]

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vpbench import presets
+from vpbench.metrics.registry import label_of
 from vpbench.models import registry
 from vpbench.report import paper
 from vpbench.report.collect import Evaluation, Group, Run
@@ -20,6 +21,8 @@ from vpbench.report.tables import (
     cost_table,
     generalisation_tables,
     measured_estimates,
+    other_metrics,
+    other_metrics_table,
     paired_table,
     perceptual_shown,
     published,
@@ -170,6 +173,12 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
              f"Means over {_sequences(group)} test sequences and {group.frames[1]} predicted frames; n: seeds; "
              f"mean ± sample std over seeds when n > 1; best per column in bold. {source}"
              f"{CONVENTIONS[convention]}.{hint}", ""]
+    others = other_metrics([r for m in models for r in group.runs_of(m)])
+    if others:
+        lines += ["Other metrics the runs stored (plug-ins, the dataset's own; `bench list metrics`):", "",
+                  *other_metrics_table(group, models, others, convention), "",
+                  "Means over the test sequences and predicted frames; best per column in bold where the metric "
+                  "says which way is better.", ""]
     for table in mean_tables[1:]:
         lines += [f"Also published, {table.title}:", "", *published_table(group, models, table, convention), ""]
     for table in (t for t in tables if t.per_step):
@@ -248,15 +257,19 @@ def _framewise_section(group: Group, models: list[str], suffix: str, out: Path, 
     convention = options.convention_for(group)
     units = "per pixel, 0-255" if convention == "paper" else "per frame, [0, 1]"
     ssim_label = "SSIM" if convention == "paper" else "SSIM (OpenSTL's)"
-    panels = [("mse", f"MSE ({units})"), (column(convention, "ssim"), ssim_label)]
-    if "lpips" in set(long["metric"]):
-        panels.append(("lpips", "LPIPS"))
+    others = other_metrics([r for m in models for r in group.runs_of(m)])
+    panels = [("mse", f"MSE ({units})"), (column(convention, "ssim"), ssim_label), ("lpips", "LPIPS"),
+              *[(metric, label_of(metric)) for metric in others]]
+    panels = [(metric, label) for metric, label in panels if metric in set(long["metric"])]  # what the runs stored
+    if not panels:
+        return []
     framewise_figure(long, [group.label(m) for m in group.models], panels, out / f"{stem}.png",
                      f"{group.dataset} {group.frames[0]} → {group.frames[1]} · preset {group.preset} · "
                      f"test set {group.test_sha256[:8]}", options.figure_formats)
     band = " Band: ± std over seeds." if long.groupby("label")["seed"].nunique().max() > 1 else ""
     return [*options.figure(stem, "MSE and SSIM per predicted frame"), "",
-            f"MSE and SSIM per predicted frame (as the paper's Fig. 6), means over the test sequences.{band}", ""]
+            f"MSE and SSIM per predicted frame (as the paper's Fig. 6){', and the other metrics' * bool(others)}, "
+            f"means over the test sequences.{band}", ""]
 
 
 def _samples_of(run: Run) -> dict[str, np.ndarray] | None:

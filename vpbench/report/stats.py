@@ -6,7 +6,6 @@ from typing import Sequence
 
 import numpy as np
 
-from vpbench.metrics.frames import STORED_METRICS as METRICS
 from vpbench.report.collect import Run
 
 RESAMPLES = 10_000
@@ -35,13 +34,11 @@ def estimate(values: Sequence[float]) -> Estimate | None:
 def seed_values(runs: Sequence[Run], metric: str, step: int | None = None) -> list[float]:
     """Each evaluated run's mean of ``metric`` over test sequences and predicted frames, or over test
     sequences at predicted frame ``step`` (1-based)."""
-    k = METRICS.index(metric)
     values = []
     for run in runs:
-        if run.per_frame is not None:
-            column = run.per_frame[:, :, k] if step is None else run.per_frame[:, step - 1, k]
-            if not np.isnan(column).all():  # a metric the run did not store
-                values.append(float(column.mean()))
+        stored = run.values(metric)
+        if stored is not None:  # None: a metric the run did not store
+            values.append(float((stored if step is None else stored[:, step - 1]).mean()))
     return values
 
 
@@ -64,8 +61,7 @@ def bootstrap_ci(values: np.ndarray, *, resamples: int = RESAMPLES, level: float
 
 def sequence_means(runs: Sequence[Run], metric: str = "mse") -> np.ndarray:
     """Per-sequence ``metric`` [N] (mean over predicted frames), averaged over the runs' seeds."""
-    k = METRICS.index(metric)
-    return np.mean([run.per_frame[:, :, k].mean(axis=1) for run in runs if run.per_frame is not None], axis=0)
+    return np.mean([run.values(metric).mean(axis=1) for run in runs if run.values(metric) is not None], axis=0)
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,29 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from vpbench.metrics.frames import HIGHER_IS_BETTER
-from vpbench.metrics.frames import STORED_METRICS as METRICS
+from vpbench.metrics.registry import higher_is_better, label_of
 from vpbench.report.collect import Group, Run
-from vpbench.report.conventions import SHOWN, column, scale
+from vpbench.report.conventions import CONVENTIONS, SHOWN, column, scale
 from vpbench.report.paper import PaperTable
 from vpbench.report.stats import Estimate, Paired, estimate, seed_values
 
-DECIMALS = {"mse": 2, "mae": 2, "psnr": 2, "ssim": 4, "lpips": 4, "fvd": 1}
-NAMES = {"mse": "MSE", "mae": "MAE", "psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "fvd": "FVD"}
+DECIMALS = {"mse": 2, "mae": 2, "psnr": 2, "fvd": 1}  # any other metric: 4
 EXTERNAL_MARK = "†"
+# The stored metrics the results table shows in one convention or another (SSIM: ssim or ssim_openstl), and LPIPS.
+SHOWN_COLUMNS = frozenset({column(c, m) for c in CONVENTIONS for m in SHOWN} | {"lpips"})
+
+
+def heading(metric: str) -> str:
+    """``MSE ↓``: the metric's label and which way is better (no arrow for a metric not registered here)."""
+    better = higher_is_better(metric)
+    return label_of(metric) + ("" if better is None else " ↑" if better else " ↓")
+
+
+def other_metrics(runs: Sequence[Run]) -> list[str]:
+    """The metrics ``runs`` stored beyond those of the results table (registered plug-ins, a dataset's own), in
+    the order they were stored."""
+    found = [m for r in runs for m in r.metrics if m not in SHOWN_COLUMNS and r.values(m) is not None]
+    return list(dict.fromkeys(found))
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -22,7 +35,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: 
 
 
 def number(value: float | None, metric: str) -> str:
-    return "-" if value is None else f"{value:.{DECIMALS[metric]}f}"
+    return "-" if value is None else f"{value:.{DECIMALS.get(metric, 4)}f}"
 
 
 def measured(est: Estimate | None, metric: str) -> str:
@@ -39,11 +52,11 @@ def relative(est: Estimate | None, paper: float | None) -> str:
 
 
 def _best(estimates: Sequence[Estimate | None], metric: str) -> str | None:
-    """The best mean as printed (lower MSE/MAE, higher PSNR/SSIM)."""
+    """The best mean as printed (lower MSE/MAE, higher PSNR/SSIM; none for a metric of unknown direction)."""
     means = [e.mean for e in estimates if e is not None]
-    if not means:
+    if not means or higher_is_better(metric) is None:
         return None
-    return number(max(means) if HIGHER_IS_BETTER[metric] else min(means), metric)
+    return number(max(means) if higher_is_better(metric) else min(means), metric)
 
 
 def _bolded(estimates: Sequence[Estimate | None], metric: str) -> list[str]:
@@ -102,7 +115,7 @@ def results_table(group: Group, models: Sequence[str], paper: PaperTable | None,
     header, align = ["Model", "n", "Epochs"], "lrr"
     extra = perceptual_shown(group, models)
     for metric in (*SHOWN, *extra):
-        header.append(f"{NAMES[metric]} {'↑' if HIGHER_IS_BETTER[metric] else '↓'}")
+        header.append(heading(metric))
         header += ["paper" if paper.protocol == "srvp" else "published", "Δ"] if metric in with_paper else []
         align += "rrr" if metric in with_paper else "r"
     columns = {metric: measured_estimates(group, models, metric, convention) for metric in SHOWN}
@@ -123,32 +136,43 @@ def results_table(group: Group, models: Sequence[str], paper: PaperTable | None,
     return markdown_table(header, rows, align)
 
 
+def other_metrics_table(group: Group, models: Sequence[str], metrics: Sequence[str], convention: str) -> list[str]:
+    """Means over test sequences and predicted frames of ``metrics`` (see :func:`other_metrics`), one column each."""
+    columns = {metric: measured_estimates(group, models, metric, convention) for metric in metrics}
+    cells = {metric: _bolded(columns[metric], metric) for metric in metrics}
+    rows = [[row_label(group, model), _n([columns[m][i] for m in metrics]), *[cells[m][i] for m in metrics]]
+            for i, model in enumerate(models)]
+    return markdown_table(["Model", "n", *map(heading, metrics)], rows, "lr" + "r" * len(metrics))
+
+
 def published_table(group: Group, models: Sequence[str], paper: PaperTable, convention: str) -> list[str]:
     """A published table's values for the group's models, in ``convention``."""
-    header = ["Model", *[f"{NAMES[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in paper.columns]]
+    header = ["Model", *[heading(m) for m in paper.columns]]
     rows = [[row_label(group, model), *[number(published(paper, group.label(model), m, m, convention, group.shape), m)
                                         for m in paper.columns]] for model in models]
     return markdown_table(header, rows, "l" + "r" * len(paper.columns))
 
 
 def generalisation_tables(group: Group, pairs: Sequence[tuple[Run, Any]], convention: str) -> list[str]:
-    """Evaluations of the group's runs on other data: each run's means, then its MSE per predicted frame
-    (one row per frame, one column per run)."""
+    """Evaluations of the group's runs on other data: each run's means (of every stored metric), then its MSE
+    per predicted frame (one row per frame, one column per run)."""
     labels = [f"{row_label(group, run.model)} (seed {run.seed})" for run, _ in pairs]
+    shown = [*SHOWN, *other_metrics([e for _, e in pairs])]
     means = []
     for label, (run, evaluation) in zip(labels, pairs):
         row = [label]
-        for metric in SHOWN:
-            values = evaluation.per_frame[..., METRICS.index(column(convention, metric))]
-            row.append(number(float(values.mean()) * scale(convention, metric, group.shape), metric))
+        for metric in shown:
+            values = evaluation.values(column(convention, metric))
+            row.append(number(None if values is None else float(values.mean()) * scale(convention, metric,
+                                                                                      group.shape), metric))
         means.append(row)
-    header = ["Model", *[f"{NAMES[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in SHOWN]]
     factor = scale(convention, "mse", group.shape)
     frames = pairs[0][1].per_frame.shape[1]
-    per_frame = [[str(t + 1), *[number(float(e.per_frame[:, t, 0].mean()) * factor, "mse") for _, e in pairs]]
+    mse = [e.values("mse") for _, e in pairs]
+    per_frame = [[str(t + 1), *[number(None if v is None else float(v[:, t].mean()) * factor, "mse") for v in mse]]
                  for t in range(frames)]
-    return [*markdown_table(header, means, "l" + "r" * len(SHOWN)), "", "MSE per predicted frame:", "",
-            *markdown_table(["Frame", *labels], per_frame, "r" * (len(labels) + 1))]
+    return [*markdown_table(["Model", *map(heading, shown)], means, "l" + "r" * len(shown)), "",
+            "MSE per predicted frame:", "", *markdown_table(["Frame", *labels], per_frame, "r" * (len(labels) + 1))]
 
 
 def step_table(group: Group, models: Sequence[str], paper: PaperTable, convention: str) -> list[str]:
@@ -156,7 +180,7 @@ def step_table(group: Group, models: Sequence[str], paper: PaperTable, conventio
     metric = paper.metric
     header, align = ["Model", "n"], "lr"
     for step in paper.steps:
-        header += [f"{NAMES[metric]} t={step}", "paper", "Δ"]
+        header += [f"{label_of(metric)} t={step}", "paper", "Δ"]
         align += "rrr"
     per_step = {s: measured_estimates(group, models, metric, convention, s) for s in paper.steps}
     cells = {s: _bolded(per_step[s], metric) for s in paper.steps}
@@ -171,7 +195,7 @@ def step_table(group: Group, models: Sequence[str], paper: PaperTable, conventio
 
 
 def paired_table(comparisons: Sequence[Paired], reference: str, group: Group) -> list[str]:
-    name, digits = NAMES[comparisons[0].metric], DECIMALS[comparisons[0].metric]
+    name, digits = label_of(comparisons[0].metric), DECIMALS.get(comparisons[0].metric, 4)
     header = ["Model", f"Seeds ({reference} / model)", "Sequences", f"Mean {name} difference ({reference} − model)",
               "95% CI", "Verdict"]
     rows = [[group.label(p.other), f"{p.seeds[0]} / {p.seeds[1]}", str(p.sequences), f"{p.mean:+.{digits}f}",
