@@ -61,3 +61,18 @@ def test_a_value_at_the_threshold_is_an_event_and_other_data_get_nan():
     assert score("csi_133", at, at) == 0
     assert np.isnan(score("csi_16", context=MetricContext("mmnist")))
     assert len(THRESHOLDS) == 6
+
+
+def test_by_default_each_dataset_gets_the_metrics_that_apply_to_its_data():
+    from vpbench.metrics.scoring import MetricScorer
+
+    weather = MetricContext("weatherbench", eight_bit=False, lat_weights=np.ones(2),
+                            extra={"climatology": np.zeros((1, 2, 2))})
+    columns = {name: set(MetricScorer(None, ctx).columns) for name, ctx in
+               (("mmnist", MetricContext("mmnist")), ("sevir", SEVIR), ("weatherbench", weather))}
+    domain = {"rmse", "wrmse", "acc", "csi_m", "csi_16", "hss_219", "csi_m_pool16"}
+    assert not columns["mmnist"] & domain and {"mse", "ssim"} <= columns["mmnist"]
+    assert {"rmse", "csi_m", "csi_16", "hss_219", "csi_m_pool16"} <= columns["sevir"]
+    assert not {"wrmse", "acc"} & columns["sevir"]
+    assert {"rmse", "wrmse", "acc", "mse", "mae"} <= columns["weatherbench"] and "csi_m" not in columns["weatherbench"]
+    assert "csi_16" in MetricScorer("mse,csi_16", MetricContext("mmnist")).columns  # asked for: computed anyway

@@ -17,7 +17,8 @@ Earthformer's ``SEVIRSkillScore``:
 
 Scores are per frame, averaged over sequences by the harness; Earthformer sums H, M and F over the whole
 test set before dividing, so its values and these agree only when events are spread evenly. They apply to
-datasets whose metric context sets ``extra["nowcasting"] = "vil"`` (SEVIR); others get NaN.
+datasets whose metric context sets ``extra["nowcasting"] = "vil"`` (SEVIR): computed there by default, NaN
+elsewhere when asked for.
 """
 from __future__ import annotations
 
@@ -78,9 +79,14 @@ SCORES: dict[str, tuple[Callable[..., np.ndarray], bool, str]] = {  # name -> (s
 }
 
 
+def is_vil(context: MetricContext) -> bool:
+    """Whether the data are radar VIL (the dataset's context says ``extra["nowcasting"] = "vil"``)."""
+    return context.extra.get("nowcasting") == "vil"
+
+
 def vil(frames: np.ndarray, context: MetricContext) -> np.ndarray | None:
     """Frames [N, T, 1, H, W] in [0, 1] -> VIL [N, T, H, W] on 0-255; None for data that are not radar VIL."""
-    if context.extra.get("nowcasting") != "vil":
+    if not is_vil(context):
         return None
     return context.physical(frames)[:, :, 0]
 
@@ -114,7 +120,8 @@ def mean_csi(pool: int = 1) -> MetricFn:
 for _name, (_score, _higher, _label) in SCORES.items():
     for _threshold in THRESHOLDS:
         register_metric(f"{_name}_{_threshold}", threshold_metric(_score, _threshold), higher_is_better=_higher,
-                        label=f"{_label} at VIL {_threshold}")
-register_metric("csi_m", mean_csi(), higher_is_better=True, label="CSI-M")
+                        label=f"{_label} at VIL {_threshold}", applies=is_vil)
+register_metric("csi_m", mean_csi(), higher_is_better=True, label="CSI-M", applies=is_vil)
 for _pool in POOLS:
-    register_metric(f"csi_m_pool{_pool}", mean_csi(_pool), higher_is_better=True, label=f"CSI-M (pool {_pool})")
+    register_metric(f"csi_m_pool{_pool}", mean_csi(_pool), higher_is_better=True, label=f"CSI-M (pool {_pool})",
+                    applies=is_vil)

@@ -14,8 +14,9 @@ with error e = forecast - truth over the C x H x W grid values:
 
 As in the paper's equations, a score is computed per forecast and the scores are averaged over forecasts
 (the harness averages over sequences); WeatherBench's code pools the sums over all forecasts at once instead.
-Multi-channel data (uv10, mv) are scored over all channels together. A dataset without latitude weights or
-climatology gets NaN for ``wrmse`` or ``acc``.
+Multi-channel data (uv10, mv) are scored over all channels together. By default they are computed for data of
+physical values (``rmse``), with latitude weights (``wrmse``) or a climatology (``acc``); asked for elsewhere
+(``--metrics``), ``wrmse`` and ``acc`` are NaN.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def acc(pred: np.ndarray, target: np.ndarray, context: MetricContext) -> np.ndar
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
 
 
-register_metric("rmse", rmse, higher_is_better=False, label="RMSE")
-register_metric("wrmse", wrmse, higher_is_better=False, label="RMSE (latitude-weighted)")
-register_metric("acc", acc, higher_is_better=True, label="ACC")
+register_metric("rmse", rmse, higher_is_better=False, label="RMSE", applies=lambda c: not c.eight_bit)
+register_metric("wrmse", wrmse, higher_is_better=False, label="RMSE (latitude-weighted)",
+                applies=lambda c: c.lat_weights is not None)
+register_metric("acc", acc, higher_is_better=True, label="ACC", applies=lambda c: "climatology" in c.extra)
