@@ -97,3 +97,9 @@ def test_persistence_and_convgru_train_and_evaluate_with_the_nowcasting_metrics(
     persistence = metrics["persistence"]
     assert persistence["csi_16"] == pytest.approx(1, abs=1e-3) and persistence["pod_16"] == pytest.approx(1, abs=1e-3)
     assert persistence["far_16"] == pytest.approx(0, abs=1e-3) and "wrmse" not in persistence  # no latitudes
+    code, _, err = bench("report", "--results-dir", tmp_path / "results", "--out", tmp_path / "report")
+    assert code == 0, err
+    page = (tmp_path / "report" / "sevir.md").read_text()
+    assert "| Model | 16 | 74 | 133 | 160 | 181 | 219 | CSI-M | CSI-M pool 4 | CSI-M pool 16 |" in page
+    assert "**CSI-M by lead time**" in page and "| Model | +5 min | +10 min |" in page
+    assert len(list((tmp_path / "report").glob("sevir-tiny-*-thresholds.png"))) == 1

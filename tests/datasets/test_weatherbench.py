@@ -138,3 +138,9 @@ def test_persistence_and_convgru_train_and_evaluate_with_the_weather_metrics(ben
     framewise = pd.read_csv(next((tmp_path / "results" / "weatherbench" / "persistence").rglob("framewise.csv")))
     np.testing.assert_allclose(framewise["rmse"], np.arange(1, 13), atol=0.2)
     assert "csi_m" not in persistence  # not radar data
+    code, _, err = bench("report", "--results-dir", tmp_path / "results", "--out", tmp_path / "report")
+    assert code == 0, err
+    page = (tmp_path / "report" / "weatherbench.md").read_text()
+    assert "**RMSE (K)**" in page and "| Persistence | 1.000 | 2.000 | 3.000 |" in page and "**ACC**" in page
+    assert "| ConvLSTM | published | 1.521 | 0.7949 | 1.233 |" in page  # OpenSTL's t2m at 5.625 degrees
+    assert len(list((tmp_path / "report").glob("weatherbench-tiny-*-lead-times.png"))) == 1

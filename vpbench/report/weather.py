@@ -6,11 +6,14 @@ error over every test value, the mean of ``rmse``^2; RMSE: its root; MAE: the me
 bias and HSS by VIL threshold (tables), CSI-M and its pooled forms, and CSI-M by lead time (a figure of CSI by
 threshold and of CSI-M by lead time).
 
-Its input is each run's stored per-frame scores, ``scores[label][metric]`` = [N, T] (sequences x lead times),
-and the run's provenance (``frame_minutes``, ``units``, WeatherBench's ``variable`` and ``resolution``).
+Its input is each run's stored per-frame scores, ``scores[label][metric]`` = [N, T] (sequences x lead times;
+the sequences of every seed of a model), and the runs' provenance in metrics.json (``frame_minutes``,
+``units``, WeatherBench's ``variable`` and ``resolution``): :func:`group_weather_section` reads both from a
+report group.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -20,6 +23,8 @@ from matplotlib.figure import Figure
 from vpbench.datasets import ReferenceTable
 from vpbench.datasets.weatherbench import OPENSTL_TABLES, setup_key
 from vpbench.metrics.nowcasting import POOLS, SCORES, THRESHOLDS
+from vpbench.models import registry
+from vpbench.report.collect import Group
 from vpbench.report.figures import DASHES, MARKERS, _save
 from vpbench.report.tables import markdown_table
 
@@ -74,19 +79,26 @@ def threshold_table(scores: Scores, score: str, decimals: int = 4) -> list[str]:
 
 
 def published_comparison(scores: Scores, table: ReferenceTable, labels: Mapping[str, str], units: str) -> list[str]:
-    """Lines of a markdown table: ``table``'s published MSE, MAE and RMSE beside ours as OpenSTL computes them:
+    """Lines of a markdown table: ``table``'s published MSE, MAE and RMSE, each followed by ours for the same
+    model, then ours for the models it does not list, computed as OpenSTL does:
     MSE the mean squared error over every test value (the mean of the stored ``rmse``^2), RMSE its root, MAE the
     mean of the stored ``mae`` (physical for WeatherBench's runs). ``labels``: model name -> row label."""
     header = ["Model", "", with_units("MSE", f"{units}²" if units else ""), with_units("MAE", units),
               with_units("RMSE", units)]
+    def ours(label: str) -> list[str]:
+        mse = float(np.nanmean(scores[label]["rmse"] ** 2))
+        mae = f"{np.nanmean(scores[label]['mae']):.4g}" if label in _has(scores, "mae") else "-"
+        return [label, "ours", f"{mse:.4g}", mae, f"{np.sqrt(mse):.4g}"]
+
+    measured = _has(scores, "rmse")
     rows = []
     for model, values in table.rows.items():
         label = labels.get(model, model)
         rows.append([label, "published", *(f"{values[c]:.4g}" for c in table.columns)])
-        if label in _has(scores, "rmse"):
-            mse = float(np.nanmean(scores[label]["rmse"] ** 2))
-            mae = f"{np.nanmean(scores[label]['mae']):.4g}" if label in _has(scores, "mae") else "-"
-            rows.append([label, "ours", f"{mse:.4g}", mae, f"{np.sqrt(mse):.4g}"])
+        if label in measured:
+            rows.append(ours(label))
+    published_labels = {labels.get(model, model) for model in table.rows}
+    rows += [ours(label) for label in measured if label not in published_labels]
     return [f"**{table.title}**", "", *markdown_table(header, rows, "llrrr")]
 
 
@@ -163,3 +175,28 @@ def weather_section(dataset: str, scores: Scores, provenance: Mapping[str, objec
                             formats):
             lines += [f"![CSI-M by lead time]({stem.name}-lead-times.{formats[0]})", ""]
     return lines
+
+
+def group_scores(group: Group, metrics: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """label -> metric -> [N, T]: each model's stored values of ``metrics``, the sequences of all its seeds."""
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for model in group.models:
+        for run in group.runs_of(model):
+            for metric in metrics:
+                values = run.values(metric)
+                if values is not None:
+                    stored = scores.setdefault(group.label(model), {})
+                    stored[metric] = np.concatenate([stored[metric], values]) if metric in stored else values
+    return scores
+
+
+def group_weather_section(group: Group, out: Path, formats: Sequence[str] = ("png",)) -> list[str]:
+    """The weather or nowcasting section of a report group (none for other datasets); figures into ``out``."""
+    if group.dataset not in WEATHER_DATASETS + NOWCASTING_DATASETS or not group.runs:
+        return []
+    metrics = [*WEATHER_LEAD_METRICS, "mae", *(f"{s}_{t}" for s in SCORES for t in THRESHOLDS), "csi_m",
+               *(f"csi_m_pool{p}" for p in POOLS)]
+    provenance = json.loads((group.runs[0].path / "metrics.json").read_text()).get("provenance", {})
+    labels = {name: entry.label_for("openstl") for name, entry in registry.entries().items()}
+    labels.update({model: group.label(model) for model in group.models})
+    return weather_section(group.dataset, group_scores(group, metrics), provenance, labels, out / group.slug, formats)
