@@ -15,18 +15,8 @@ import pytest
 from vpbench import plugins
 from vpbench.metrics import registry
 
-METRIC_FILE = '''
-import numpy as np
-
-from vpbench.metrics import register_metric
-
-
-def max_abs_error(pred, target, context):
-    """The largest absolute error of each frame, on the 0-255 scale: [N, T, C, H, W] x2 -> [N, T]."""
-    return 255 * np.abs(pred - target).max(axis=(-3, -2, -1))
-
-
-register_metric("maxerr", max_abs_error, higher_is_better=False, label="Max error")
+EXAMPLE = Path(__file__).parents[2] / "examples" / "custom_metric" / "max_error.py"  # README: Adding a metric
+METRIC_FILE = EXAMPLE.read_text() + '''
 
 
 def broken(pred, target, context):
