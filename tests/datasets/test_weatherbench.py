@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.format_writers import write_netcdf
+from helpers.format_writers import write_netcdf, write_netcdf3
 from helpers.weather_fixtures import LAT_5625, LON_5625, field_values, make_weatherbench
 
 from vpbench import config as cfg
@@ -61,6 +61,16 @@ def test_the_other_setups_channels_and_levels(data):
     entry = dataset_entry("weatherbench")
     assert entry.spec(entry.config("tiny", {"variable": "mv", "resolution": 1.40625})).channels == 12
     assert entry.spec(entry.config("tiny", {"resolution": 1.40625})).height == 128
+
+
+def test_netcdf3_files_are_read_too(tmp_path):
+    for year in range(2010, 2019):
+        write_netcdf3(tmp_path / "total_cloud_cover" / f"total_cloud_cover_{year}_5.625deg.nc", "tcc",
+                      field_values(30, year, base=0.0) / 100, LAT_5625, LON_5625, np.arange(30.0))
+    cloud = source(tmp_path, variable="tcc")
+    assert cloud.metric_context()["units"] == "0-1" and cloud.split("test").shape == (4, 24, 1, 32, 64)
+    assert cloud.mean[0] == pytest.approx(np.concatenate([field_values(30, y, base=0.0) / 100 for y in
+                                                          range(2010, 2016)])[:-1].mean(), rel=1e-5)
 
 
 def test_mv_reads_three_levels_of_four_fields_every_six_hours(tmp_path):

@@ -1,7 +1,7 @@
 """Writers of the distributed file formats, for fixtures: hickle files in the layouts hickle 2.x (PredNet's
 KITTI files, written under Python 2) and hickle 4+ leave, TFRecord files of ``tf.train.Example`` records,
-CIFAR-10 python batches, NetCDF-4 files (WeatherBench's) and SEVIR's HDF5 files and catalogue. Each writes the
-format's bytes itself (with h5py for HDF5), not the reader's code."""
+CIFAR-10 python batches, NetCDF-4 files (WeatherBench's), NetCDF-3 files and SEVIR's HDF5 files and catalogue.
+Each writes the format's bytes itself (with h5py for HDF5), not the reader's code."""
 from __future__ import annotations
 
 import csv
@@ -136,3 +136,31 @@ def write_sevir_catalog(path: Path, rows: Sequence[Mapping[str, object]]) -> Non
         writer = csv.DictWriter(f, SEVIR_CATALOG_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+
+def _nc_name(name: str) -> bytes:
+    """A NetCDF-3 name: its length, then its bytes padded to 4."""
+    raw = name.encode()
+    return struct.pack(">i", len(raw)) + raw + b"\0" * (-len(raw) % 4)
+
+
+def write_netcdf3(path: Path, name: str, values: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+                  hours: np.ndarray) -> None:
+    """A NetCDF-3 classic file (magic ``CDF\\x01``, big-endian): dimensions time, lat and lon, their float64
+    coordinate variables and the float32 variable ``name`` [time, lat, lon]; no attributes, no record dimension."""
+    dims = {"time": np.asarray(hours), "lat": np.asarray(lat), "lon": np.asarray(lon)}
+    variables = [(dim, (i,), 6, axis.astype(">f8")) for i, (dim, axis) in enumerate(dims.items())]
+    variables.append((name, (0, 1, 2), 5, np.asarray(values).astype(">f4")))
+    absent = struct.pack(">ii", 0, 0)
+    head = b"CDF\x01" + struct.pack(">i", 0) + struct.pack(">ii", 0x0A, len(dims))
+    head += b"".join(_nc_name(dim) + struct.pack(">i", len(axis)) for dim, axis in dims.items()) + absent
+    entries = [_nc_name(var) + struct.pack(">i", len(ids)) + struct.pack(f">{len(ids)}i", *ids) + absent
+               + struct.pack(">ii", kind, data.nbytes) for var, ids, kind, data in variables]
+    offset = len(head) + 8 + sum(len(e) + 4 for e in entries)  # + the var_list tag and count, a begin per variable
+    var_list, blobs = struct.pack(">ii", 0x0B, len(variables)), b""
+    for entry, (_, _, _, data) in zip(entries, variables):
+        var_list += entry + struct.pack(">i", offset + len(blobs))
+        blobs += data.tobytes() + b"\0" * (-data.nbytes % 4)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(head + var_list + blobs)

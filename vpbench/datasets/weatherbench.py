@@ -4,7 +4,7 @@
 OpenSTL's data root holding ``weather_5_625deg/`` (or ``weather/``): one folder per variable of yearly NetCDF
 files, ``<folder>/<folder>_<year>_<resolution>deg.nc`` (``2m_temperature/2m_temperature_2016_5.625deg.nc``),
 each holding one field of dims time x lat x lon (pressure-level fields: time x level x lat x lon), read with
-xarray's ``h5netcdf`` engine (``pip install 'vpbench[weather]'``).
+xarray's ``h5netcdf`` engine (NetCDF-4; ``pip install 'vpbench[weather]'``; NetCDF-3 files with ``scipy``).
 
 Setups (``--set dataset.variable=NAME dataset.resolution=DEG``), OpenSTL's ``dataset_constant.py``:
 
@@ -42,6 +42,7 @@ from vpbench.errors import UserError
 RESOLUTIONS = {5.625: (32, 64), 2.8125: (64, 128), 1.40625: (128, 256)}
 SPLITS = ("train", "val", "test")
 MV_LEVELS = (150, 500, 850)  # hPa, OpenSTL's multi-variable levels
+ENGINES = ("h5netcdf", "scipy")  # NetCDF-4 (HDF5), NetCDF-3
 
 
 @dataclass(frozen=True)
@@ -134,16 +135,23 @@ def year_files(root: Path, field: Field, years: list[int], resolution: float, sp
     return paths
 
 
+def open_netcdf(path: Path):
+    """The xarray dataset of a NetCDF file: NetCDF-4 (HDF5, as WeatherBench's) with h5netcdf, NetCDF-3 with
+    scipy; times are left undecoded (not read)."""
+    xarray = _xarray()
+    for engine in ENGINES:
+        try:
+            return xarray.open_dataset(path, engine=engine, decode_times=False)
+        except Exception:  # noqa: BLE001  each engine raises several types for a file it cannot read
+            continue
+    raise UserError(f"{path}: cannot be read as NetCDF (neither NetCDF-4 nor NetCDF-3); re-download it")
+
+
 def read_field(path: Path, field: Field, levels: tuple[int, ...] | None, shape: tuple[int, int]
                ) -> tuple[np.ndarray, np.ndarray]:
     """One yearly file: values float32 [T, C, H, W] (C: the levels read, 1 for a surface field) and the
     latitudes [H] in degrees."""
-    xarray = _xarray()
-    try:
-        dataset = xarray.open_dataset(path, engine="h5netcdf")
-    except Exception as err:  # h5py and h5netcdf raise several types for a damaged file
-        raise UserError(f"{path}: cannot be read as NetCDF ({type(err).__name__}); re-download it") from None
-    with dataset:
+    with open_netcdf(path) as dataset:
         if field.name not in dataset.data_vars:
             raise UserError(f"{path}: no variable {field.name!r} (it has: {', '.join(map(str, dataset.data_vars))}); "
                             f"expected WeatherBench's {field.folder} file")
