@@ -2,9 +2,10 @@
 
 For WeatherBench runs: RMSE, latitude-weighted RMSE and ACC by lead time (tables and one figure), and OpenSTL's
 published MSE, MAE and RMSE for the run's setup beside ours computed as OpenSTL does (MSE: the mean squared
-error over every test value, the mean of ``rmse``^2; RMSE: its root; MAE: the mean of the physical ``mae``). For SEVIR runs: CSI, POD, FAR, frequency
-bias and HSS by VIL threshold (tables), CSI-M and its pooled forms, and CSI-M by lead time (a figure of CSI by
-threshold and of CSI-M by lead time).
+error over every test value, the mean of ``rmse``^2; RMSE: its root; MAE: the mean of the physical ``mae``).
+For SEVIR runs: CSI, POD, FAR, frequency bias and HSS by VIL threshold (tables), CSI-M and its pooled forms,
+and CSI-M by lead time (a figure of CSI by threshold and of CSI-M by lead time). Earthformer's published SEVIR
+values are not stored yet.
 
 Its input is each run's stored per-frame scores, ``scores[label][metric]`` = [N, T] (sequences x lead times;
 the sequences of every seed of a model), and the runs' provenance in metrics.json (``frame_minutes``,
