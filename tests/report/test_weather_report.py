@@ -54,7 +54,8 @@ def test_sections_write_their_figures(tmp_path, dataset):
         scores, provenance = WEATHER, {"frame_minutes": 60, "units": "K", "variable": "t2m", "resolution": 5.625}
     else:
         names = [f"{s}_{t}" for s in ("csi", "pod", "far", "bias", "hss") for t in THRESHOLDS] + ["csi_m"]
-        scores, provenance = {"UNet": {n: np.full((2, 3), 0.5) for n in names}}, {"frame_minutes": 5}
+        scores = {"UNet": {n: np.full((2, 3), 0.5) for n in names}}
+        provenance = {"frame_minutes": 5, "downsample": 1, "frames": [13, 12]}
     lines = weather_section(dataset, scores, provenance, {"convlstm": "ConvLSTM"}, tmp_path / "page")
     assert (tmp_path / "page-lead-times.png").is_file()
     if dataset == "weatherbench":
@@ -63,4 +64,9 @@ def test_sections_write_their_figures(tmp_path, dataset):
     else:
         assert (tmp_path / "page-thresholds.png").is_file() and "**CSI-M by lead time**" in lines
         assert "**frequency bias (1 is unbiased)**" in lines
+        # Earthformer's published CSI beside ours at full resolution
+        assert "| Earthformer | published | 0.4419 | 0.1791 | 0.2848 | 0.3232 | 0.4271 | 0.6860 | 0.7513 |" in lines
+        assert "| UNet | ours | 0.5000 | 0.5000 | 0.5000 | 0.5000 | 0.5000 | 0.5000 | 0.5000 |" in lines
+        small = weather_section(dataset, scores, {**provenance, "downsample": 4}, {}, tmp_path / "small")
+        assert not any("Earthformer" in line for line in small)
     assert weather_section("mmnist", scores, provenance, {}, tmp_path / "other") == []

@@ -4,8 +4,8 @@ For WeatherBench runs: RMSE, latitude-weighted RMSE and ACC by lead time (tables
 published MSE, MAE and RMSE for the run's setup beside ours computed as OpenSTL does (MSE: the mean squared
 error over every test value, the mean of ``rmse``^2; RMSE: its root; MAE: the mean of the physical ``mae``).
 For SEVIR runs: CSI, POD, FAR, frequency bias and HSS by VIL threshold (tables), CSI-M and its pooled forms,
-and CSI-M by lead time (a figure of CSI by threshold and of CSI-M by lead time). Earthformer's published SEVIR
-values are not stored yet.
+and CSI-M by lead time (a figure of CSI by threshold and of CSI-M by lead time), and for full-resolution runs
+Earthformer's published CSI scores beside ours.
 
 Its input is each run's stored per-frame scores, ``scores[label][metric]`` = [N, T] (sequences x lead times;
 the sequences of every seed of a model), and the runs' provenance in metrics.json (``frame_minutes``,
@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from vpbench.datasets import ReferenceTable
+from vpbench.datasets.sevir import EARTHFORMER_TABLE
 from vpbench.datasets.weatherbench import OPENSTL_TABLES, setup_key
 from vpbench.metrics.nowcasting import POOLS, SCORES, THRESHOLDS
 from vpbench.models import registry
@@ -103,6 +104,16 @@ def published_comparison(scores: Scores, table: ReferenceTable, labels: Mapping[
     return [f"**{table.title}**", "", *markdown_table(header, rows, "llrrr")]
 
 
+def csi_comparison(scores: Scores, table: ReferenceTable) -> list[str]:
+    """Lines of a markdown table: ``table``'s published CSI scores, then ours (means over sequences and lead
+    times) for every run that stored them."""
+    header = ["Model", "", *(c.upper().replace("_", "-") for c in table.columns)]
+    rows = [[label, "published", *(f"{values[c]:.4f}" for c in table.columns)] for label, values in table.rows.items()]
+    rows += [[label, "ours", *(f"{np.nanmean(scores[label][c]):.4f}" if c in scores[label] else "-"
+                               for c in table.columns)] for label in _has(scores, table.columns[0])]
+    return [f"**{table.title}**", "", *markdown_table(header, rows, "ll" + "r" * len(table.columns))]
+
+
 def lead_time_figure(scores: Scores, panels: Sequence[tuple[str, str]], minutes: int, path: Path,
                      formats: Sequence[str] = ("png",)) -> bool:
     """One panel per ``(metric, y label with units)``: the metric by lead time, one line per run; False when
@@ -175,6 +186,10 @@ def weather_section(dataset: str, scores: Scores, provenance: Mapping[str, objec
         if lead_time_figure(scores, [("csi_m", "CSI-M")], minutes, stem.with_name(f"{stem.name}-lead-times"),
                             formats):
             lines += [f"![CSI-M by lead time]({stem.name}-lead-times.{formats[0]})", ""]
+        if provenance.get("downsample") == 1 and provenance.get("frames") == list(EARTHFORMER_TABLE.frames):
+            lines += [*csi_comparison(scores, EARTHFORMER_TABLE), "",
+                      "Earthformer sums hits, misses and false alarms over the whole test set before dividing; ours "
+                      "are means of per-frame scores, so they compare only roughly.", ""]
     return lines
 
 
