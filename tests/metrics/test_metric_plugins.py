@@ -58,16 +58,18 @@ def _metrics(folder: Path) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
 
-def test_a_metric_file_outside_the_package_is_run_stored_and_reported(metric_plugins, bench, tmp_path):
+def test_a_metric_file_outside_the_package_is_run_stored_and_reported(metric_plugins, bench, own_results, tmp_path):
+    """A new persistence run beside older runs (convgru, persistence) made without the plug-in."""
     code, out, err = bench("list", "metrics")
     assert code == 0, err
     assert "maxerr             Max error              lower is better   external: mylab_metrics:max_abs_error" in out
     assert "name_length" in out and "external: mylab_metrics:dataset_length" in out
-    results = tmp_path / "results"
+    results = own_results
+    older = set(results.glob("mmnist/persistence/*"))
     code, out, err = bench("run", "--models", "persistence", "--dataset", "mmnist", "--preset", "tiny",
                            "--results-dir", results)
     assert code == 0, err
-    (run,) = results.glob("mmnist/persistence/*")
+    (run,) = set(results.glob("mmnist/persistence/*")) - older
     metrics = _metrics(run)
     with np.load(run / "per_sequence.npz") as data:
         names, per_frame = list(data["metrics"]), data["per_frame"]
@@ -85,6 +87,7 @@ def test_a_metric_file_outside_the_package_is_run_stored_and_reported(metric_plu
     page = (reports / "mmnist.md").read_text()
     assert "| Model | n | Max error ↓ | name_length ↓ |" in page
     assert f"| Persistence | 1 | **{maxerr.mean():.4f}** | **6.0000** |" in page
+    assert "| ConvGRU | 0 | - | - |" in page  # an older run: without the plug-in's columns, still reported
     long = pd.read_csv(reports / "mmnist-framewise.csv")
     assert long[long["metric"] == "maxerr"]["value"].tolist() == pytest.approx(maxerr.mean(axis=0).tolist())
 

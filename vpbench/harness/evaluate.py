@@ -49,6 +49,13 @@ def framewise_table(per_frame: np.ndarray, columns: tuple[str, ...]) -> pd.DataF
     return table
 
 
+def unit_interval(frames: Tensor) -> np.ndarray:
+    """Frames [..., C, H, W] as float32 in [0, 1] on the CPU, as metrics take them: 8-bit frames / 255, float
+    frames as they are."""
+    array = frames.detach().cpu().numpy()
+    return array.astype(np.float32) / 255 if array.dtype == np.uint8 else array.astype(np.float32, copy=False)
+
+
 def sample_indices(count: int, total: int) -> np.ndarray:
     """``count`` fixed test sequences spread over the split (the same for every model)."""
     return np.unique(np.linspace(0, total - 1, num=min(count, total)).round().astype(np.int64))
@@ -91,8 +98,7 @@ def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device:
         check_prediction(pred, tuple(targets.shape), name)
         pred8 = to_uint8(pred)
         span = slice(start, start + len(batch))
-        per_frame[span, :, :registered] = scorer.score(pred.clamp(0, 1).float().cpu().numpy(),
-                                                      targets.cpu().numpy().astype(np.float32) / 255)
+        per_frame[span, :, :registered] = scorer.score(unit_interval(pred.clamp(0, 1)), unit_interval(targets))
         if perceptual is not None:
             per_frame[span, :, registered:] = perceptual.update(batch[:, : spec.input_frames], targets, pred8)
         rows = keep[(keep >= start) & (keep < start + len(batch))] - start
