@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dataset", required=True)
     check.add_argument("--data-dir", required=True)
     _add_preset(check, "quick")
+    check.add_argument("--set", dest="sets", action="append", default=[], metavar="dataset.KEY=VALUE",
+                       help="a dataset option, as for run, e.g. dataset.variable=t2m (repeatable)")
     download = data_sub.add_parser("download", help="a published data set's files from their official addresses: "
                                                     "resumable, checked, extracted, then `bench data check`")
     download.add_argument("name", nargs="?", help="the published data set (without it: the list)")

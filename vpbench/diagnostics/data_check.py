@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Sequence
 
 from vpbench import config as cfg
 from vpbench import presets
@@ -16,15 +17,16 @@ from vpbench.datasets.base import existing_dir
 from vpbench.errors import UserError
 
 
-def data_check(dataset: str, data_dir: str | Path, *, preset: str = "quick") -> None:
-    """Print what ``data_dir`` holds for ``dataset``; a UserError when a run on it would fail."""
+def data_check(dataset: str, data_dir: str | Path, *, preset: str = "quick", sets: Sequence[str] = ()) -> None:
+    """Print what ``data_dir`` holds for ``dataset`` under its options (``--set dataset.KEY=VALUE``); a
+    UserError when a run on it would fail."""
     entry = dataset_entry(dataset)
     if entry.inspect is None:
         checkable = [n for n in dataset_names() if dataset_entry(n).inspect is not None]
         raise UserError(f"`bench data check` reads datasets from a data directory ({', '.join(checkable)}); "
                         f"{entry.name!r} has nothing to check")
     root = existing_dir(data_dir)
-    config = cfg.dataset_config(cfg.load_preset(preset), entry.name, {}, root)
+    config = cfg.dataset_config(cfg.load_preset(preset), entry.name, cfg.parse_sets(sets)["dataset"], root)
     lines, problems = entry.inspect(root, config, entry.spec(config))
     print(f"preset {preset}")
     print("\n".join(lines))
@@ -34,4 +36,5 @@ def data_check(dataset: str, data_dir: str | Path, *, preset: str = "quick") -> 
 
 def command(args: argparse.Namespace) -> None:
     """``bench data check``."""
-    data_check(args.dataset, args.data_dir, preset=presets.choose(args.preset, args.protocol, "cpu").name)
+    data_check(args.dataset, args.data_dir, preset=presets.choose(args.preset, args.protocol, "cpu").name,
+               sets=args.sets)

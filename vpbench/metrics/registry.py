@@ -64,11 +64,18 @@ class MetricContext:
 
 @dataclass(frozen=True)
 class MetricEntry:
+    """A registered metric. ``applies``: whether it means anything for a dataset's context (None: for every
+    dataset); a metric that does not apply is left out of the default selection."""
+
     name: str
     fn: MetricFn
     higher_is_better: bool
     label: str
     origin: Mapping[str, Any]
+    applies: Callable[[MetricContext], bool] | None = None
+
+    def applies_to(self, context: MetricContext) -> bool:
+        return self.applies is None or bool(self.applies(context))
 
 
 PERCEPTUAL_HIGHER_IS_BETTER = {"lpips": False, "fvd": False}  # vpbench.metrics.perceptual, from weight files
@@ -78,8 +85,11 @@ _UNAVAILABLE: dict[str, str] = {}  # broken entry points: name -> their one-line
 _loaded = False
 
 
-def register_metric(name: str, fn: MetricFn, *, higher_is_better: bool, label: str | None = None) -> MetricFn:
-    """Register ``fn`` as metric ``name`` (returns ``fn``, so that it works as a plain call or after a def)."""
+def register_metric(name: str, fn: MetricFn, *, higher_is_better: bool, label: str | None = None,
+                    applies: Callable[[MetricContext], bool] | None = None) -> MetricFn:
+    """Register ``fn`` as metric ``name`` (returns ``fn``, so that it works as a plain call or after a def).
+    ``applies(context)``: for a metric of some data only (weather, radar), whether a dataset's context is such
+    data; the default selection (no ``--metrics``) leaves the metric out elsewhere."""
     if not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
         raise UserError(f"metric name {name!r}: use letters, digits and underscores, starting with a letter")
     if not callable(fn):
@@ -89,7 +99,7 @@ def register_metric(name: str, fn: MetricFn, *, higher_is_better: bool, label: s
     if known is not None and known.fn is not fn:
         raise UserError(f"metric {name!r} is already registered (by {known.origin.get('source', 'vpbench')}); "
                         "choose another name")
-    _METRICS[name] = MetricEntry(name, fn, bool(higher_is_better), label or name, plugins.origin_of(fn))
+    _METRICS[name] = MetricEntry(name, fn, bool(higher_is_better), label or name, plugins.origin_of(fn), applies)
     return fn
 
 

@@ -30,12 +30,15 @@ def read_only(frames: np.ndarray) -> np.ndarray:
 
 class MetricScorer:
     """The metrics ``spec`` selects (``--metrics``: names and ``module:function`` specs, comma-separated, or
-    None for every registered metric; see :func:`vpbench.metrics.registry.select`) for one evaluation.
+    None for every registered metric that applies to the data of ``context``; see
+    :func:`vpbench.metrics.registry.select`) for one evaluation.
 
     ``columns``: their names, in order; ``failed``: plug-in metrics that failed -> their one-line warning."""
 
     def __init__(self, spec: str | Sequence[str] | None, context: MetricContext):
         self.entries = [get_metric(name) for name in select(spec)]
+        if spec is None:
+            self.entries = [entry for entry in self.entries if entry.applies_to(context)]
         self.context = context
         self.failed: dict[str, str] = {}
 

@@ -32,6 +32,7 @@ from vpbench.report.tables import (
     results_table,
     step_table,
 )
+from vpbench.report.weather import group_weather_section
 
 
 @dataclass(frozen=True)
@@ -362,6 +363,7 @@ def group_section(group: Group, out: Path, options: Options, profiles: Sequence[
     lines += paired_section(group, options)
     lines += _generalisation_section(group, options)
     lines += _cost_section(group, profiles)
+    lines += group_weather_section(group, out, options.figure_formats)
     figures = _framewise_section(group, main, "", out, options)
     if ablation:
         figures += _framewise_section(group, ablation, "-ablation", out, options)
