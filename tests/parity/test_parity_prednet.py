@@ -5,8 +5,9 @@
 (:mod:`vpbench.reference.mappings.prednet`, which ``bench import openstl`` uses: four gate convolutions fused into
 one) and must give the same per-step predictions and errors of the training forward, the same loss of OpenSTL's
 ``TrainLossCalculator`` (weight modes ``L_0`` and ``L_all``) and its gradients, and the same extrapolated
-predictions and their gradients, to 1e-10. Its fvcore FLOPs are the reference's per step times the steps it runs (less what the last step leaves unread),
-and its parameters at OpenSTL's Moving MNIST configuration are the reference's (12.5M, as OpenSTL publishes).
+predictions and their gradients, to 1e-10. Its fvcore FLOPs are the reference's per step times the steps it runs
+(less what the last step leaves unread), and its parameters at OpenSTL's Moving MNIST configuration are the
+reference's (12.5M, as OpenSTL publishes).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Writes ``tests/golden/prednet.pt`` (read by ``tests/parity/test_parity_prednet.py``) from a clone of
 github.com/chengtan9907/OpenSTL at branch OpenSTLv0.3.0 (``--openstl-v030``): ``openstl/models/prednet_model.py``
 over ``openstl/utils/prednet_utils.py`` (``get_initial_states``), and the loss of ``openstl/methods/prednet.py``
-(``TrainLossCalculator``), its method class's Lightning-free parents standing in (the file is imported alone).
+(``TrainLossCalculator``), as ``bench speed`` imports them (``vpbench.reference.openstl``).
 
 A tiny configuration in float64: 2 sequences of 3 + 3 frames, 2 x 8 x 12, three layers (stack sizes 2, 3, 4, every
 filter 3 x 3), every bias drawn at random (OpenSTL zeroes them) so that a swapped bias is caught. It holds
@@ -13,13 +13,12 @@ filter 3 x 3), every bias drawn at random (OpenSTL zeroes them) so that a swappe
 * ``extrapolate``: the forward of ``_predict`` (``extrapolation=True`` past the third frame): the predictions of the
   last three frames, and the gradients of the mean of ``predictions * loss_weights``.
 
-``flops`` is the reference's fvcore count of one step at this configuration (in total, by operator and by module) and ``full`` its parameters and one
-step's FLOPs at OpenSTL's Moving MNIST configuration, each with OpenSTL's dummy input (one frame, batch 1: its
-``display_method_info``).
+``flops`` is the reference's fvcore count of one step at this configuration (in total, by operator and by module)
+and ``full`` its parameters and one step's FLOPs at OpenSTL's Moving MNIST configuration, each with OpenSTL's dummy
+input (one frame, batch 1: its ``display_method_info``).
 """
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from pathlib import Path
@@ -29,8 +28,9 @@ from golden_files import default_dtype, gradients
 from mmvp_dmvfn_predformer import fvcore_flops, save_compact, state_of
 from torch import nn
 
-from vpbench.reference.clones import commit_of, package, stand_in
-from vpbench.reference.openstl_clone import load_model_class
+from vpbench.reference.clones import commit_of
+from vpbench.reference.openstl import PAIRS, prednet_reference
+from vpbench.reference.openstl_clone import prednet_loss_class
 
 SOURCES = ("openstl_v030",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTLv0.3.0)"
@@ -40,26 +40,9 @@ FULL = {"frames": (10, 10), "shape": (1, 64, 64), "stack_sizes": (1, 32, 64, 128
 
 
 def reference_classes(clone: Path) -> tuple[type[nn.Module], type]:
-    """OpenSTL v0.3.0's ``PredNet_Model`` and ``TrainLossCalculator`` (methods/prednet.py, imported alone: its
-    ``Base_method`` parent, tqdm and timm's AverageMeter stand in)."""
-    model_class = load_model_class(clone, "prednet_model", "PredNet_Model", (), ("prednet_utils",),
-                                   source="openstl-v030", placeholders=("reduce_tensor",))
-    methods = package("openstl.methods", Path(clone) / "openstl" / "methods")
-    base = types.ModuleType("openstl.methods.base_method")
-    base.Base_method = type("Base_method", (), {})  # type: ignore[attr-defined]
-    sys.modules["openstl.methods.base_method"] = methods.base_method = base  # type: ignore[attr-defined]
-    for name in ("tqdm", "timm.utils"):
-        stand_in(name)
-    return model_class, importlib.import_module("openstl.methods.prednet").TrainLossCalculator
-
-
-def build(model_class: type[nn.Module], config: dict) -> nn.Module:
-    """``PredNet_Model`` as ``PredNet._build_model`` builds it from the configuration's stack sizes (R = A)."""
-    sizes, layers = config["stack_sizes"], len(config["stack_sizes"])
-    args = types.SimpleNamespace(error_activation="relu", A_activation="relu", LSTM_activation="tanh",
-                                 LSTM_inner_activation="hard_sigmoid", device="cpu",
-                                 in_shape=(config["frames"][0], *config["shape"]))
-    return model_class(sizes, sizes, (3,) * (layers - 1), (3,) * layers, (3,) * layers, 1.0, args)
+    """OpenSTL v0.3.0's ``PredNet_Model`` and ``TrainLossCalculator``."""
+    model_class = PAIRS["prednet"].load(clone)
+    return model_class, prednet_loss_class(clone)
 
 
 def initial_states(clone_utils: types.ModuleType, shape: tuple, sizes: tuple, dtype: torch.dtype) -> list:
@@ -83,7 +66,7 @@ def make_prednet(clone: Path, out: Path) -> Path:
     utils = sys.modules["openstl.utils"]
     generator = torch.Generator().manual_seed(SEED)
     torch.manual_seed(SEED)
-    model = build(model_class, TINY)
+    model = prednet_reference(model_class, TINY["stack_sizes"], 3, (TINY["frames"][0], *TINY["shape"]))
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.Conv2d):
@@ -109,14 +92,14 @@ def make_prednet(clone: Path, out: Path) -> Path:
     extrapolate = {"predictions": predictions.detach(), "loss_weights": loss_weights, "grads": gradients(model)}
 
     with default_dtype(torch.float32):
-        full = build(model_class, FULL)
+        full = prednet_reference(model_class, FULL["stack_sizes"], 3, (FULL["frames"][0], *FULL["shape"]))
         full_flops = fvcore_flops(full, torch.ones(1, 1, *FULL["shape"]))
         full_params = sum(p.numel() for p in full.parameters())
     return save_compact(
         out / "prednet.pt",
         reference={"repository": REPOSITORY, "commit": commit_of(clone),
-                   "file": "openstl/models/prednet_model.py, openstl/utils/prednet_utils.py, openstl/methods/prednet.py "
-                           "(TrainLossCalculator)"},
+                   "file": "openstl/models/prednet_model.py, openstl/utils/prednet_utils.py, "
+                           "openstl/methods/prednet.py (TrainLossCalculator)"},
         config={"reference": TINY, "frames": TINY["frames"], "shape": TINY["shape"],
                 "vpbench": {"widths": list(sizes[1:]), "kernel_size": 3}},
         state_dict=state, inputs=inputs, targets=targets, train=train, extrapolate=extrapolate,

@@ -2,7 +2,7 @@
 reference codes built on it.
 
 vpbench never ships or fetches these codes: the user points ``bench speed --parts openstl`` at clones with
-``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN) and
+``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN, PredNet) and
 ``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that vpbench and a
 given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
 ``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe (each side
@@ -21,6 +21,8 @@ step is its suite's own, over one batch of sequences:
   T_out > T_in), with MSE, and for TAU MSE + 0.1 x the differential divergence regulariser of OpenSTL's TAU
   method; MMVP on the whole sequence as OpenSTL's MMVP method feeds it (vpbench's reads the input frames only),
   with MSE;
+* PredNet: OpenSTL v0.3.0's method reads the whole sequence (no extrapolation) and takes the weighted mean of its
+  errors (``TrainLossCalculator``), vpbench's ``prednet`` loss the same;
 * DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
   MNIST), each on the Laplacian loss of every block's output; vpbench takes one step on the same loss summed over
   the windows. Neither side adds the VGG perceptual term (vpbench leaves it out).
@@ -55,7 +57,7 @@ from vpbench.models.dmvfn import GAMMA
 from vpbench.models.registry import get_entry
 from vpbench.models.tau import DDR_ALPHA
 from vpbench.reference.clones import Unavailable
-from vpbench.reference.openstl_clone import SOURCES, load_model_class, tau_regulariser
+from vpbench.reference.openstl_clone import SOURCES, load_model_class, prednet_loss_class, tau_regulariser
 
 SAMPLING = 0.5  # P(true frame) where the timed steps sample: both models read both kinds
 VPBENCH_STEP = 999_999  # the optimiser step vpbench's timed step takes itself to be
@@ -293,6 +295,44 @@ def dmvfn_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, c
     return step
 
 
+def prednet_reference(cls: type[nn.Module], stack_sizes: tuple[int, ...], kernel_size: int,
+                      in_shape: tuple[int, int, int, int]) -> nn.Module:
+    """OpenSTL v0.3.0's ``PredNet_Model`` as its method builds it from its configs (``R_stack_sizes = stack_sizes``,
+    every filter ``kernel_size``, ReLU errors and targets, hard-sigmoid gates); ``in_shape``: (T_in, C, H, W)."""
+    layers = len(stack_sizes)
+    args = types.SimpleNamespace(error_activation="relu", A_activation="relu", LSTM_activation="tanh",
+                                 LSTM_inner_activation="hard_sigmoid", device="cpu", in_shape=in_shape)
+    kernels = (kernel_size,) * layers
+    return cls(stack_sizes, stack_sizes, kernels[1:], kernels, kernels, 1.0, args)
+
+
+def prednet_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """:func:`prednet_reference` at vpbench's widths, the frame's channels first."""
+    o = model_options(config)
+    return prednet_reference(cls, (spec.channels, *o["widths"]), o["kernel_size"], _in_shape(spec))
+
+
+def prednet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of OpenSTL v0.3.0's PredNet method (``train_one_epoch``): zero states from its
+    ``get_initial_states``, the model over the whole sequence without extrapolating, the loss of its
+    ``TrainLossCalculator`` (weight mode ``L_all`` where vpbench's ``upper_layer_weight`` is not 0, else ``L_0``)."""
+    loss_class = prednet_loss_class(clone)
+    utils, frames, sizes = sys.modules["openstl.utils"], torch.cat([x, y], dim=1), model.stack_sizes
+    mode = "L_all" if model_options(config)["upper_layer_weight"] else "L_0"
+    calculator = loss_class(len(sizes), frames.shape[1], mode, "cpu")
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        states = utils.get_initial_states(frames.shape, -2, -1, len(sizes), model.R_stack_sizes, sizes, -3, "cpu")
+        _, errors = model(frames, states, extrapolation=False)
+        calculator.calculate_loss(errors).backward()
+        optimizer.step()
+
+    return step
+
+
 def predformer_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """The authors' ``PredFormer_Model(model_config)`` (Quadruplet-TSST) at vpbench's sizes."""
     o = model_options(config)
@@ -345,6 +385,8 @@ PAIRS = {
                      step=swinlstm_step, sets=()),
     "dmvfn": Pair("dmvfn_model", "DMVFN_Model", ("dmvfn_modules",), ("dmvfn_utils",), build=dmvfn_model,
                   step=dmvfn_step, sets=(), source="openstl-v030"),
+    "prednet": Pair("prednet_model", "PredNet_Model", (), ("prednet_utils",), build=prednet_model, step=prednet_step,
+                    sets=(), source="openstl-v030", placeholders=("reduce_tensor",)),
     "predformer": Pair("PredFormer_Quadruplet_TSST", "PredFormer_Model", ("PredFormer_modules",),
                        build=predformer_model, step=functools.partial(block_step, simvp_prediction), sets=(),
                        source="predformer", placeholders=("measure_throughput",)),

@@ -115,6 +115,24 @@ def tau_regulariser(path: str | Path) -> Callable[[Tensor, Tensor], Tensor]:
     return functools.partial(tau.TAU.diff_div_reg, None)
 
 
+def prednet_loss_class(path: str | Path) -> type:
+    """``TrainLossCalculator`` of OpenSTL v0.3.0's ``openstl/methods/prednet.py`` (its PredNet loss), after
+    :func:`load_model_class` has loaded ``PredNet_Model``. The file is imported alone: the ``Base_method`` class it
+    derives from (which imports the training API) is an empty placeholder, tqdm and timm's utilities stand in
+    where they do not import (the loss uses none of them)."""
+    methods = package("openstl.methods", Path(path).expanduser() / "openstl" / "methods")
+    if "openstl.methods.base_method" not in sys.modules:
+        base = types.ModuleType("openstl.methods.base_method")
+        base.Base_method = type("Base_method", (), {})  # type: ignore[attr-defined]
+        sys.modules["openstl.methods.base_method"] = methods.base_method = base  # type: ignore[attr-defined]
+    for name in ("tqdm", "timm.utils"):
+        stand_in(name)
+    try:
+        return importlib.import_module("openstl.methods.prednet").TrainLossCalculator
+    except ImportError as err:
+        raise UserError(f"--openstl-v030 {path}: openstl/methods/prednet.py does not import ({err})") from None
+
+
 def timm_folder() -> tuple[Path, str]:
     """The folder and version of the timm package on the path (not imported); a UserError unless it is 0.6.x."""
     spec = importlib.machinery.PathFinder.find_spec("timm")

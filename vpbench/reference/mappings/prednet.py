@@ -21,7 +21,8 @@ VPBENCH_LISTS = {"Ahat": "predictions", "A": "targets"}
 
 
 @register_mapping("openstl", "prednet")
-def openstl_prednet(reference: Mapping[str, Tensor], ours: Mapping[str, Tensor], options: Mapping[str, Any]) -> WeightMap:
+def openstl_prednet(reference: Mapping[str, Tensor], ours: Mapping[str, Tensor],
+                    options: Mapping[str, Any]) -> WeightMap:
     links: list[Link] = []
     for name in reference:
         found = CONV.match(name)
@@ -32,5 +33,6 @@ def openstl_prednet(reference: Mapping[str, Tensor], ours: Mapping[str, Tensor],
     for layer in layers:
         for tensor in ("weight", "bias"):
             refs = [f"{gate}.{layer}.{tensor}" for gate in GATES]
-            links.append(stacked(f"gates.{layer}.{tensor}", refs, [reference[r].shape[0] for r in refs if r in reference]))
+            sizes = [reference[r].shape[0] for r in refs if r in reference]  # a missing one: check() names it
+            links.append(stacked(f"gates.{layer}.{tensor}", refs, sizes))
     return WeightMap(links)
