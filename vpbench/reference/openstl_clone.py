@@ -44,6 +44,7 @@ TIMM = ("timm", "timm.layers", "timm.models", "timm.models.layers", "timm.models
 TORCHVISION = ("torchvision", "torchvision.models", "torchvision.models.feature_extraction", "torchvision.datasets",
                "torchvision.transforms", "torchvision.ops", "torchvision.ops.misc")
 TIMM_VERSION = "0.6.11"  # OpenSTL's requirement: timm<=0.6.11
+WAST_TIMM_VERSION = "0.9.12"  # a timm of WaST's time (its modules need timm >= 0.9)
 
 
 class _DropPath(nn.Module):
@@ -133,18 +134,19 @@ def prednet_loss_class(path: str | Path) -> type:
         raise UserError(f"--openstl-v030 {path}: openstl/methods/prednet.py does not import ({err})") from None
 
 
-def timm_folder() -> tuple[Path, str]:
-    """The folder and version of the timm package on the path (not imported); a UserError unless it is 0.6.x."""
+def timm_folder(version_wanted: str = TIMM_VERSION, needed_by: str = "OpenSTL's timm blocks") -> tuple[Path, str]:
+    """The folder and version of the timm package on the path (not imported); a UserError unless it is of the
+    series (major.minor) of ``version_wanted``."""
     spec = importlib.machinery.PathFinder.find_spec("timm")
     folder = Path(spec.origin).parent if spec is not None and spec.origin else None
     version_file = folder / "version.py" if folder is not None else None
     found = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", version_file.read_text()) \
         if version_file is not None and version_file.is_file() else None
     version = found.group(1) if found else None
-    if version is None or not version.startswith("0.6."):
-        raise UserError(f"OpenSTL's timm blocks need timm {TIMM_VERSION} (OpenSTL pins timm<={TIMM_VERSION}; found "
-                        f"{version or 'none'}): pip install --no-deps --target DIR timm=={TIMM_VERSION} and put DIR "
-                        "on PYTHONPATH")
+    series = version_wanted.rsplit(".", 1)[0] + "."
+    if version is None or not version.startswith(series):
+        raise UserError(f"{needed_by} need timm {version_wanted} (found {version or 'none'}): pip install --no-deps "
+                        f"--target DIR timm=={version_wanted} and put DIR on PYTHONPATH")
     return folder, version
 
 
@@ -156,7 +158,7 @@ def openstl_timm() -> Iterator[str]:
     stand-ins for the torchvision modules its files import where torchvision does not import. Yields timm's version.
     OpenSTL's files are imported afresh in the block (none imported beside timm's stand-ins is used), and unloaded
     after it with timm's modules and the stand-ins."""
-    folder, version = timm_folder()
+    folder, version = timm_folder(needed_by=f"OpenSTL's timm blocks (OpenSTL pins timm<={TIMM_VERSION})")
     with restored_modules("timm", "torchvision", "openstl"):
         unload("timm", "openstl")  # stand-ins, what a failed import of timm's package left, files that imported them
         for name in TORCHVISION:
@@ -167,4 +169,22 @@ def openstl_timm() -> Iterator[str]:
         package("timm.models", folder / "models")
         sys.modules["timm"].__version__ = version
         sys.modules["timm.layers"] = importlib.import_module("timm.models.layers")
+        yield version
+
+
+@contextlib.contextmanager
+def wast_timm() -> Iterator[str]:
+    """timm 0.9.x importable for the block, as OpenSTL's WaST modules need it (they import ``timm.layers`` and
+    ``timm.models._efficientnet_blocks``, which timm 0.6 lacks): its ``timm`` and ``timm.models`` packages without
+    their ``__init__.py`` files (``timm.layers`` and the files imported are run), and stand-ins for the torchvision
+    modules its files import where torchvision does not import. Yields timm's version; OpenSTL's files imported in
+    the block are unloaded after it with timm's modules and the stand-ins."""
+    folder, version = timm_folder(WAST_TIMM_VERSION, "OpenSTL's WaST modules")
+    with restored_modules("timm", "torchvision", "openstl"):
+        unload("timm", "openstl")
+        for name in TORCHVISION:
+            stand_in(name)
+        package("timm", folder)
+        package("timm.models", folder / "models")
+        sys.modules["timm"].__version__ = version
         yield version
