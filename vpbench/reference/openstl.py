@@ -23,6 +23,8 @@ step is its suite's own, over one batch of sequences:
   with MSE;
 * PredNet: OpenSTL v0.3.0's method reads the whole sequence (no extrapolation) and takes the weighted mean of its
   errors (``TrainLossCalculator``), vpbench's ``prednet`` loss the same;
+* WaST: OpenSTL's WaST method, as its SimVP method calls the model, with MSE plus its high focal frequency loss
+  (its modules need timm 0.9, pywt and einops: without them its row says why it was not timed);
 * DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
   MNIST), each on the Laplacian loss of every block's output; vpbench takes one step on the same loss summed over
   the windows. Neither side adds the VGG perceptual term (vpbench leaves it out).
@@ -57,7 +59,14 @@ from vpbench.models.dmvfn import GAMMA
 from vpbench.models.registry import get_entry
 from vpbench.models.tau import DDR_ALPHA
 from vpbench.reference.clones import Unavailable
-from vpbench.reference.openstl_clone import SOURCES, load_model_class, prednet_loss_class, tau_regulariser
+from vpbench.reference.openstl_clone import (
+    SOURCES,
+    cuda_is_identity,
+    load_model_class,
+    prednet_loss_class,
+    tau_regulariser,
+    wast_modules,
+)
 
 SAMPLING = 0.5  # P(true frame) where the timed steps sample: both models read both kinds
 VPBENCH_STEP = 999_999  # the optimiser step vpbench's timed step takes itself to be
@@ -333,6 +342,33 @@ def prednet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor,
     return step
 
 
+def wast_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``WaST_level1`` at vpbench's sizes (``encoder_dim``: vpbench's ``hidden``)."""
+    o = model_options(config)
+    return cls(in_shape=_in_shape(spec), encoder_dim=o["hidden"], block_list=list(o["blocks"]),
+               drop_path_rate=o["drop_path"], mlp_ratio=o["mlp_ratio"])
+
+
+def wast_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of OpenSTL's WaST method (``training_step``): the model on the input frames as its SimVP method
+    calls it, MSE plus its ``HighFocalFrequencyLoss`` at vpbench's ``frequency_weight`` (its ``.cuda()`` calls as
+    the identity). Its drop-path update after the step is left out (it sets attributes only)."""
+    with cuda_is_identity():
+        frequency_loss = wast_modules(clone).HighFocalFrequencyLoss(loss_weight=config["train"]["frequency_weight"])
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        pred = simvp_prediction(model, x, y)
+        with cuda_is_identity():
+            loss = F.mse_loss(pred, y) + frequency_loss(pred, y, reshape=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def predformer_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """The authors' ``PredFormer_Model(model_config)`` (Quadruplet-TSST) at vpbench's sizes."""
     o = model_options(config)
@@ -356,9 +392,13 @@ class Pair:
     sets: tuple[str, ...] = LINEAR_SAMPLING  # vpbench's options for its timed step
     source: str = "openstl"  # the clone it is read from (a key of SOURCES)
     placeholders: tuple[str, ...] = ()  # names the model file imports from openstl.utils, never called in training
+    requires: str = "timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"  # what it needs that may not import
+    loader: Callable[[str | Path], type[nn.Module]] | None = None  # for a class outside openstl/models
 
     def load(self, clone: str | Path) -> type[nn.Module]:
         """The reference's model class, from the clone at ``clone``."""
+        if self.loader is not None:
+            return self.loader(clone)
         return load_model_class(clone, self.module, self.cls, self.parts, self.utils, self.source, self.placeholders)
 
 
@@ -387,6 +427,10 @@ PAIRS = {
                   step=dmvfn_step, sets=(), source="openstl-v030"),
     "prednet": Pair("prednet_model", "PredNet_Model", (), ("prednet_utils",), build=prednet_model, step=prednet_step,
                     sets=(), source="openstl-v030", placeholders=("reduce_tensor",)),
+    "wast": Pair("", "WaST_level1", (), build=wast_model, step=wast_step, sets=(),
+                 loader=lambda clone: wast_modules(clone).WaST_level1,
+                 requires="timm 0.9.12, PyWavelets and einops (pip install --no-deps --target DIR timm==0.9.12 "
+                          "PyWavelets einops; DIR on PYTHONPATH)"),
     "predformer": Pair("PredFormer_Quadruplet_TSST", "PredFormer_Model", ("PredFormer_modules",),
                        build=predformer_model, step=functools.partial(block_step, simvp_prediction), sets=(),
                        source="predformer", placeholders=("measure_throughput",)),
@@ -432,7 +476,7 @@ def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str,
         try:
             theirs = pair.build(pair.load(clone), config, spec)
         except Unavailable as err:
-            rows.append({**row, "missing": f"{err}; install timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"})
+            rows.append({**row, "missing": f"{err}; install {pair.requires}"})
             continue
         x, y = dummy_batch(spec, batch)
         steps = {"reference": pair.step(theirs, config, x, y, clone),

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 from torch import Tensor, nn
 
 from vpbench.errors import UserError
-from vpbench.reference.clones import import_into, package, restored_modules, stand_in, unload
+from vpbench.reference.clones import Unavailable, import_into, package, restored_modules, stand_in, unload
 
 # The clones `bench speed --parts openstl` reads: option and repository of each.
 SOURCES = {
@@ -188,3 +188,33 @@ def wast_timm() -> Iterator[str]:
         package("timm.models", folder / "models")
         sys.modules["timm"].__version__ = version
         yield version
+
+
+@functools.lru_cache(maxsize=None)
+def wast_modules(path: str | Path) -> types.ModuleType:
+    """OpenSTL's ``openstl/modules/wast_modules.py`` (``WaST_level1``, ``HighFocalFrequencyLoss``) from the clone at
+    ``path``, imported alone under :func:`wast_timm` (kept after: the module, not ``sys.modules``, holds it). A
+    :class:`~vpbench.reference.clones.Unavailable` where timm 0.9, pywt or einops do not import."""
+    root = Path(path).expanduser() / "openstl"
+    if not (root / "modules" / "wast_modules.py").is_file():
+        raise UserError(f"--openstl {path}: no openstl/modules/wast_modules.py there; give the folder of a clone of "
+                        f"{SOURCES['openstl'][1]}")
+    try:
+        with wast_timm():
+            package("openstl", root)
+            package("openstl.modules", root / "modules")
+            return importlib.import_module("openstl.modules.wast_modules")
+    except (UserError, ImportError) as err:
+        raise Unavailable(f"OpenSTL's WaST modules do not import here ({err})") from None
+
+
+@contextlib.contextmanager
+def cuda_is_identity() -> Iterator[None]:
+    """``Tensor.cuda`` and ``Module.cuda`` as the identity for the block: WaST's loss puts its filters and mask on
+    CUDA when built and called."""
+    saved = Tensor.cuda, nn.Module.cuda
+    Tensor.cuda = nn.Module.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Tensor.cuda, nn.Module.cuda = saved  # type: ignore[method-assign]
