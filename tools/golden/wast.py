@@ -5,9 +5,9 @@ github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning, ``--openstl``): ``ope
 (``WaST_level1``, ``HighFocalFrequencyLoss``), imported alone. Its modules need pywt, einops and timm 0.9
 (``timm.layers``, ``timm.models._efficientnet_blocks``; OpenSTL's environment pins timm<=0.6.11, which lacks them):
 ``pip install --no-deps --target DIR timm==0.9.12 PyWavelets einops`` and ``PYTHONPATH=DIR``; vpbench's loader
-(``vpbench.reference.openstl_clone.wast_timm``) imports timm's files without its package ``__init__`` files,
-torchvision standing in. The loss puts its wavelet filters and mask on CUDA (``.cuda()``): here ``.cuda()`` is the
-identity while it is built and called.
+(``vpbench.reference.openstl_clone.wast_modules``, as ``bench speed``) imports timm's files without its package
+``__init__`` files, torchvision standing in. The loss puts its wavelet filters and mask on CUDA (``.cuda()``): here
+``.cuda()`` is the identity while it is built and called.
 
 A tiny configuration in float64: 2 sequences of 2 frames of 2 x 12 x 8, encoder_dim 2, block_list [1, 2, 1],
 mlp_ratio 1.5 (timm rounds the mixers' 6 and 12 channels up to 8 and 16), drop_path_rate 0.75 (rates 0, 0.25,
@@ -27,18 +27,15 @@ every layer scale, are drawn at random; the head's bias is 0.5 and its weights s
 """
 from __future__ import annotations
 
-import contextlib
-import importlib
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from golden_files import default_dtype, gradients
 from mmvp_dmvfn_predformer import fvcore_flops, inside_share, perturb_norms, save_compact, state_of
 from torch import nn
 
-from vpbench.reference.clones import commit_of, package
-from vpbench.reference.openstl_clone import wast_timm
+from vpbench.reference.clones import commit_of
+from vpbench.reference.openstl_clone import WAST_TIMM_VERSION, cuda_is_identity, timm_folder, wast_modules
 
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
@@ -47,17 +44,6 @@ TINY = {"in_shape": (2, 2, 12, 8), "encoder_dim": 2, "block_list": [1, 2, 1], "m
         "drop_path_rate": 0.75}
 LOSS_WEIGHT = 0.5
 FULL = {"in_shape": (4, 2, 32, 32), "encoder_dim": 20, "block_list": [2, 8, 2], "mlp_ratio": 4.0}  # taxibj
-
-
-@contextlib.contextmanager
-def cuda_is_cpu() -> Iterator[None]:
-    """``Tensor.cuda`` and ``Module.cuda`` as the identity for the block (the loss calls them)."""
-    saved = torch.Tensor.cuda, nn.Module.cuda
-    torch.Tensor.cuda, nn.Module.cuda = (lambda self, *a, **k: self), (lambda self, *a, **k: self)
-    try:
-        yield
-    finally:
-        torch.Tensor.cuda, nn.Module.cuda = saved
 
 
 @torch.no_grad()
@@ -73,35 +59,33 @@ def perturb(model: nn.Module, generator: torch.Generator) -> None:
 
 
 def make_wast(clone: Path, out: Path) -> Path:
-    with wast_timm() as timm_version:
-        package("openstl", Path(clone) / "openstl")
-        package("openstl.modules", Path(clone) / "openstl" / "modules")
-        modules = importlib.import_module("openstl.modules.wast_modules")
-        generator = torch.Generator().manual_seed(SEED)
-        torch.manual_seed(SEED)
-        model = modules.WaST_level1(**TINY)
-        perturb(model, generator)
-        state = state_of(model)
-        inputs = torch.rand(2, *TINY["in_shape"], generator=generator)
-        targets = torch.rand(2, *TINY["in_shape"], generator=generator)
-        with torch.no_grad():
-            eval_output = model.eval()(inputs)
-        torch.manual_seed(SEED)
-        output = model.train()(inputs)
-        with cuda_is_cpu():
-            hffl = modules.HighFocalFrequencyLoss(loss_weight=LOSS_WEIGHT)(output, targets, reshape=True)
-        mse = nn.functional.mse_loss(output, targets)
-        loss = mse + hffl
-        loss.backward()
-        grads = gradients(model)  # before the FLOP count casts the model to float32
-        unused = [n for n, _ in model.named_parameters() if n.endswith("layer_scale_2")]
-        running = {n: b.clone() for n, b in model.state_dict().items() if "running" in n or "num_batches" in n}
-        flops = fvcore_flops(model.eval().float(), torch.ones(1, *TINY["in_shape"]))
-        with default_dtype(torch.float32):
-            full = modules.WaST_level1(**FULL).eval()
-            full_unused = sum(p.numel() for n, p in full.named_parameters() if n.endswith("layer_scale_2"))
-            full_info = {"params": sum(p.numel() for p in full.parameters()), "params_unused": full_unused,
-                         "flops": fvcore_flops(full, torch.ones(1, *FULL["in_shape"])), "config": FULL}
+    modules = wast_modules(clone)
+    timm_version = timm_folder(WAST_TIMM_VERSION)[1]
+    generator = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(SEED)
+    model = modules.WaST_level1(**TINY)
+    perturb(model, generator)
+    state = state_of(model)
+    inputs = torch.rand(2, *TINY["in_shape"], generator=generator)
+    targets = torch.rand(2, *TINY["in_shape"], generator=generator)
+    with torch.no_grad():
+        eval_output = model.eval()(inputs)
+    torch.manual_seed(SEED)
+    output = model.train()(inputs)
+    with cuda_is_identity():
+        hffl = modules.HighFocalFrequencyLoss(loss_weight=LOSS_WEIGHT)(output, targets, reshape=True)
+    mse = nn.functional.mse_loss(output, targets)
+    loss = mse + hffl
+    loss.backward()
+    grads = gradients(model)  # before the FLOP count casts the model to float32
+    unused = [n for n, _ in model.named_parameters() if n.endswith("layer_scale_2")]
+    running = {n: b.clone() for n, b in model.state_dict().items() if "running" in n or "num_batches" in n}
+    flops = fvcore_flops(model.eval().float(), torch.ones(1, *TINY["in_shape"]))
+    with default_dtype(torch.float32):
+        full = modules.WaST_level1(**FULL).eval()
+        full_unused = sum(p.numel() for n, p in full.named_parameters() if n.endswith("layer_scale_2"))
+        full_info = {"params": sum(p.numel() for p in full.parameters()), "params_unused": full_unused,
+                     "flops": fvcore_flops(full, torch.ones(1, *FULL["in_shape"])), "config": FULL}
     for what, x in (("evaluation", eval_output), ("training", output)):
         assert inside_share(x) == 1.0, f"the {what} output leaves (0, 1): vpbench's clamp would change it"
     return save_compact(
