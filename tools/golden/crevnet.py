@@ -25,7 +25,6 @@ traces them (the training forward at batch 16) at its Moving MNIST configuration
 """
 from __future__ import annotations
 
-
 import sys
 from pathlib import Path
 
@@ -38,8 +37,10 @@ from torch import nn
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers.parity import seeded_weights, sketch  # noqa: E402  the tests regenerate the weights and sketches
 
+from vpbench.datasets import DataSpec
 from vpbench.reference.clones import commit_of
-from vpbench.reference.openstl_clone import cuda_is_identity, load_model_class
+from vpbench.reference.openstl import PAIRS, crevnet_reference
+from vpbench.reference.openstl_clone import cuda_is_identity
 
 SOURCES = ("openstl_v030",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTLv0.3.0)"
@@ -50,20 +51,9 @@ FULL = {"frames": (10, 10), "shape": (1, 64, 64), "layers": 8, "blocks": [4, 5, 
 
 
 def build(clone: Path, config: dict, batch: int) -> nn.Module:
-    """``CrevNet_Model`` as OpenSTL's method builds it (``pre_seq_length`` T_in - 2, ``n_eval`` T - 2), its
-    autoencoder rebuilt with ``config["blocks"]`` and its states' grid set to the frames' 1/8."""
-    model_class = load_model_class(clone, "crevnet_model", "CrevNet_Model", ("crevnet_modules",),
-                                   source="openstl-v030")
-    (t_in, t_out), (channels, height, width) = config["frames"], config["shape"]
-    with cuda_is_identity():
-        model = model_class(in_shape=(t_in, channels, height, width), rnn_size=32 * channels, batch_size=batch,
-                            predictor_rnn_layers=config["layers"], pre_seq_length=t_in - 2, aft_seq_length=t_out,
-                            n_eval=t_in + t_out - 2)
-        model.encoder = type(model.encoder)(nBlocks=config["blocks"], nStrides=[1, 2, 2], nChannels=None, init_ds=2,
-                                            dropout_rate=0.0, affineBN=True, in_shape=[channels, height, width],
-                                            mult=2)
-    model.frame_predictor.w, model.frame_predictor.h = height // 8, width // 8
-    return model
+    """``CrevNet_Model`` as ``bench speed`` builds it (:func:`vpbench.reference.openstl.crevnet_reference`)."""
+    spec = DataSpec("golden", *config["frames"], *config["shape"])
+    return crevnet_reference(PAIRS["crevnet"].load(clone), spec, config["layers"], config["blocks"], batch)
 
 
 class RecordingMSE(nn.MSELoss):
@@ -121,8 +111,8 @@ def make_crevnet(clone: Path, out: Path) -> Path:
                    "file": "openstl/models/crevnet_model.py, openstl/modules/crevnet_modules.py"},
         config={"reference": TINY, "frames": TINY["frames"], "shape": TINY["shape"],
                 "vpbench": {"layers": TINY["layers"], "blocks": TINY["blocks"]}},
-        parameter_shapes=shapes, weight_seed=SEED, sketch_seed=SKETCH_SEED, buffers=buffers, inputs=inputs, targets=targets, train=train, predictions=predictions, flops=flops,
-        full=full_info,
+        parameter_shapes=shapes, weight_seed=SEED, sketch_seed=SKETCH_SEED, buffers=buffers, inputs=inputs,
+        targets=targets, train=train, predictions=predictions, flops=flops, full=full_info,
         notes="train.decoded: [B, steps, C, 3, H, W], step i decoded from window i - 1; predictions: raw, "
               "_predict's; flops: teacher-forced forward in eval mode, batch 1, ones")
 

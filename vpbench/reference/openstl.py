@@ -2,8 +2,8 @@
 reference codes built on it.
 
 vpbench never ships or fetches these codes: the user points ``bench speed --parts openstl`` at clones with
-``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN, PredNet) and
-``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that vpbench and a
+``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN, PredNet,
+CrevNet) and ``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that vpbench and a
 given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
 ``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe (each side
 with its own optimiser kernels: the references' torch defaults, vpbench's fused), and timed alternately
@@ -23,6 +23,8 @@ step is its suite's own, over one batch of sequences:
   with MSE;
 * PredNet: OpenSTL v0.3.0's method reads the whole sequence (no extrapolation) and takes the weighted mean of its
   errors (``TrainLossCalculator``), vpbench's ``prednet`` loss the same;
+* CrevNet: OpenSTL v0.3.0's method: the model's teacher-forced loss (the sum of every window's MSE), stepped by
+  its two optimisers, vpbench's ``crevnet`` loss the same;
 * WaST: OpenSTL's WaST method, as its SimVP method calls the model, with MSE plus its high focal frequency loss
   (its modules need timm 0.9, pywt and einops: without them its row says why it was not timed);
 * DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
@@ -342,6 +344,48 @@ def prednet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor,
     return step
 
 
+def crevnet_reference(cls: type[nn.Module], spec: DataSpec, layers: int, blocks: list[int],
+                      batch: int) -> nn.Module:
+    """OpenSTL v0.3.0's ``CrevNet_Model`` as its method builds it (``pre_seq_length`` T_in - 2, ``n_eval`` T - 2,
+    ``rnn_size`` 32 C), for batches of ``batch`` (its states are made at that size). It hard-codes its autoencoder's
+    blocks (4, 5, 3) and its states' 8 x 8 grid: the autoencoder is rebuilt from its own class with ``blocks``, and
+    the grid set to the frames' 1/8. Its ``.cuda()`` calls run as the identity (:func:`cuda_is_identity`)."""
+    with cuda_is_identity():
+        model = cls(in_shape=_in_shape(spec), rnn_size=32 * spec.channels, batch_size=batch,
+                    predictor_rnn_layers=layers, pre_seq_length=spec.input_frames - 2,
+                    aft_seq_length=spec.output_frames, n_eval=spec.total_frames - 2)
+        model.encoder = type(model.encoder)(nBlocks=list(blocks), nStrides=[1, 2, 2], nChannels=None, init_ds=2,
+                                            dropout_rate=0.0, affineBN=True,
+                                            in_shape=[spec.channels, spec.height, spec.width], mult=2)
+    model.frame_predictor.w, model.frame_predictor.h = spec.height // 8, spec.width // 8
+    return model
+
+
+def crevnet_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """:func:`crevnet_reference` at vpbench's sizes and the timed batch."""
+    o = model_options(config)
+    return crevnet_reference(cls, spec, o["layers"], o["blocks"], config["train"]["batch_size"])
+
+
+def crevnet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of OpenSTL v0.3.0's CrevNet method (``train_one_epoch``): the model's teacher-forced loss over the
+    whole sequence, and a step of each of its two optimisers (the predictor's and the autoencoder's)."""
+    frames = torch.cat([x, y], dim=1)
+    optimizers = [reference_optimizer(part, config["train"]) for part in (model.frame_predictor, model.encoder)]
+    model.train()
+
+    def step() -> None:
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        with cuda_is_identity():
+            loss = model(frames, training=True)
+        loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+
+    return step
+
+
 def wast_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """OpenSTL's ``WaST_level1`` at vpbench's sizes (``encoder_dim``: vpbench's ``hidden``)."""
     o = model_options(config)
@@ -427,6 +471,8 @@ PAIRS = {
                   step=dmvfn_step, sets=(), source="openstl-v030"),
     "prednet": Pair("prednet_model", "PredNet_Model", (), ("prednet_utils",), build=prednet_model, step=prednet_step,
                     sets=(), source="openstl-v030", placeholders=("reduce_tensor",)),
+    "crevnet": Pair("crevnet_model", "CrevNet_Model", ("crevnet_modules",), build=crevnet_model, step=crevnet_step,
+                    sets=(), source="openstl-v030"),
     "wast": Pair("", "WaST_level1", (), build=wast_model, step=wast_step, sets=(),
                  loader=lambda clone: wast_modules(clone).WaST_level1,
                  requires="timm 0.9.12, PyWavelets and einops (pip install --no-deps --target DIR timm==0.9.12 "
