@@ -11,6 +11,8 @@ from vpbench.errors import UserError
 from vpbench.losses import LossContext, get_loss
 from vpbench.models import build_model, create, expand, get_entry
 from vpbench.models.layers.reversible_blocks import ReversibleAutoencoder, depth_to_space, space_to_depth
+from vpbench.report.paper import tables_for
+from vpbench.report.tables import published
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -25,6 +27,12 @@ def test_registered_as_an_openstl_method_with_its_published_row():
     assert (entry.label, entry.tags) == ("CrevNet", {"openstl"})
     assert "crevnet" in expand("all", protocol="openstl")
     assert entry.references["openstl-mmnist-200"]["mse"] == 30.15
+
+
+def test_its_published_row_has_no_psnr_and_the_report_shows_it_empty():
+    table = next(t for t in tables_for("mmnist", (10, 10), "main", "openstl") if t.id == "openstl-mmnist-200")
+    assert table.value("CrevNet", "mse") == 30.15 and table.value("CrevNet", "psnr") is None
+    assert published(table, "CrevNet", "psnr", "psnr", "openstl", (1, 64, 64)) is None
 
 
 def test_space_to_depth_orders_channels_by_offset_then_channel():
