@@ -3,8 +3,8 @@ reference codes built on it.
 
 vpbench never ships or fetches these codes: the user points ``bench speed --parts openstl`` at clones with
 ``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN, PredNet,
-CrevNet) and ``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that vpbench and a
-given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
+CrevNet) and ``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that
+vpbench and a given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
 ``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe (each side
 with its own optimiser kernels: the references' torch defaults, vpbench's fused), and timed alternately
 (reference, vpbench, reference, ...) so that a change of machine load affects both alike. Each side's training
