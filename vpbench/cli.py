@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "openstl (time the training step of each model both suites have, at the same "
                             "configuration and batch)")
     speed.add_argument("--openstl-v030", metavar="PATH",
-                       help="your clone of OpenSTL's branch OpenSTLv0.3.0, for --parts openstl (DMVFN)")
+                       help="your clone of OpenSTL's branch OpenSTLv0.3.0, for --parts openstl "
+                            "(DMVFN, PredNet, CrevNet)")
     speed.add_argument("--predformer", metavar="PATH",
                        help="your clone of github.com/yyyujintang/PredFormer, for --parts openstl (needs einops)")
 

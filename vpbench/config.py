@@ -58,6 +58,10 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     "r_sampling_step_2": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),
     "r_exp_alpha": ("a number > 0", lambda v: _number(v) and v > 0),
     "samples": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
+    # WaST's loss and stochastic-depth schedule (loss wast; see vpbench.models.wast).
+    "frequency_weight": ("a number >= 0", lambda v: _number(v) and v >= 0),
+    "drop_path_late": ("a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
+    "drop_path_start_step": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
 }
 
 

@@ -22,10 +22,12 @@ from vpbench.reference import openstl as official_openstl
 CLONE = Path(os.environ.get("VPBENCH_OPENSTL", "/work/ref/OpenSTL"))
 CLONES = {"openstl": CLONE, "openstl-v030": Path(os.environ.get("VPBENCH_OPENSTL_V030", "/work/ref/OpenSTL-v030")),
           "predformer": Path(os.environ.get("VPBENCH_PREDFORMER", "/work/ref/PredFormer"))}
-NEW_PAIRS = ["predrnnv2", "mau", "simvp2", "tau", "mmvp", "e3dlstm", "phydnet", "dmvfn", "predformer"]
-OWN_LOSS = {"swinlstm": ("mse_all_frames",), "dmvfn": ("dmvfn",)}
+NEW_PAIRS = ["predrnnv2", "mau", "simvp2", "tau", "mmvp", "e3dlstm", "phydnet", "dmvfn", "prednet", "crevnet", "wast",
+             "predformer"]
+OWN_LOSS = {"swinlstm": ("mse_all_frames",), "dmvfn": ("dmvfn",), "prednet": ("prednet",), "crevnet": ("crevnet",),
+            "wast": ("wast",)}
 # OpenSTL's MAU and MMVP hold modules their forward never calls
-SAME_SIZE = {"predrnnv2", "simvp2", "tau", "e3dlstm", "phydnet", "dmvfn", "predformer"}
+SAME_SIZE = {"predrnnv2", "simvp2", "tau", "e3dlstm", "phydnet", "dmvfn", "prednet", "crevnet", "predformer"}
 
 
 def test_every_pair_is_a_registered_model_sampled_as_openstl_is_at_the_timed_step():

@@ -72,3 +72,29 @@ def by_reference(weights: WeightMap, state: Mapping[str, torch.Tensor]
                  ) -> Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]:
     """vpbench's gradients under the reference's names and layouts (for ``assert_grads``)."""
     return lambda ours: weights.to_reference(ours, state)
+
+
+# -- golden files too large to hold every weight and gradient (CrevNet's 3D predictor: 1.2 M parameters at its
+#    smallest): the weights are drawn from a seed, the gradients kept as sketches
+
+def seeded_weights(shapes: Mapping[str, tuple[int, ...]], seed: int) -> dict[str, torch.Tensor]:
+    """Float64 weights for the parameters ``shapes`` (in order) from ``seed``: N(0, 1 / fan_in) for tensors of
+    2 or more dimensions (fan_in: their size over their first dimension), 1 + N(0, 0.04) for norm weights
+    (``*.weight`` of one dimension), N(0, 0.01) for the other vectors."""
+    generator = torch.Generator().manual_seed(seed)
+    weights = {}
+    for name, shape in shapes.items():
+        x = torch.randn(shape, generator=generator, dtype=torch.float64)
+        if len(shape) > 1:
+            weights[name] = x / (torch.Size(shape).numel() / shape[0]) ** 0.5
+        else:
+            weights[name] = 1 + 0.2 * x if name.endswith(".weight") else 0.1 * x
+    return weights
+
+
+def sketch(tensors: Mapping[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """Each tensor as [its dot product with a N(0, 1) tensor drawn from ``seed`` (in order), its norm]: two tensors
+    that differ anywhere differ there, but by chance."""
+    generator = torch.Generator().manual_seed(seed)
+    return {name: torch.stack([(t.double() * torch.randn(t.shape, generator=generator, dtype=torch.float64)).sum(),
+                               t.double().norm()]) for name, t in tensors.items()}

@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 import torch
 
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
+
 
 def save(path: Path, **content: Any) -> Path:
     """``torch.save`` of ``content`` with every floating tensor in it kept as it is (float64)."""

@@ -2,9 +2,9 @@
 reference codes built on it.
 
 vpbench never ships or fetches these codes: the user points ``bench speed --parts openstl`` at clones with
-``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN) and
-``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that vpbench and a
-given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
+``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN, PredNet,
+CrevNet) and ``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that
+vpbench and a given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
 ``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe (each side
 with its own optimiser kernels: the references' torch defaults, vpbench's fused), and timed alternately
 (reference, vpbench, reference, ...) so that a change of machine load affects both alike. Each side's training
@@ -21,6 +21,12 @@ step is its suite's own, over one batch of sequences:
   T_out > T_in), with MSE, and for TAU MSE + 0.1 x the differential divergence regulariser of OpenSTL's TAU
   method; MMVP on the whole sequence as OpenSTL's MMVP method feeds it (vpbench's reads the input frames only),
   with MSE;
+* PredNet: OpenSTL v0.3.0's method reads the whole sequence (no extrapolation) and takes the weighted mean of its
+  errors (``TrainLossCalculator``), vpbench's ``prednet`` loss the same;
+* CrevNet: OpenSTL v0.3.0's method: the model's teacher-forced loss (the sum of every window's MSE), stepped by
+  its two optimisers, vpbench's ``crevnet`` loss the same;
+* WaST: OpenSTL's WaST method, as its SimVP method calls the model, with MSE plus its high focal frequency loss
+  (its modules need timm 0.9, pywt and einops: without them its row says why it was not timed);
 * DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
   MNIST), each on the Laplacian loss of every block's output; vpbench takes one step on the same loss summed over
   the windows. Neither side adds the VGG perceptual term (vpbench leaves it out).
@@ -55,7 +61,14 @@ from vpbench.models.dmvfn import GAMMA
 from vpbench.models.registry import get_entry
 from vpbench.models.tau import DDR_ALPHA
 from vpbench.reference.clones import Unavailable
-from vpbench.reference.openstl_clone import SOURCES, load_model_class, tau_regulariser
+from vpbench.reference.openstl_clone import (
+    SOURCES,
+    cuda_is_identity,
+    load_model_class,
+    prednet_loss_class,
+    tau_regulariser,
+    wast_modules,
+)
 
 SAMPLING = 0.5  # P(true frame) where the timed steps sample: both models read both kinds
 VPBENCH_STEP = 999_999  # the optimiser step vpbench's timed step takes itself to be
@@ -293,6 +306,113 @@ def dmvfn_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, c
     return step
 
 
+def prednet_reference(cls: type[nn.Module], stack_sizes: tuple[int, ...], kernel_size: int,
+                      in_shape: tuple[int, int, int, int]) -> nn.Module:
+    """OpenSTL v0.3.0's ``PredNet_Model`` as its method builds it from its configs (``R_stack_sizes = stack_sizes``,
+    every filter ``kernel_size``, ReLU errors and targets, hard-sigmoid gates); ``in_shape``: (T_in, C, H, W)."""
+    layers = len(stack_sizes)
+    args = types.SimpleNamespace(error_activation="relu", A_activation="relu", LSTM_activation="tanh",
+                                 LSTM_inner_activation="hard_sigmoid", device="cpu", in_shape=in_shape)
+    kernels = (kernel_size,) * layers
+    return cls(stack_sizes, stack_sizes, kernels[1:], kernels, kernels, 1.0, args)
+
+
+def prednet_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """:func:`prednet_reference` at vpbench's widths, the frame's channels first."""
+    o = model_options(config)
+    return prednet_reference(cls, (spec.channels, *o["widths"]), o["kernel_size"], _in_shape(spec))
+
+
+def prednet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of OpenSTL v0.3.0's PredNet method (``train_one_epoch``): zero states from its
+    ``get_initial_states``, the model over the whole sequence without extrapolating, the loss of its
+    ``TrainLossCalculator`` (weight mode ``L_all`` where vpbench's ``upper_layer_weight`` is not 0, else ``L_0``)."""
+    loss_class = prednet_loss_class(clone)
+    utils, frames, sizes = sys.modules["openstl.utils"], torch.cat([x, y], dim=1), model.stack_sizes
+    mode = "L_all" if model_options(config)["upper_layer_weight"] else "L_0"
+    calculator = loss_class(len(sizes), frames.shape[1], mode, "cpu")
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        states = utils.get_initial_states(frames.shape, -2, -1, len(sizes), model.R_stack_sizes, sizes, -3, "cpu")
+        _, errors = model(frames, states, extrapolation=False)
+        calculator.calculate_loss(errors).backward()
+        optimizer.step()
+
+    return step
+
+
+def crevnet_reference(cls: type[nn.Module], spec: DataSpec, layers: int, blocks: list[int],
+                      batch: int) -> nn.Module:
+    """OpenSTL v0.3.0's ``CrevNet_Model`` as its method builds it (``pre_seq_length`` T_in - 2, ``n_eval`` T - 2,
+    ``rnn_size`` 32 C), for batches of ``batch`` (its states are made at that size). It hard-codes its autoencoder's
+    blocks (4, 5, 3) and its states' 8 x 8 grid: the autoencoder is rebuilt from its own class with ``blocks``, and
+    the grid set to the frames' 1/8. Its ``.cuda()`` calls run as the identity (:func:`cuda_is_identity`)."""
+    with cuda_is_identity():
+        model = cls(in_shape=_in_shape(spec), rnn_size=32 * spec.channels, batch_size=batch,
+                    predictor_rnn_layers=layers, pre_seq_length=spec.input_frames - 2,
+                    aft_seq_length=spec.output_frames, n_eval=spec.total_frames - 2)
+        model.encoder = type(model.encoder)(nBlocks=list(blocks), nStrides=[1, 2, 2], nChannels=None, init_ds=2,
+                                            dropout_rate=0.0, affineBN=True,
+                                            in_shape=[spec.channels, spec.height, spec.width], mult=2)
+    model.frame_predictor.w, model.frame_predictor.h = spec.height // 8, spec.width // 8
+    return model
+
+
+def crevnet_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """:func:`crevnet_reference` at vpbench's sizes and the timed batch."""
+    o = model_options(config)
+    return crevnet_reference(cls, spec, o["layers"], o["blocks"], config["train"]["batch_size"])
+
+
+def crevnet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of OpenSTL v0.3.0's CrevNet method (``train_one_epoch``): the model's teacher-forced loss over the
+    whole sequence, and a step of each of its two optimisers (the predictor's and the autoencoder's)."""
+    frames = torch.cat([x, y], dim=1)
+    optimizers = [reference_optimizer(part, config["train"]) for part in (model.frame_predictor, model.encoder)]
+    model.train()
+
+    def step() -> None:
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        with cuda_is_identity():
+            loss = model(frames, training=True)
+        loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+
+    return step
+
+
+def wast_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """OpenSTL's ``WaST_level1`` at vpbench's sizes (``encoder_dim``: vpbench's ``hidden``)."""
+    o = model_options(config)
+    return cls(in_shape=_in_shape(spec), encoder_dim=o["hidden"], block_list=list(o["blocks"]),
+               drop_path_rate=o["drop_path"], mlp_ratio=o["mlp_ratio"])
+
+
+def wast_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of OpenSTL's WaST method (``training_step``): the model on the input frames as its SimVP method
+    calls it, MSE plus its ``HighFocalFrequencyLoss`` at vpbench's ``frequency_weight`` (its ``.cuda()`` calls as
+    the identity). Its drop-path update after the step is left out (it sets attributes only)."""
+    with cuda_is_identity():
+        frequency_loss = wast_modules(clone).HighFocalFrequencyLoss(loss_weight=config["train"]["frequency_weight"])
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        pred = simvp_prediction(model, x, y)
+        with cuda_is_identity():
+            loss = F.mse_loss(pred, y) + frequency_loss(pred, y, reshape=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def predformer_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """The authors' ``PredFormer_Model(model_config)`` (Quadruplet-TSST) at vpbench's sizes."""
     o = model_options(config)
@@ -316,9 +436,13 @@ class Pair:
     sets: tuple[str, ...] = LINEAR_SAMPLING  # vpbench's options for its timed step
     source: str = "openstl"  # the clone it is read from (a key of SOURCES)
     placeholders: tuple[str, ...] = ()  # names the model file imports from openstl.utils, never called in training
+    requires: str = "timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"  # what it needs that may not import
+    loader: Callable[[str | Path], type[nn.Module]] | None = None  # for a class outside openstl/models
 
     def load(self, clone: str | Path) -> type[nn.Module]:
         """The reference's model class, from the clone at ``clone``."""
+        if self.loader is not None:
+            return self.loader(clone)
         return load_model_class(clone, self.module, self.cls, self.parts, self.utils, self.source, self.placeholders)
 
 
@@ -345,6 +469,14 @@ PAIRS = {
                      step=swinlstm_step, sets=()),
     "dmvfn": Pair("dmvfn_model", "DMVFN_Model", ("dmvfn_modules",), ("dmvfn_utils",), build=dmvfn_model,
                   step=dmvfn_step, sets=(), source="openstl-v030"),
+    "prednet": Pair("prednet_model", "PredNet_Model", (), ("prednet_utils",), build=prednet_model, step=prednet_step,
+                    sets=(), source="openstl-v030", placeholders=("reduce_tensor",)),
+    "crevnet": Pair("crevnet_model", "CrevNet_Model", ("crevnet_modules",), build=crevnet_model, step=crevnet_step,
+                    sets=(), source="openstl-v030"),
+    "wast": Pair("", "WaST_level1", (), build=wast_model, step=wast_step, sets=(),
+                 loader=lambda clone: wast_modules(clone).WaST_level1,
+                 requires="timm 0.9.12, PyWavelets and einops (pip install --no-deps --target DIR timm==0.9.12 "
+                          "PyWavelets einops; DIR on PYTHONPATH)"),
     "predformer": Pair("PredFormer_Quadruplet_TSST", "PredFormer_Model", ("PredFormer_modules",),
                        build=predformer_model, step=functools.partial(block_step, simvp_prediction), sets=(),
                        source="predformer", placeholders=("measure_throughput",)),
@@ -390,7 +522,7 @@ def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str,
         try:
             theirs = pair.build(pair.load(clone), config, spec)
         except Unavailable as err:
-            rows.append({**row, "missing": f"{err}; install timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"})
+            rows.append({**row, "missing": f"{err}; install {pair.requires}"})
             continue
         x, y = dummy_batch(spec, batch)
         steps = {"reference": pair.step(theirs, config, x, y, clone),

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 from torch import Tensor, nn
 
 from vpbench.errors import UserError
-from vpbench.reference.clones import import_into, package, restored_modules, stand_in, unload
+from vpbench.reference.clones import Unavailable, import_into, package, restored_modules, stand_in, unload
 
 # The clones `bench speed --parts openstl` reads: option and repository of each.
 SOURCES = {
@@ -44,6 +44,7 @@ TIMM = ("timm", "timm.layers", "timm.models", "timm.models.layers", "timm.models
 TORCHVISION = ("torchvision", "torchvision.models", "torchvision.models.feature_extraction", "torchvision.datasets",
                "torchvision.transforms", "torchvision.ops", "torchvision.ops.misc")
 TIMM_VERSION = "0.6.11"  # OpenSTL's requirement: timm<=0.6.11
+WAST_TIMM_VERSION = "0.9.12"  # a timm of WaST's time (its modules need timm >= 0.9)
 
 
 class _DropPath(nn.Module):
@@ -115,18 +116,37 @@ def tau_regulariser(path: str | Path) -> Callable[[Tensor, Tensor], Tensor]:
     return functools.partial(tau.TAU.diff_div_reg, None)
 
 
-def timm_folder() -> tuple[Path, str]:
-    """The folder and version of the timm package on the path (not imported); a UserError unless it is 0.6.x."""
+def prednet_loss_class(path: str | Path) -> type:
+    """``TrainLossCalculator`` of OpenSTL v0.3.0's ``openstl/methods/prednet.py`` (its PredNet loss), after
+    :func:`load_model_class` has loaded ``PredNet_Model``. The file is imported alone: the ``Base_method`` class it
+    derives from (which imports the training API) is an empty placeholder, tqdm and timm's utilities stand in
+    where they do not import (the loss uses none of them)."""
+    methods = package("openstl.methods", Path(path).expanduser() / "openstl" / "methods")
+    if "openstl.methods.base_method" not in sys.modules:
+        base = types.ModuleType("openstl.methods.base_method")
+        base.Base_method = type("Base_method", (), {})  # type: ignore[attr-defined]
+        sys.modules["openstl.methods.base_method"] = methods.base_method = base  # type: ignore[attr-defined]
+    for name in ("tqdm", "timm.utils"):
+        stand_in(name)
+    try:
+        return importlib.import_module("openstl.methods.prednet").TrainLossCalculator
+    except ImportError as err:
+        raise UserError(f"--openstl-v030 {path}: openstl/methods/prednet.py does not import ({err})") from None
+
+
+def timm_folder(version_wanted: str = TIMM_VERSION, needed_by: str = "OpenSTL's timm blocks") -> tuple[Path, str]:
+    """The folder and version of the timm package on the path (not imported); a UserError unless it is of the
+    series (major.minor) of ``version_wanted``."""
     spec = importlib.machinery.PathFinder.find_spec("timm")
     folder = Path(spec.origin).parent if spec is not None and spec.origin else None
     version_file = folder / "version.py" if folder is not None else None
     found = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", version_file.read_text()) \
         if version_file is not None and version_file.is_file() else None
     version = found.group(1) if found else None
-    if version is None or not version.startswith("0.6."):
-        raise UserError(f"OpenSTL's timm blocks need timm {TIMM_VERSION} (OpenSTL pins timm<={TIMM_VERSION}; found "
-                        f"{version or 'none'}): pip install --no-deps --target DIR timm=={TIMM_VERSION} and put DIR "
-                        "on PYTHONPATH")
+    series = version_wanted.rsplit(".", 1)[0] + "."
+    if version is None or not version.startswith(series):
+        raise UserError(f"{needed_by} need timm {version_wanted} (found {version or 'none'}): pip install --no-deps "
+                        f"--target DIR timm=={version_wanted} and put DIR on PYTHONPATH")
     return folder, version
 
 
@@ -138,7 +158,7 @@ def openstl_timm() -> Iterator[str]:
     stand-ins for the torchvision modules its files import where torchvision does not import. Yields timm's version.
     OpenSTL's files are imported afresh in the block (none imported beside timm's stand-ins is used), and unloaded
     after it with timm's modules and the stand-ins."""
-    folder, version = timm_folder()
+    folder, version = timm_folder(needed_by=f"OpenSTL's timm blocks (OpenSTL pins timm<={TIMM_VERSION})")
     with restored_modules("timm", "torchvision", "openstl"):
         unload("timm", "openstl")  # stand-ins, what a failed import of timm's package left, files that imported them
         for name in TORCHVISION:
@@ -150,3 +170,51 @@ def openstl_timm() -> Iterator[str]:
         sys.modules["timm"].__version__ = version
         sys.modules["timm.layers"] = importlib.import_module("timm.models.layers")
         yield version
+
+
+@contextlib.contextmanager
+def wast_timm() -> Iterator[str]:
+    """timm 0.9.x importable for the block, as OpenSTL's WaST modules need it (they import ``timm.layers`` and
+    ``timm.models._efficientnet_blocks``, which timm 0.6 lacks): its ``timm`` and ``timm.models`` packages without
+    their ``__init__.py`` files (``timm.layers`` and the files imported are run), and stand-ins for the torchvision
+    modules its files import where torchvision does not import. Yields timm's version; OpenSTL's files imported in
+    the block are unloaded after it with timm's modules and the stand-ins."""
+    folder, version = timm_folder(WAST_TIMM_VERSION, "OpenSTL's WaST modules")
+    with restored_modules("timm", "torchvision", "openstl"):
+        unload("timm", "openstl")
+        for name in TORCHVISION:
+            stand_in(name)
+        package("timm", folder)
+        package("timm.models", folder / "models")
+        sys.modules["timm"].__version__ = version
+        yield version
+
+
+@functools.lru_cache(maxsize=None)
+def wast_modules(path: str | Path) -> types.ModuleType:
+    """OpenSTL's ``openstl/modules/wast_modules.py`` (``WaST_level1``, ``HighFocalFrequencyLoss``) from the clone at
+    ``path``, imported alone under :func:`wast_timm` (kept after: the module, not ``sys.modules``, holds it). A
+    :class:`~vpbench.reference.clones.Unavailable` where timm 0.9, pywt or einops do not import."""
+    root = Path(path).expanduser() / "openstl"
+    if not (root / "modules" / "wast_modules.py").is_file():
+        raise UserError(f"--openstl {path}: no openstl/modules/wast_modules.py there; give the folder of a clone of "
+                        f"{SOURCES['openstl'][1]}")
+    try:
+        with wast_timm():
+            package("openstl", root)
+            package("openstl.modules", root / "modules")
+            return importlib.import_module("openstl.modules.wast_modules")
+    except (UserError, ImportError) as err:
+        raise Unavailable(f"OpenSTL's WaST modules do not import here ({err})") from None
+
+
+@contextlib.contextmanager
+def cuda_is_identity() -> Iterator[None]:
+    """``Tensor.cuda`` and ``Module.cuda`` as the identity for the block: WaST's loss puts its filters and mask on
+    CUDA when built and called."""
+    saved = Tensor.cuda, nn.Module.cuda
+    Tensor.cuda = nn.Module.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Tensor.cuda, nn.Module.cuda = saved  # type: ignore[method-assign]

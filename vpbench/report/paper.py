@@ -20,7 +20,8 @@ class PaperTable:
     """One published table.
 
     A mean table has one value per metric in ``columns`` (means over predicted frames); a per-step
-    table has one value of ``metric`` per predicted frame in ``steps``. ``rows``: model label -> values.
+    table has one value of ``metric`` per predicted frame in ``steps``. ``rows``: model label -> values (None where
+    the row gives none, as OpenSTL's CrevNet row gives no PSNR).
     ``protocol``: the protocol of the runs it is set beside; ``convention``: the scale of its MSE and MAE."""
 
     id: str
@@ -28,7 +29,7 @@ class PaperTable:
     dataset: str
     frames: tuple[int, int]
     group: str  # "main" or "ablation"
-    rows: dict[str, tuple[float, ...]]
+    rows: dict[str, tuple[float | None, ...]]
     columns: tuple[str, ...] = ()
     metric: str | None = None
     steps: tuple[int, ...] = ()
@@ -63,7 +64,7 @@ def paper_tables() -> list[PaperTable]:
             values = entry.references.get(table.id) or table.rows.get(name)
             if values:
                 label = entry.label_for(table.protocol)
-                rows[label] = tuple(float(values[k]) for k in keys)
+                rows[label] = tuple(float(values[k]) if k in values else None for k in keys)  # None: not published
                 costs[label] = {k: float(values[k]) for k in COSTS if k in values}
         tables.append(PaperTable(table.id, table.title, dataset, table.frames, table.group, rows, table.columns,
                                  table.metric, table.steps, table.protocol, table.convention, costs))
