@@ -27,7 +27,7 @@ from vpbench.datasets.weatherbench import OPENSTL_TABLES, setup_key
 from vpbench.metrics.nowcasting import POOLS, SCORES, THRESHOLDS
 from vpbench.models import registry
 from vpbench.report.collect import Group
-from vpbench.report.figures import DASHES, MARKERS, _save
+from vpbench.report.figures import DASHES, MARKERS, save_figure
 from vpbench.report.tables import markdown_table
 
 Scores = Mapping[str, Mapping[str, np.ndarray]]  # model label -> metric -> [N, T]
@@ -131,7 +131,7 @@ def lead_time_figure(scores: Scores, panels: Sequence[tuple[str, str]], minutes:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize="small")
-    _save(fig, path, formats)
+    save_figure(fig, path, formats)
     return True
 
 
@@ -150,7 +150,7 @@ def threshold_figure(scores: Scores, path: Path, formats: Sequence[str] = ("png"
     ax.set_xticks(THRESHOLDS)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    _save(fig, path, formats)
+    save_figure(fig, path, formats)
     return True
 
 
