@@ -41,12 +41,13 @@ def imported_run(out: str) -> RunDir:
     return RunDir(Path(re.search(r"run folder: (\S+)", out)[1]))
 
 
-def predictions_of(run: RunDir) -> torch.Tensor:
-    """The imported run's model, from its checkpoint as `bench eval` reads it, on the golden input."""
+def predictions_of(run: RunDir, case: dict) -> torch.Tensor:
+    """The imported run's model, from its checkpoint as `bench eval` reads it, on the case's golden input (TaxiBJ's
+    shape unless the case holds its own)."""
     config = run.read_yaml("config.yaml")
     model = build_model(config).eval()
     model.load_state_dict(torch.load(run.file("checkpoints/best.pt"), weights_only=True)["model"])
-    x = PREDICTIONS["inputs"][:, :config["dataset"]["input_frames"]]
+    x = case.get("inputs", PREDICTIONS["inputs"])[:, :config["dataset"]["input_frames"]]
     torch.manual_seed(PREDICTIONS["seed"])  # DMVFN draws its routing as the reference did, from the same seed
     with torch.no_grad():
         return model(x, config["dataset"]["output_frames"])
@@ -64,7 +65,7 @@ def test_every_openstl_method_vpbench_has_is_covered():
     assert models <= {case["model"] for case in PREDICTIONS["cases"].values()}
     translators = {s for c in released().values() for s in c.sets if s.startswith("model.translator=")}
     assert translators <= {s for case in PREDICTIONS["cases"].values() for s in case["sets"]}
-    assert {"swinlstm", "mmvp", "predformer"} <= {case["model"] for case in PREDICTIONS["cases"].values()}
+    assert {"swinlstm", "mmvp", "predformer", "wast"} <= {case["model"] for case in PREDICTIONS["cases"].values()}
 
 
 @pytest.mark.parametrize("stem", COMPARED)
@@ -78,7 +79,7 @@ def test_a_checkpoint_written_by_the_reference_imports_and_predicts_as_it(stem, 
     assert config["imported"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert config["imported"]["file"] == case["file"] and config["imported"]["code"] == case["code"]
     assert run.status()["status"] == "finished" and not run.exists("metrics.json")
-    ours = predictions_of(run)
+    ours = predictions_of(run, case)
     if case["model"] == "mmvp":
         ours = openstl_channels(ours)
     assert_close(ours, case["output"].clamp(0, 1), f"{stem}: predictions", TOLERANCE)
@@ -89,7 +90,7 @@ def test_a_lightning_checkpoint_imports_as_the_plain_one(bench, tmp_path):
     case = PREDICTIONS["cases"]["convlstm"]
     code, out, err = bench(*import_args(case, FOLDER / "convlstm.ckpt", tmp_path))
     assert code == 0, err
-    assert_close(predictions_of(imported_run(out)), case["output"].clamp(0, 1), "Lightning checkpoint", TOLERANCE)
+    assert_close(predictions_of(imported_run(out), case), case["output"].clamp(0, 1), "Lightning checkpoint", TOLERANCE)
 
 
 def one_line_error(bench, *args) -> str:

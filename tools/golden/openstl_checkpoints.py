@@ -4,36 +4,44 @@
         --predformer ~/src/PredFormer --only openstl_checkpoints
 
 (with timm 0.6.11 importable for SwinLSTM and the MetaVP translators: ``pip install --no-deps --target DIR
-timm==0.6.11`` and ``PYTHONPATH=DIR``, loaded by ``vpbench.reference.openstl_clone.openstl_timm``).
+timm==0.6.11`` and ``PYTHONPATH=DIR``, loaded by ``vpbench.reference.openstl_clone.openstl_timm``; and for WaST's
+modules timm 0.9.12, PyWavelets and einops in another folder named by ``WAST_PYTHONPATH=DIR2``, put first on the path
+for WaST alone: ``pip install --no-deps --target DIR2 timm==0.9.12 PyWavelets einops``).
 
 For each model vpbench imports from OpenSTL (and PredFormer), the reference's own model class is built from the
-clone at vpbench's ``openstl-tiny`` configuration of it on TaxiBJ's shape (2 x 32 x 32, 4 -> 4; and one ConvLSTM at
-Moving MNIST's, 1 x 64 x 64, 10 -> 10, without its prediction), with its own random initialisation moved off its defaults (:func:`perturb`), and saved the way its code saves
+clone at vpbench's ``openstl-tiny`` configuration of it on TaxiBJ's shape (2 x 32 x 32, 4 -> 4; at Moving MNIST's,
+1 x 64 x 64, 10 -> 10: CrevNet, whose width is 32 x the channels, with its input, and one ConvLSTM without its
+prediction), with its own random initialisation moved off its defaults (:func:`perturb`), and saved the way its code saves
 checkpoints: ``torch.save(model.state_dict(), ...)`` as OpenSTL's and PredFormer's ``Recorder`` write
 ``checkpoint.pth`` (the released ``.pth`` files), and once as a Lightning ``.ckpt`` (OpenSTL-Lightning's
 ``best.ckpt``: the method's state dict, the model under ``model.``). ``predictions.pt`` holds a fixed input and
 each model's test-time prediction as its method's ``forward`` computes it (the recurrent models on the patched
 sequence with a mask of zeros past the input window, PredRNN.V2's reverse-sampling mask of ones inside it; MAU on
-the raw sequence; PhyDNet's ``inference``; SwinLSTM on the whole sequence; the block models on the input frames;
-DMVFN v0.3.0's frame-by-frame ``_inference`` from a fixed seed), in float32 as released checkpoints run.
+the raw sequence; PhyDNet's ``inference``; SwinLSTM on the whole sequence; the block models, WaST among them, on the
+input frames; DMVFN v0.3.0's frame-by-frame ``_inference`` from a fixed seed; PredNet v0.3.0's extrapolating
+``_predict``; CrevNet v0.3.0's ``_predict``), in float32 as released checkpoints run.
 ``tests/reference/test_import_openstl.py`` imports each file with ``bench import`` and compares.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
 from vpbench import config as cfg
 from vpbench.datasets import dataset_entry
+from vpbench.errors import UserError
 from vpbench.reference.clones import commit_of
 from vpbench.reference.openstl import PAIRS, SIMVP, model_options
-from vpbench.reference.openstl_clone import openstl_timm
+from vpbench.reference.openstl_clone import cuda_is_identity, openstl_timm, wast_timm
 
 SOURCES = ("openstl", "openstl_v030", "predformer")
+WAST_PATH = "WAST_PYTHONPATH"  # the environment variable naming the folder of WaST's timm 0.9, PyWavelets and einops
 SEED = 20240701
 FOLDER = "openstl_checkpoints"
 TRANSLATORS = ("convmixer", "convnext", "hornet", "mlp", "moga", "poolformer", "swin", "uniformer", "van", "vit")
@@ -56,6 +64,9 @@ CASES: list[tuple[str, str, tuple[str, ...], str, str]] = [
     ("dmvfn", "dmvfn", (), "taxibj", "openstl"),
     ("predformer", "predformer", (), "taxibj", "predformer"),
     ("mmnist_convlstm", "convlstm", (), "mmnist", "openstl"),
+    ("prednet", "prednet", (), "taxibj", "openstl"),  # OpenSTL v0.3.0
+    ("crevnet", "crevnet", (), "mmnist", "openstl"),  # v0.3.0; one channel: its width is 32 C at any preset
+    ("wast", "wast", (), "taxibj", "openstl"),
 ]
 CLONE_OF = {"openstl": "openstl", "openstl-v030": "openstl_v030", "predformer": "predformer"}
 
@@ -132,9 +143,26 @@ def dmvfn(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return torch.cat(out, dim=1)
 
 
+def prednet(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """OpenSTL v0.3.0's PredNet method's ``_predict``: the whole sequence with ``extrapolation=True`` (each step past
+    the input window reads the previous prediction), from zero states (the model's own for a batch of 1), the
+    predictions of the steps past the input window."""
+    assert x.shape[0] == 1
+    predictions, _ = model(torch.cat([x, y], dim=1), None, extrapolation=True)
+    return torch.stack(predictions[x.shape[1]:], dim=1)
+
+
+def crevnet(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """OpenSTL v0.3.0's CrevNet method's ``_predict``: the model on the whole sequence, ``training=False`` (its
+    ``.cuda()`` calls as the identity); it returns each frame's first channel, all of a one-channel frame."""
+    with cuda_is_identity():
+        out, _ = model(torch.cat([x, y], dim=1), training=False, return_loss=False)
+    return out
+
+
 PREDICT: dict[str, Callable[[nn.Module, Tensor, Tensor], Tensor]] = {
     "mau": mau, "phydnet": phydnet, "swinlstm": swinlstm, "simvp": blocks, "simvp2": blocks, "tau": blocks,
-    "mmvp": blocks, "dmvfn": dmvfn, "predformer": blocks,
+    "mmvp": blocks, "dmvfn": dmvfn, "predformer": blocks, "prednet": prednet, "crevnet": crevnet, "wast": blocks,
 }
 
 
@@ -152,6 +180,17 @@ def perturb(model: nn.Module, generator: torch.Generator) -> None:
                 b.copy_(0.5 + torch.rand(b.shape, generator=generator))
 
 
+def centred(model: nn.Module) -> None:
+    """WaST's head's bias raised by 0.5, so that its output (near 0 at its initialisation: all of it clamped) lies
+    mostly inside (0, 1), where the clamp that both sides' predictions are compared after changes little."""
+    with torch.no_grad():
+        model.conv_out[2].bias.add_(0.5)
+
+
+# vpbench model -> what is done to the reference's weights after perturb
+ADJUST: dict[str, Callable[[nn.Module], None]] = {"wast": centred}
+
+
 def lightning(state: dict[str, Tensor], hparams: dict[str, Any]) -> dict[str, Any]:
     """What OpenSTL-Lightning's ``best.ckpt`` holds (Lightning's checkpoint of the method): the method's state
     dict, its model under ``model.``, and its hyperparameters."""
@@ -160,21 +199,38 @@ def lightning(state: dict[str, Tensor], hparams: dict[str, Any]) -> dict[str, An
             "optimizer_states": [], "lr_schedulers": []}
 
 
+@contextlib.contextmanager
+def wast_imports() -> Iterator[None]:
+    """The block with the folder named by :data:`WAST_PATH` first on ``sys.path``, and WaST's timm 0.9 loaded."""
+    folder = os.environ.get(WAST_PATH)
+    if not folder:
+        raise UserError(f"WaST's modules need timm 0.9.12, PyWavelets and einops: pip install --no-deps --target DIR "
+                        f"timm==0.9.12 PyWavelets einops and set {WAST_PATH}=DIR")
+    sys.path.insert(0, folder)
+    try:
+        with wast_timm():
+            yield
+    finally:
+        sys.path.remove(folder)
+
+
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
     folder = out / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     cases, written = {}, []
     generator = torch.Generator().manual_seed(SEED)
     inputs = {"taxibj": torch.rand(1, 8, 2, 32, 32, generator=generator),
-              "mmnist": torch.rand(1, 20, 1, 64, 64, generator=generator)}  # the latter not kept: see below
+              "mmnist": torch.rand(1, 20, 1, 64, 64, generator=generator)}  # kept in CrevNet's case
     for stem, model, sets, dataset, code in CASES:
         pair = SIMVP if model in ("simvp2", "tau") else PAIRS[model]
         config = cfg.resolve("openstl-tiny", model, dataset, sets=cfg.parse_sets(list(sets)))
         spec = dataset_entry(dataset).spec(config["dataset"])
+        config["train"]["batch_size"] = 1  # the golden input's batch: CrevNet makes its states at that size
         torch.manual_seed(SEED)
-        with openstl_timm():
+        with wast_imports() if model == "wast" else openstl_timm():
             reference = pair.build(pair.load(clones[CLONE_OF[pair.source]]), config, spec).eval()
         perturb(reference, generator)
+        ADJUST.get(model, lambda _: None)(reference)
         frames = inputs[dataset]
         x, y = frames[:, :spec.input_frames], frames[:, spec.input_frames:]
         with torch.no_grad():
@@ -187,8 +243,10 @@ def make(clones: dict[str, Path], out: Path) -> list[Path]:
         written.append(path)
         cases[stem] = {"file": path.name, "code": code, "model": model, "sets": list(sets), "dataset": dataset,
                        "parameters": sum(p.numel() for p in reference.parameters()), "options": model_options(config)}
-        if dataset == "taxibj":  # the Moving MNIST checkpoint is for the tests of a whole import (eval, report)
+        if stem != "mmnist_convlstm":  # the Moving MNIST ConvLSTM is for the tests of a whole import (eval, report)
             cases[stem]["output"] = output.detach().clone()
+        if dataset != "taxibj" and stem != "mmnist_convlstm":
+            cases[stem]["inputs"] = frames.clone()  # the case's own input
         if stem == "convlstm":
             hparams = {"method": "convlstm", "num_hidden": ",".join([str(config["model"]["hidden"])]
                                                                     * config["model"]["layers"]),
@@ -199,6 +257,6 @@ def make(clones: dict[str, Path], out: Path) -> list[Path]:
     sources = {name: commit_of(clone) for name, clone in clones.items()}
     predictions = folder / "predictions.pt"
     torch.save({"reference": {"repository": "github.com/chengtan9907/OpenSTL (OpenSTL-Lightning; OpenSTLv0.3.0 for "
-                              "DMVFN), github.com/yyyujintang/PredFormer", "sources": sources, "python": sys.version},
+                              "DMVFN, PredNet, CrevNet), github.com/yyyujintang/PredFormer", "sources": sources, "python": sys.version},
                 "preset": "openstl-tiny", "seed": SEED, "inputs": inputs["taxibj"], "cases": cases}, predictions)
     return [*written, predictions]

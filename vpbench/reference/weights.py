@@ -35,6 +35,7 @@ METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
     "convlstm": ("convlstm", ()), "convlstm_l": ("convlstm", ("model.hidden=192",)),  # ConvLSTM-L: 4 x 192
     "predrnn": ("stlstm", ()), "predrnnpp": ("causallstm", ()), "mim": ("mim", ()), "mau": ("mau", ()),
     "e3dlstm": ("e3dlstm", ()), "phydnet": ("phydnet", ()), "predrnnv2": ("predrnnv2", ()), "dmvfn": ("dmvfn", ()),
+    "prednet": ("prednet", ()), "crevnet": ("crevnet", ()),  # OpenSTL v0.3.0's; WaST has no released checkpoint
     "tau": ("tau", ()), "simvp_incepu": ("simvp", ()), "simvp_gsta": ("simvp2", ()),
     **{f"simvp_{name}": ("simvp2", (f"model.translator={ours}",)) for name, ours in TRANSLATORS.items()
        if name != "gsta"},
