@@ -113,6 +113,14 @@ def test_a_checkpoint_of_another_model_or_size_is_a_one_line_error(bench, tmp_pa
     mmvp = PREDICTIONS["cases"]["mmvp"]
     err = one_line_error(bench, *import_args({**mmvp, "model": "simvp2"}, FOLDER / "mmvp.pth", results))
     assert "is not OpenSTL's simvp2: it has dec.outc.bias" in err and "and lacks" in err
+    for stem, other in (("prednet", "crevnet"), ("crevnet", "prednet"), ("wast", "simvp2")):
+        case = PREDICTIONS["cases"][stem]
+        err = one_line_error(bench, *import_args({**case, "model": other}, FOLDER / case["file"], results))
+        assert f"{case['file']} is not OpenSTL's {other}: " in err
+    crevnet = PREDICTIONS["cases"]["crevnet"]
+    err = one_line_error(bench, *import_args({**crevnet, "dataset": "taxibj"}, FOLDER / "crevnet.pth", results))
+    assert "does not fit crevnet as configured here: predictor.cells.0.fuse.weight is [32, 64, 1, 1, 1] in the " \
+           "checkpoint, [64, 128, 1, 1, 1] here" in err  # CrevNet's width is 32 x the frame's channels
     err = one_line_error(bench, *import_args({**convlstm, "model": "srvp"}, FOLDER / "convlstm.pth", results))
     assert "bench import openstl maps into" in err and "not into srvp" in err
     assert not results.exists() or not any(results.rglob("config.yaml"))  # nothing half-imported
@@ -142,6 +150,10 @@ def test_the_configuration_is_openstls_for_the_model_and_data_set(tmp_path):
     assert (kth_vit["temporal_hidden"], kth_vit["spatial_layers"], kth_vit["temporal_layers"]) == (256, 2, 4)
     config = import_config("openstl", "mau", "taxibj", None, {})
     assert (config["preset"], config["model"]["sr_size"], config["train"]["epochs"]) == ("openstl", 2, 200)
+    assert import_config("openstl", "prednet", "kth", None, {})["model"]["widths"] == [32, 64, 128, 256]
+    assert import_config("openstl", "crevnet", "mmnist", None, {})["model"]["blocks"] == [4, 5, 3]  # hard-coded
+    wast = import_config("openstl", "wast", "taxibj", None, {})["model"]  # configs/taxibj/WaST.py
+    assert (wast["hidden"], wast["blocks"], wast["mlp_ratio"]) == (20, [2, 8, 2], 4.0)
     assert import_config("srvp", "srvp", "mmnist", None, {})["preset"] == "paper"
     with pytest.raises(Exception, match="stride 2"):
         import_config("openstl", "e3dlstm", "kth", None, {})

@@ -11,9 +11,9 @@ for WaST alone: ``pip install --no-deps --target DIR2 timm==0.9.12 PyWavelets ei
 For each model vpbench imports from OpenSTL (and PredFormer), the reference's own model class is built from the
 clone at vpbench's ``openstl-tiny`` configuration of it on TaxiBJ's shape (2 x 32 x 32, 4 -> 4; at Moving MNIST's,
 1 x 64 x 64, 10 -> 10: CrevNet, whose width is 32 x the channels, with its input, and one ConvLSTM without its
-prediction), with its own random initialisation moved off its defaults (:func:`perturb`), and saved the way its code saves
-checkpoints: ``torch.save(model.state_dict(), ...)`` as OpenSTL's and PredFormer's ``Recorder`` write
-``checkpoint.pth`` (the released ``.pth`` files), and once as a Lightning ``.ckpt`` (OpenSTL-Lightning's
+prediction), with its own random initialisation moved off its defaults (:func:`perturb`; WaST's output then centred:
+:data:`ADJUST`), and saved the way its code saves checkpoints: ``torch.save(model.state_dict(), ...)`` as
+OpenSTL's and PredFormer's ``Recorder`` write ``checkpoint.pth`` (the released ``.pth`` files), and once as a Lightning ``.ckpt`` (OpenSTL-Lightning's
 ``best.ckpt``: the method's state dict, the model under ``model.``). ``predictions.pt`` holds a fixed input and
 each model's test-time prediction as its method's ``forward`` computes it (the recurrent models on the patched
 sequence with a mask of zeros past the input window, PredRNN.V2's reverse-sampling mask of ones inside it; MAU on
@@ -257,6 +257,7 @@ def make(clones: dict[str, Path], out: Path) -> list[Path]:
     sources = {name: commit_of(clone) for name, clone in clones.items()}
     predictions = folder / "predictions.pt"
     torch.save({"reference": {"repository": "github.com/chengtan9907/OpenSTL (OpenSTL-Lightning; OpenSTLv0.3.0 for "
-                              "DMVFN, PredNet, CrevNet), github.com/yyyujintang/PredFormer", "sources": sources, "python": sys.version},
+                              "DMVFN, PredNet, CrevNet), "
+                              "github.com/yyyujintang/PredFormer", "sources": sources, "python": sys.version},
                 "preset": "openstl-tiny", "seed": SEED, "inputs": inputs["taxibj"], "cases": cases}, predictions)
     return [*written, predictions]

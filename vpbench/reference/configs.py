@@ -5,7 +5,9 @@ vpbench's full presets hold each code's Moving MNIST configuration (``openstl`` 
 ``paper`` for the SRVP, PredFormer and SimVP authors'). OpenSTL configures some models otherwise on other data
 sets (configs/<data>/*.py and configs/<data>/simvp/*.py); :data:`OPENSTL` holds those differences, keyed by
 vpbench dataset and OpenSTL config file, in vpbench's option names. Moving Fashion-MNIST's and Moving
-MNIST-CIFAR's configs are Moving MNIST's.
+MNIST-CIFAR's configs are Moving MNIST's. PredNet's and CrevNet's configs (branch OpenSTLv0.3.0) are the same on
+every data set but for the frame's channels, which vpbench reads from the data; WaST's only config
+(configs/taxibj/WaST.py, branch OpenSTL-Lightning) is what vpbench's ``openstl`` preset holds.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from vpbench.errors import UserError
 CONFIG_FILES = {"convlstm": "ConvLSTM.py", "stlstm": "PredRNN.py", "causallstm": "PredRNNpp.py", "mim": "MIM.py",
                 "mau": "MAU.py", "e3dlstm": "E3DLSTM.py", "phydnet": "PhyDNet.py", "predrnnv2": "PredRNNv2.py",
                 "mmvp": "MMVP.py", "tau": "TAU.py", "swinlstm": "SwinLSTM-D.py", "dmvfn": "DMVFN.py",
-                "simvp": "simvp/SimVP_IncepU.py"}
+                "simvp": "simvp/SimVP_IncepU.py", "prednet": "PredNet.py", "crevnet": "CrevNet.py", "wast": "WaST.py"}
 SIMVP_FILES = {"gsta": "gSTA", "convmixer": "ConvMixer", "convnext": "ConvNeXt", "hornet": "HorNet", "mlp": "MLPMixer",
                "moga": "MogaNet", "poolformer": "Poolformer", "swin": "Swin", "uniformer": "Uniformer", "van": "VAN",
                "vit": "ViT"}
