@@ -11,16 +11,18 @@ for WaST alone: ``pip install --no-deps --target DIR2 timm==0.9.12 PyWavelets ei
 For each model vpbench imports from OpenSTL (and PredFormer), the reference's own model class is built from the
 clone at vpbench's ``openstl-tiny`` configuration of it on TaxiBJ's shape (2 x 32 x 32, 4 -> 4; at Moving MNIST's,
 1 x 64 x 64, 10 -> 10: CrevNet, whose width is 32 x the channels, with its input, and one ConvLSTM without its
-prediction), with its own random initialisation moved off its defaults (:func:`perturb`; WaST's output then centred:
-:data:`ADJUST`), and saved the way its code saves checkpoints: ``torch.save(model.state_dict(), ...)`` as
-OpenSTL's and PredFormer's ``Recorder`` write ``checkpoint.pth`` (the released ``.pth`` files), and once as a Lightning ``.ckpt`` (OpenSTL-Lightning's
-``best.ckpt``: the method's state dict, the model under ``model.``). ``predictions.pt`` holds a fixed input and
-each model's test-time prediction as its method's ``forward`` computes it (the recurrent models on the patched
-sequence with a mask of zeros past the input window, PredRNN.V2's reverse-sampling mask of ones inside it; MAU on
-the raw sequence; PhyDNet's ``inference``; SwinLSTM on the whole sequence; the block models, WaST among them, on the
-input frames; DMVFN v0.3.0's frame-by-frame ``_inference`` from a fixed seed; PredNet v0.3.0's extrapolating
-``_predict``; CrevNet v0.3.0's ``_predict``), in float32 as released checkpoints run.
-``tests/reference/test_import_openstl.py`` imports each file with ``bench import`` and compares.
+prediction), with its own random initialisation moved off its defaults (:func:`perturb`; WaST's and PredNet's
+output biases then raised: :data:`OUTPUT_BIAS`), and saved the way its code saves checkpoints:
+``torch.save(model.state_dict(), ...)`` as OpenSTL's and PredFormer's ``Recorder`` write ``checkpoint.pth`` (the
+released ``.pth`` files), and once as a Lightning ``.ckpt`` (OpenSTL-Lightning's ``best.ckpt``: the method's state
+dict, the model under ``model.``).
+``predictions.pt`` holds a fixed input and each model's test-time prediction as its method's ``forward`` computes
+it (the recurrent models on the patched sequence with a mask of zeros past the input window, PredRNN.V2's
+reverse-sampling mask of ones inside it; MAU on the raw sequence; PhyDNet's ``inference``; SwinLSTM on the whole
+sequence; the block models, WaST among them, on the input frames; DMVFN v0.3.0's frame-by-frame ``_inference``
+from a fixed seed; PredNet v0.3.0's extrapolating ``_predict``; CrevNet v0.3.0's ``_predict``), in float32 as
+released checkpoints run. ``tests/published/test_import_checkpoints.py`` imports each file with ``bench import``
+and compares.
 """
 from __future__ import annotations
 
@@ -68,6 +70,9 @@ CASES: list[tuple[str, str, tuple[str, ...], str, str]] = [
     ("crevnet", "crevnet", (), "mmnist", "openstl"),  # v0.3.0; one channel: its width is 32 C at any preset
     ("wast", "wast", (), "taxibj", "openstl"),
 ]
+# vpbench model -> the reference's output bias, raised by 0.5 after perturb: these outputs start near 0, where the
+# clamp both sides are compared after (WaST) or a ReLU (PredNet) would hide most of the prediction
+OUTPUT_BIAS = {"wast": "conv_out.2.bias", "prednet": "Ahat.0.bias"}
 CLONE_OF = {"openstl": "openstl", "openstl-v030": "openstl_v030", "predformer": "predformer"}
 
 
@@ -180,17 +185,6 @@ def perturb(model: nn.Module, generator: torch.Generator) -> None:
                 b.copy_(0.5 + torch.rand(b.shape, generator=generator))
 
 
-def centred(model: nn.Module) -> None:
-    """WaST's head's bias raised by 0.5, so that its output (near 0 at its initialisation: all of it clamped) lies
-    mostly inside (0, 1), where the clamp that both sides' predictions are compared after changes little."""
-    with torch.no_grad():
-        model.conv_out[2].bias.add_(0.5)
-
-
-# vpbench model -> what is done to the reference's weights after perturb
-ADJUST: dict[str, Callable[[nn.Module], None]] = {"wast": centred}
-
-
 def lightning(state: dict[str, Tensor], hparams: dict[str, Any]) -> dict[str, Any]:
     """What OpenSTL-Lightning's ``best.ckpt`` holds (Lightning's checkpoint of the method): the method's state
     dict, its model under ``model.``, and its hyperparameters."""
@@ -230,7 +224,9 @@ def make(clones: dict[str, Path], out: Path) -> list[Path]:
         with wast_imports() if model == "wast" else openstl_timm():
             reference = pair.build(pair.load(clones[CLONE_OF[pair.source]]), config, spec).eval()
         perturb(reference, generator)
-        ADJUST.get(model, lambda _: None)(reference)
+        if model in OUTPUT_BIAS:
+            with torch.no_grad():
+                reference.get_parameter(OUTPUT_BIAS[model]).add_(0.5)
         frames = inputs[dataset]
         x, y = frames[:, :spec.input_frames], frames[:, spec.input_frames:]
         with torch.no_grad():
