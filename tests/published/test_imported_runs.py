@@ -99,8 +99,9 @@ def test_released_names_are_read_into_models_and_datasets():
     assert (large.model, large.sets, large.dataset) == ("convlstm", ("model.hidden=192",), "mfmnist")
     kth = parse_openstl(f"{base}/kth20-weights/kth20_predrnnpp_one_ep100.pth")
     assert (kth.model, kth.dataset, kth.epochs) == ("causallstm", "kth", 100)
-    assert parse_openstl(f"{base}/mmnist-weights/mmnist_prednet_one_ep200.pth") is None or \
-        "prednet" in {c.model for c in released().values()}
+    prednet = parse_openstl(f"{base}/kth20-weights/kth20_prednet_one_ep100.pth")  # OpenSTL v0.3.0's
+    assert (prednet.model, prednet.dataset, prednet.epochs) == ("prednet", "kth", 100)
+    assert {"mmnist_prednet_one_ep200", "mmnist_crevnet_one_ep200"} <= set(released())
     assert parse_openstl(f"{base}/kitti-weights/kitticaltech_tau_one_ep100.pth").dataset == "kitticaltech"
     assert parse_openstl(f"{base}/weather-5-625-weights/weather_t2m_tau_cos_ep50.pth").dataset is None
 
@@ -110,6 +111,10 @@ def test_bench_weights_lists_and_downloads_through_a_mirror(bench, tmp_path):
     assert code == 0
     names = re.findall(r"^(mmnist_convlstm\S*)", out, flags=re.M)
     assert names == ["mmnist_convlstm_one_ep200", "mmnist_convlstm_one_ep2000", "mmnist_convlstm_l_one_ep200"]
+    code, out, _ = bench("weights", "list", "--model", "crevnet")
+    assert re.findall(r"^(\S+)  crevnet  mmnist  200  ", out, flags=re.M) == ["mmnist_crevnet_one_ep200"]
+    code, out, _ = bench("weights", "list", "--model", "wast")  # OpenSTL releases no WaST checkpoint
+    assert code == 0 and "imports (0)" in out
     code, out, _ = bench("weights", "list")
     assert code == 0 and "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth" in out and "fvd-i3d" in out
     with serving(tmp_path / "served") as server:
