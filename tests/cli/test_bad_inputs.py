@@ -53,7 +53,7 @@ def test_an_unreadable_checkpoint_is_not_resumed(tiny_results, bench, tmp_path):
     run.set_status("interrupted")
     run.file("checkpoints/last.pt").write_bytes(b"not a checkpoint")
     code, _, err = bench("run", "--models", "convgru", *TINY, "--results-dir", results, "--resume")
-    assert_one_line(code, err, "last.pt: unreadable checkpoint", "without --resume")
+    assert_one_line(code, err, "last.pt: not a checkpoint torch can read", "without --resume")
 
 
 def test_a_checkpoint_of_another_model_is_not_loaded(tiny_results, bench, tmp_path):

@@ -56,11 +56,7 @@ def load_checkpoint(run: RunDir, config: Mapping[str, Any]) -> dict[str, Any] | 
     """``last.pt`` of ``run``, checked to belong to this model and configuration."""
     if not run.exists("checkpoints/last.pt"):
         return None
-    try:
-        checkpoint = run.load_torch("checkpoints/last.pt")
-    except Exception as err:
-        raise UserError(f"{run.file('checkpoints/last.pt')}: unreadable checkpoint ({err}); "
-                        "delete the run folder or run without --resume") from None
+    checkpoint = run.load_torch("checkpoints/last.pt", "delete the run folder or run without --resume")
     if checkpoint.get("identity") != identity(config):
         raise UserError(f"{run.file('checkpoints/last.pt')} was written by {checkpoint.get('identity')}, "
                         f"not by {identity(config)}; it cannot be resumed here")
