@@ -117,7 +117,13 @@ class RunDir:
         return self.read_json("status.json") if self.exists("status.json") else {"status": "unknown"}
 
     def set_status(self, status: str, **extra: Any) -> None:
-        self.write_json("status.json", {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+        """Replace status.json; ``epochs`` (the epoch reached) is kept from the previous one when not given."""
+        try:
+            reached = {k: v for k, v in self.status().items() if k == "epochs"}
+        except (OSError, ValueError, AttributeError):  # a damaged status.json is replaced
+            reached = {}
+        self.write_json("status.json", {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **reached,
+                                        **extra})
 
 
 def load_tensors(path: Path, fix: str) -> Any:
