@@ -15,6 +15,7 @@ training settings (see :mod:`vpbench.presets`).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -59,7 +60,8 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (not a bool): inf and NaN are never a valid setting."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_preset(name: str) -> dict[str, Any]:

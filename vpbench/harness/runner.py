@@ -250,6 +250,9 @@ def plan(models: list[str], dataset: str, *, preset: str, seeds: list[int], epoc
                for seed in seeds for m in models]
     for config in configs:
         distributed.check_batch(config["train"]["batch_size"], dist)
+        if config["train"]["epochs"] == 0 and init is None:
+            raise UserError("--epochs 0 trains nothing: an untrained model would be recorded as finished; give "
+                            "--epochs 1 or more (0 only with --init RUN, to test that run's weights)")
         if init is not None:
             initial_weights(init, config["model"]["name"])
             config["init"] = str(Path(init).expanduser().resolve())
@@ -289,6 +292,9 @@ def run_sweep(configs: list[dict[str, Any]], *, data_dir: str | None, results_di
     for seed in seeds:
         mine = [c for c in configs if c["seed"] == seed]
         source = (sources or {}).get(seed) or build_sources(mine, data_dir)[seed]
+        for config in mine:  # what `bench eval` finds the data by again
+            config["data"] = {"dir": str(Path(data_dir).expanduser().resolve()) if data_dir else None,
+                              "digest": source.provenance.get("test_sha256")}
         results += _run_seed(mine, source, out_dir, runtime, resume, failures, len(seeds) > 1, on_run)
     if failures:
         what = "runs" if len(seeds) > 1 else "models"
