@@ -31,6 +31,8 @@ import os, time
 import torch
 from torch import nn
 
+UNBLOCKED_AT = time.time() + 300  # the block ends by then, whatever the test does
+
 
 class Blocking(nn.Module):
     def __init__(self):
@@ -41,7 +43,7 @@ class Blocking(nn.Module):
     def forward(self, frames, horizon):
         if self.training:
             self.calls += 1
-            while self.calls > 4 and os.path.exists(BLOCK):
+            while self.calls > 4 and os.path.exists(BLOCK) and time.time() < UNBLOCKED_AT:
                 time.sleep(0.05)
         return torch.sigmoid(self.conv(frames[:, -1])).unsqueeze(1).expand(-1, horizon, -1, -1, -1)
 
@@ -82,6 +84,7 @@ def _start(tmp_path: Path, results: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.timeout(900)  # end-to-end training in child processes: minutes on a loaded machine
 def test_a_second_resume_is_refused_while_the_first_finishes_as_an_uninterrupted_run(blocking, tmp_path, bench):
     assert bench(*ARGS, "--results-dir", tmp_path / "straight")[0] == 0
     (straight,) = iter_runs(tmp_path / "straight")
@@ -95,7 +98,7 @@ def test_a_second_resume_is_refused_while_the_first_finishes_as_an_uninterrupted
         _wait_for(lambda: run.status().get("epochs") == 1, "status.json to record epoch 1", first)
     finally:
         first.kill()
-    first.wait(timeout=60)
+        first.wait(timeout=60)
     assert locks.read_holder(run.path)["pid"] == first.pid  # the killed process's lock, left behind
     row = next(r for r in status.status_rows(results, scheduler={}) if r["run"] == str(run.path))
     assert (row["state"], row["epoch"], row["pid"], row["host"]) == ("stopped", 1, first.pid, socket.gethostname())
@@ -112,9 +115,13 @@ def test_a_second_resume_is_refused_while_the_first_finishes_as_an_uninterrupted
         assert run.file("log.txt").read_text() == log_before and run.status()["status"] == "running"
         assert next(r for r in status.status_rows(results, scheduler={}))["state"] == "running"
     finally:
-        blocking.unlink()
-    _, err = resumed.communicate(timeout=180)
-    assert resumed.returncode == 0, err
+        blocking.unlink(missing_ok=True)
+        try:
+            _, resumed_err = resumed.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            resumed.kill()
+            raise
+    assert resumed.returncode == 0, resumed_err
 
     assert [r.path for r in iter_runs(results)] == [run.path]
     resumed_metrics, straight_metrics = run.read_json("metrics.json"), straight.read_json("metrics.json")
