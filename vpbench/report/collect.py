@@ -137,7 +137,7 @@ class Collection:
 def _per_frame(run: RunDir) -> np.ndarray:
     """per_sequence.npz's array with its columns in ``METRICS`` order; NaN for a metric the run did not
     store (one added to vpbench after the run, such as ``ssim_openstl``)."""
-    with np.load(run.file("per_sequence.npz")) as data:
+    with np.load(run.file("per_sequence.npz"), allow_pickle=False) as data:
         names = [str(n) for n in data["metrics"]]
         array = np.asarray(data["per_frame"], dtype=np.float64)
     if array.ndim != 3 or array.shape[-1] != len(names):
