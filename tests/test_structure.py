@@ -13,7 +13,7 @@ PACKAGE = Path(vpbench.__file__).parent
 # never from a higher layer or from another package of its own layer.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("signals", "parallel", "environment", "plugins", "presets", "losses", "store"),
+    ("signals", "parallel", "environment", "plugins", "presets", "losses", "store", "locks"),
     ("models", "datasets", "fetch"),
     ("metrics",),
     ("config",),

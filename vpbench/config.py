@@ -18,6 +18,7 @@ training settings (see :mod:`vpbench.presets`).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -85,7 +86,8 @@ def logger_config(sets: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (not a bool): inf and NaN are never a valid setting."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_preset(name: str) -> dict[str, Any]:

@@ -29,6 +29,20 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a new allocation (``MemAvailable``); None where it cannot be told."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def git_commit() -> str | None:
     """The commit of the vpbench source tree, when it is a git checkout."""
     root = Path(vpbench.__file__).resolve().parent.parent

@@ -13,13 +13,17 @@
         per_sequence.npz   the per-sequence-per-frame array [N, T_out, 4] everything derives from
         samples.npz        inputs, targets and predictions (uint8) of a few fixed test sequences
 
-A new run never overwrites an earlier one: run ids are unique, files are replaced atomically.
+A new run never overwrites an earlier one: run ids are unique, files are replaced atomically. Torch files are read
+with ``weights_only=True`` only (tensors, dicts, lists, numbers, strings): a run folder copied from elsewhere never
+runs code.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
+import pickle
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -104,14 +108,39 @@ class RunDir:
     def read_yaml(self, name: str) -> Any:
         return yaml.safe_load(self.file(name).read_text())
 
-    def load_torch(self, name: str) -> Any:
-        return torch.load(self.file(name), map_location="cpu", weights_only=False)
+    def load_torch(self, name: str, fix: str = "copy the run folder again from where it was trained, or train "
+                                                "it again") -> Any:
+        """The torch file ``name`` (tensors and plain containers only; see :func:`load_tensors`)."""
+        return load_tensors(self.file(name), fix)
 
     def status(self) -> dict[str, Any]:
         return self.read_json("status.json") if self.exists("status.json") else {"status": "unknown"}
 
     def set_status(self, status: str, **extra: Any) -> None:
-        self.write_json("status.json", {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+        """Replace status.json; ``epochs`` (the epoch reached) is kept from the previous one when not given."""
+        try:
+            reached = {k: v for k, v in self.status().items() if k == "epochs"}
+        except (OSError, ValueError, AttributeError):  # a damaged status.json is replaced
+            reached = {}
+        self.write_json("status.json", {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S"), **reached,
+                                        **extra})
+
+
+def load_tensors(path: Path, fix: str) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors, dicts, lists, tuples, numbers and strings, never a pickled
+    object (its loading could run any code). Anything else is a one-line :class:`UserError` naming the file and
+    ending with ``fix``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if unsafe is None:
+            raise UserError(f"{path}: not a checkpoint torch can read (damaged, or not a torch file); {fix}") from None
+        raise UserError(f"{path}: holds Python objects besides tensors ({unsafe[1]}), which vpbench does not "
+                        f"unpickle; {fix}") from None
+    except Exception as err:  # noqa: BLE001  torch raises several types for a damaged file
+        detail = (str(err).strip().splitlines() or [""])[0]
+        raise UserError(f"{path}: not a checkpoint torch can read ({type(err).__name__}: {detail}); {fix}") from None
 
 
 def _jsonable(obj: Any) -> Any:

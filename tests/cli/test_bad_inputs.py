@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers.signals import default_signals
 
 from vpbench.errors import UserError
 from vpbench.harness.distributed import Dist, check_batch
@@ -53,7 +54,7 @@ def test_an_unreadable_checkpoint_is_not_resumed(tiny_results, bench, tmp_path):
     run.set_status("interrupted")
     run.file("checkpoints/last.pt").write_bytes(b"not a checkpoint")
     code, _, err = bench("run", "--models", "convgru", *TINY, "--results-dir", results, "--resume")
-    assert_one_line(code, err, "last.pt: unreadable checkpoint", "without --resume")
+    assert_one_line(code, err, "last.pt: not a checkpoint torch can read", "without --resume")
 
 
 def test_a_checkpoint_of_another_model_is_not_loaded(tiny_results, bench, tmp_path):
@@ -123,10 +124,12 @@ def test_a_signal_stops_profile_promptly_inside_a_long_native_call(tmp_path, sig
     (tmp_path / "slowmodel.py").write_text(SLOW_MODEL.replace("MARKER", repr(str(tmp_path / "inside"))))
     proc = subprocess.Popen([sys.executable, "-m", "vpbench.cli", "profile", "--models", "slowmodel:make", *TINY,
                              "--results-dir", str(tmp_path / "results")], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     deadline = time.time() + 120
     while not (tmp_path / "inside").exists():
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"bench profile never reached the model's forward: {proc.communicate(timeout=30)[1][-2000:]}")
         time.sleep(0.05)
     time.sleep(0.5)
     proc.send_signal(signum)
@@ -140,18 +143,25 @@ def test_a_signal_stops_profile_promptly_inside_a_long_native_call(tmp_path, sig
     assert proc.returncode == 128 + signum and err.strip().splitlines()[-1] == f"bench profile: {said}"
 
 
+@pytest.mark.timeout(900)  # end-to-end training in child processes: minutes on a loaded machine
 @pytest.mark.parametrize("signum, said", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")])
 def test_ctrl_c_and_sigterm_leave_a_resumable_run(tmp_path, bench, signum, said):
     args = ["run", "--models", "convgru", *TINY, "--epochs", "3", "--set", "dataset.train_sequences=400",
             "--results-dir", str(tmp_path)]
     proc = subprocess.Popen([sys.executable, "-m", "vpbench.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     deadline = time.time() + 300
     while not list(tmp_path.glob("mmnist/convgru/*/checkpoints/last.pt")):
-        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail("the run ended (or took 300 s) before its first checkpoint")
         time.sleep(0.01)
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"bench run went on for 120 s after signal {signum}")
     assert proc.returncode == 128 + signum and err.strip().splitlines()[-1] == f"bench run: {said}; resume with --resume"
     (run,) = list(iter_runs(tmp_path))
     assert run.status()["status"] == "interrupted"
@@ -174,7 +184,8 @@ time.sleep(10)
 
 
 def test_the_watchdog_ends_the_process_on_sigterm_only_not_when_a_child_exits():
-    proc = subprocess.run([sys.executable, "-c", WATCHED], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", WATCHED], capture_output=True, text=True, timeout=60,
+                          preexec_fn=default_signals)
     assert proc.stdout == "alive\n", proc.stderr
     assert proc.returncode == 128 + signal.SIGTERM
     assert proc.stderr.strip().splitlines()[-1] == "bench run: terminated; resume with --resume"

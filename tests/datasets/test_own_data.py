@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from helpers.video_fixtures import write_frames, write_video
 
 from vpbench import config as cfg
@@ -172,3 +173,34 @@ def test_taxibj_reads_openstls_npz_with_its_normalisation(bench, tmp_path):
     np.savez(tmp_path / "taxibj" / "dataset.npz", X_train=x["X_train"])
     assert "no array Y_train" in one_line_error(bench, "run", "--models", "persistence", "--dataset", "taxibj",
                                                   "--data-dir", tmp_path, *RUN, "--results-dir", tmp_path / "r")
+
+
+def test_a_run_remembers_its_data_and_eval_reuses_it_while_it_is_there(bench, tmp_path):
+    """``bench eval RUN`` without --data-dir: the run's own --data-dir (absolute, from config.yaml), said in a line;
+    once that folder is gone, a line says so and the dataset asks for --data-dir."""
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "train.npy", squares(12, 8))
+    np.save(data / "test.npy", squares(4, 8, seed=1))
+    results = tmp_path / "results"
+    code, _, err = bench("run", "--models", "convgru", "--dataset", "arrays", "--data-dir", data, *RUN,
+                         "--results-dir", results)
+    assert code == 0, err
+    (run,) = results.glob("arrays/convgru/*")
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["data"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert recorded == {"dir": str(data.resolve()), "digest": metrics["provenance"]["test_sha256"]}
+    code, out, err = bench("eval", run, "--horizon", "3")
+    assert code == 0, err
+    assert f"data: {data.resolve()} (the run's --data-dir)" in out and "arrays 4 -> 3" in out
+    code, out, err = bench("eval", run)  # its own test set again: the same digest, no note
+    assert code == 0 and "differs from the one the run was tested on" not in out
+    np.save(data / "test.npy", squares(4, 8, seed=2))
+    code, out, _ = bench("eval", run)
+    assert code == 0 and "differs from the one the run was tested on" in out
+    data.rename(tmp_path / "moved")
+    code, out, err = bench("eval", run, "--horizon", "3")
+    assert f"data: the run's data folder {data.resolve()} is gone; pass --data-dir" in out
+    assert code == 2 and "arrays needs --data-dir" in err
+    code, out, err = bench("eval", run, "--horizon", "3", "--data-dir", tmp_path / "moved")
+    assert code == 0 and "the run's --data-dir" not in out, err

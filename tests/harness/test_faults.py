@@ -25,6 +25,7 @@ def only_run(results, model: str):
     return run
 
 
+@pytest.mark.timeout(900)  # end-to-end training in child processes: minutes on a loaded machine
 def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, bench):
     args = ["run", "--models", "convgru", "--dataset", "mmnist", *SLOW_TINY]
     assert bench(*args, "--results-dir", tmp_path / "straight")[0] == 0
@@ -34,10 +35,12 @@ def test_a_killed_run_resumes_to_the_same_metrics(tmp_path, bench):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not list(killed.glob("mmnist/convgru/*/checkpoints/last.pt")):
-        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail("the run ended (or took 300 s) before its first checkpoint")
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
+    assert proc.wait(timeout=60) == -signal.SIGKILL
     run = only_run(killed, "convgru")
     assert run.status()["status"] == "running" and not run.exists("metrics.json")
 
@@ -124,6 +127,7 @@ def test_any_failure_of_one_model_is_recorded_and_the_sweep_goes_on(monkeypatch,
     assert only_run(tmp_path, "persistence").read_json("metrics.json")["status"] == "finished"
 
 
+@pytest.mark.timeout(900)  # end-to-end training in child processes: minutes on a loaded machine
 def test_two_process_gloo_ddp_matches_one_process(tmp_path, bench):
     """Plain SGD: its step is proportional to the gradient, so summed gradients (2x) would not match."""
     args = ["run", "--models", "convgru", "--dataset", "mmnist", "--preset", "tiny", "--epochs", "2",

@@ -33,7 +33,7 @@ def load_golden(name: str) -> dict[str, Any]:
     path = GOLDEN / f"{name}.pt"
     if not path.is_file():
         pytest.fail(f"{path} is missing; regenerate it with tools/golden/make.py")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, tol: float = TOLERANCE) -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.signals import ctrl_c_raises
 
 from vpbench import launch
 from vpbench.cli import build_parser, run_parser
@@ -33,6 +34,7 @@ PLUGIN = textwrap.dedent('''
     from vpbench.models import register_model
 
     GATE, BLOCK, JOBS = os.environ.get("GATE"), os.environ.get("BLOCK"), int(os.environ.get("GATE_JOBS", "2"))
+    UNBLOCKED_AT = time.time() + 300  # the block ends by then, whatever the test does
 
     class Net(nn.Module):
         def __init__(self):
@@ -43,7 +45,7 @@ PLUGIN = textwrap.dedent('''
         def forward(self, frames, horizon):
             if self.training:
                 self.train_calls += 1
-                while BLOCK and self.train_calls > 4 and os.path.exists(BLOCK):
+                while BLOCK and self.train_calls > 4 and os.path.exists(BLOCK) and time.time() < UNBLOCKED_AT:
                     time.sleep(0.05)
             last = frames[:, -1]
             return torch.sigmoid(self.conv(last)).unsqueeze(1).expand(-1, horizon, -1, -1, -1)
@@ -228,6 +230,7 @@ def test_slurm_dry_run_prints_the_script_without_a_cluster(tmp_path, capsys):
 
 # -- --launcher slurm through submitit's local cluster -----------------------------------------------------
 
+@pytest.mark.timeout(900)  # end-to-end training in child processes: minutes on a loaded machine
 @pytest.mark.slow
 def test_slurm_local_cluster_runs_a_two_model_sweep(tmp_path, capsys):
     results = tmp_path / "results"
@@ -244,6 +247,7 @@ def test_slurm_local_cluster_runs_a_two_model_sweep(tmp_path, capsys):
     assert "| persistence | 0 |" in out and "| convgru | 0 |" in out and "| finished | exit 0 |" in out
 
 
+@pytest.mark.timeout(900)  # end-to-end training in child processes: minutes on a loaded machine
 @pytest.mark.slow
 def test_slurm_job_requeued_at_its_time_limit_resumes_its_run(plugin_env, monkeypatch):
     """Slurm's warning signal (USR2) mid-training: the run stops (interrupted), submitit requeues the job with
@@ -314,6 +318,7 @@ def _ancestors(pid: int) -> list[str]:
 
 # -- --launcher gpus ---------------------------------------------------------------------------------------
 
+@pytest.mark.timeout(900)  # end-to-end training in child processes: minutes on a loaded machine
 @pytest.mark.slow
 def test_gpus_launcher_runs_one_job_per_gpu_at_once(plugin_env, monkeypatch, capsys):
     gate = plugin_env / "gate"
@@ -339,6 +344,7 @@ def test_gpus_launcher_runs_one_job_per_gpu_at_once(plugin_env, monkeypatch, cap
     assert "| gated | 0 |" in out and "| gated2 | 0 |" in out
 
 
+@pytest.mark.timeout(900)  # end-to-end training in child processes: minutes on a loaded machine
 @pytest.mark.slow
 def test_gpus_launcher_ctrl_c_stops_the_children(plugin_env, monkeypatch):
     block = plugin_env / "block"
@@ -348,16 +354,24 @@ def test_gpus_launcher_ctrl_c_stops_the_children(plugin_env, monkeypatch):
     args = parse("--models", "gated,gated2", "--dataset", "mmnist", "--preset", "tiny", "--epochs", "3", "--device",
                  "cpu", "--launcher", "gpus", "--gpus", "0,1", "--results-dir", str(results))
 
+    stopped = threading.Event()
+
     def interrupt_when_both_train() -> None:
         try:
             _wait_for(lambda: len([r for r in runs_of(results).values() if r.exists("checkpoints/last.pt")]) == 2,
                       "both jobs to finish an epoch")
         finally:
             _thread.interrupt_main()  # Ctrl-C
+        if not stopped.wait(120):  # the launcher did not stop: let the jobs end, so that the test fails, not hangs
+            block.unlink(missing_ok=True)
 
-    threading.Thread(target=interrupt_when_both_train, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        launch_sweep(args)
+    with ctrl_c_raises():  # as in a terminal, even when the suite was started with SIGINT ignored
+        threading.Thread(target=interrupt_when_both_train, daemon=True).start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                launch_sweep(args)
+        finally:
+            stopped.set()
     runs = runs_of(results)
     assert {r.status()["status"] for r in runs.values()} == {"interrupted"}
     records = jobs.read_jobs(results)

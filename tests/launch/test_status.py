@@ -166,3 +166,25 @@ def test_durations_and_a_missing_results_dir(tmp_path, capsys):
     empty.mkdir()
     assert main(["status", "--results-dir", str(empty)]) == 0
     assert "no runs" in capsys.readouterr().out
+
+
+def test_a_running_run_whose_process_is_gone_is_stopped(own_results):
+    """Its lock names a pid that has gone from this host, or a heartbeat another host stopped touching."""
+    from vpbench import locks
+
+    convgru = next(r for r in iter_runs(own_results) if r.path.parent.name == "convgru")
+    gone = subprocess.Popen(["true"])
+    gone.wait(timeout=60)
+    here = clone(convgru, "20990101-000005-tiny-s5", seed=5, state="running", epochs=2, epochs_total=5,
+                 log_rows=[(1, 3100.0, 10.0)])
+    here.write_json(locks.LOCK, {"pid": gone.pid, "host": os.uname().nodename, "since": "2099-01-01T00:00:05"})
+    there = clone(convgru, "20990101-000006-tiny-s6", seed=6, state="running", epochs_total=5,
+                  log_rows=[(1, 3100.0, 10.0)])
+    there.write_json(locks.LOCK, {"pid": 1, "host": "elsewhere.invalid", "since": "2099-01-01T00:00:06"})
+    there.file(locks.HEARTBEAT).touch()
+    found = by_seed(status.status_rows(own_results, scheduler={}))
+    assert (found[("convgru", 5)]["state"], found[("convgru", 5)]["pid"]) == ("stopped", gone.pid)
+    assert found[("convgru", 5)]["epoch"] == 2  # status.json's epoch reached, ahead of train_log.csv's
+    assert (found[("convgru", 6)]["state"], found[("convgru", 6)]["host"]) == ("running", "elsewhere.invalid")
+    later = time.time() + locks.STALE_SECONDS + 1
+    assert by_seed(status.status_rows(own_results, scheduler={}, now=later))[("convgru", 6)]["state"] == "stopped"

@@ -317,3 +317,22 @@ def test_a_damaged_run_is_skipped_with_a_warning(bench, tiny_results, tmp_path):
 def test_bad_report_options_are_one_line_errors(bench, tmp_path, args, message):
     code, _, err = bench("report", "--results-dir", tmp_path, "--out", tmp_path / "out", *args)
     assert code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_a_damaged_evaluation_leaves_its_run_in_the_report(bench, tiny_results, tmp_path):
+    """One `bench eval` output damaged: a warning, that evaluation left out, the trained run and its other
+    evaluation kept."""
+    results = tmp_path / "results"
+    shutil.copytree(tiny_results, results)
+    run = _run_dir(results, "convgru")
+    for horizon in ("3", "4"):
+        assert bench("eval", run, "--horizon", horizon)[0] == 0
+    damaged, kept = sorted((run / "evaluations").iterdir())
+    (damaged / "per_sequence.npz").write_bytes(b"not a zip")
+    code, _, err = bench("report", "--results-dir", results, "--out", tmp_path / "out")
+    assert code == 0
+    (warning,) = err.splitlines()
+    assert warning.startswith(f"bench report: warning: left out {damaged}: unreadable evaluation (")
+    page = (tmp_path / "out" / "mmnist.md").read_text()
+    assert "| ConvGRU |" in page and "| Persistence |" in page
+    assert kept.name.endswith("-h4") and " → 4 (`bench eval" in page and " → 3 (`bench eval" not in page

@@ -37,19 +37,22 @@ def _files(root: Path | None) -> dict[str, Any]:
         return {s: _load(path, np.load, path.name) for s, path in found.items()}
     if len(npz) > 1:
         raise UserError(f"{root} holds {len(npz)} .npz files ({', '.join(p.name for p in npz)}); keep one")
-    archive = _load(npz[0], np.load, npz[0].name)
+    archive = _load(npz[0], lambda path: np.load(path, allow_pickle=False), npz[0].name)
     missing = [s for s in ("train", "test") if s not in archive.files]
     if missing:
         raise UserError(f"{npz[0]} has no array {' or '.join(missing)} (it has: {', '.join(archive.files)}); "
                         f"arrays needs {FORMATS}")
-    return {s: archive[s] for s in SPLITS if s in archive.files}
+    return {s: _load(npz[0], lambda path: archive[s], f"{npz[0].name}[{s}]") for s in SPLITS if s in archive.files}
 
 
 def _load(path: Path, reader: Any, name: str) -> Any:
+    """``reader(path)``, never unpickling (an object array is refused), or a one-line error naming ``name``."""
     try:
         return reader(path, mmap_mode="r", allow_pickle=False) if path.suffix == ".npy" else reader(path)
-    except Exception as err:  # numpy raises several types for a damaged file
-        raise UserError(f"{path}: cannot be read ({type(err).__name__}: {err}); write it with numpy.save") from None
+    except Exception as err:  # numpy raises several types for a damaged file, ValueError for an object array
+        detail = (str(err).splitlines() or [""])[0]
+        raise UserError(f"{path.parent / name}: cannot be read ({type(err).__name__}: {detail}); write numeric "
+                        "arrays with numpy.save or numpy.savez") from None
 
 
 def _check(name: str, array: np.ndarray) -> tuple[int, int, int, int]:

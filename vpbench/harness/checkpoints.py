@@ -22,10 +22,7 @@ def finished_run(path: str | Path) -> RunDir:
 def checkpoint_of(run: RunDir) -> tuple[str, dict[str, Any]]:
     """The run's best checkpoint (its last one when no epoch has finished validating), and its name."""
     name = "best.pt" if run.exists("checkpoints/best.pt") else "last.pt"
-    try:
-        return name, run.load_torch(f"checkpoints/{name}")
-    except Exception as err:  # noqa: BLE001  torch raises several types for a damaged file
-        raise UserError(f"{run.file('checkpoints/' + name)}: unreadable checkpoint ({err})") from None
+    return name, run.load_torch(f"checkpoints/{name}")
 
 
 def initial_weights(path: str | Path, model: str) -> dict[str, Any]:

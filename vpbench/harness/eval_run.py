@@ -19,10 +19,10 @@ import torch
 
 from vpbench import config as cfg
 from vpbench.datasets import build_dataset, dataset_entry
-from vpbench.environment import describe, resolve_device
+from vpbench.environment import available_memory, describe, resolve_device
 from vpbench.errors import UserError
 from vpbench.harness.checkpoints import checkpoint_of, finished_run
-from vpbench.harness.evaluate import evaluate
+from vpbench.harness.evaluate import check_memory, evaluate
 from vpbench.harness.runner import describe_run, load_weights, test_line, write_evaluation
 from vpbench.metrics.perceptual import PerceptualMetrics, metrics_config
 from vpbench.metrics.scoring import MetricScorer, context_of
@@ -53,6 +53,19 @@ def evaluation_config(trained: Mapping[str, Any], dataset: str | None, horizon: 
     return {"name": name, **data}
 
 
+def remembered_data_dir(trained: Mapping[str, Any], log: Callable[[str], None]) -> str | None:
+    """The data folder the run was trained on (its ``--data-dir``, recorded in config.yaml) while it is still
+    there, said in a line; None when the run recorded none or it is gone (said too)."""
+    recorded = (trained.get("data") or {}).get("dir")
+    if not recorded:
+        return None
+    if not Path(recorded).is_dir():
+        log(f"data: the run's data folder {recorded} is gone; pass --data-dir where its data is now")
+        return None
+    log(f"data: {recorded} (the run's --data-dir)")
+    return recorded
+
+
 def new_evaluation(run: RunDir, dataset: str, horizon: int) -> RunDir:
     """A fresh, uniquely named evaluation folder inside the run."""
     parent = run.path / EVALUATIONS
@@ -78,14 +91,23 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
     run = finished_run(path)
     metrics = metrics_config(metrics)  # a bad metric fails here, before anything is built
     trained = run.read_yaml("config.yaml")
+    own_data = dataset in (None, trained["dataset"]["name"])
+    if data_dir is None and own_data:
+        data_dir = remembered_data_dir(trained, log)
     data = evaluation_config(trained, dataset, horizon, data_dir, sets or {})
+    entry = dataset_entry(data["name"])
+    spec = entry.spec(data)
+    check_memory(spec, data.get("test_sequences") or 1, trained["train"]["eval_batch_size"], available_memory(),
+                 "choose a shorter --horizon or fewer clips (--set dataset.test_sequences=N)")
     checkpoint_name, checkpoint = checkpoint_of(run)
     model = build_model(trained)
     load_weights(model, checkpoint["model"], trained["model"]["name"])
     model.to(device)
-    entry = dataset_entry(data["name"])
     source = build_dataset(entry.name, data, data_dir, trained["seed"])
-    spec = entry.spec(data)
+    digest = (trained.get("data") or {}).get("digest")
+    if own_data and horizon is None and not sets and digest and source.provenance.get("test_sha256") != digest:
+        log(f"note: this test set [{source.provenance.get('test_sha256')}] differs from the one the run was tested "
+            f"on [{digest}]: the data changed since")
     perceptual = PerceptualMetrics(metrics, device)
     for note in perceptual.notes:
         log(note)

@@ -61,6 +61,23 @@ def sample_indices(count: int, total: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, num=min(count, total)).round().astype(np.int64))
 
 
+def evaluation_bytes(spec: DataSpec, sequences: int, batch_size: int) -> int:
+    """A lower bound on the memory an evaluation of ``sequences`` test clips takes: the clips (uint8
+    [N, T_in + T_out, C, H, W]) and, per batch, inputs, predictions and targets as float32 (model activations
+    come on top)."""
+    frames = spec.total_frames * spec.channels * spec.height * spec.width
+    return sequences * frames + 3 * 4 * min(batch_size, sequences) * frames
+
+
+def check_memory(spec: DataSpec, sequences: int, batch_size: int, available: int | None, fix: str) -> None:
+    """A one-line error, before anything is built, when the evaluation cannot fit in ``available`` bytes."""
+    needed = evaluation_bytes(spec, sequences, batch_size)
+    if available is not None and needed > available:
+        raise UserError(f"predicting {spec.output_frames} frames of {spec.channels}x{spec.height}x{spec.width} from "
+                        f"{spec.input_frames} for {sequences} sequence{'s' * (sequences != 1)} needs at least "
+                        f"{needed / 2**30:.1f} GiB of memory, {available / 2**30:.1f} GiB are available; {fix}")
+
+
 def split_batch(batch: Tensor, spec: DataSpec) -> tuple[Tensor, Tensor]:
     """uint8 [B, T, C, H, W] -> inputs in [0, 1] (float) and uint8 targets."""
     return batch[:, : spec.input_frames].float().div_(255), batch[:, spec.input_frames :]

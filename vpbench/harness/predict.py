@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vpbench.datasets import DataSpec
 from vpbench.datasets.video.decode import IMAGE_SUFFIXES
-from vpbench.environment import resolve_device
+from vpbench.environment import available_memory, resolve_device
 from vpbench.errors import UserError
 from vpbench.harness.checkpoints import checkpoint_of, finished_run
+from vpbench.harness.evaluate import check_memory
 from vpbench.harness.images import frame_image, strip
 from vpbench.harness.runner import load_weights
 from vpbench.metrics.frames import to_uint8
@@ -36,7 +38,7 @@ def read_frames(path: Path) -> list[Image.Image]:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise UserError(f"{path}: no image ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        return [Image.open(p).convert("RGB") for p in files]
+        return [_image_file(p) for p in files]
     if path.suffix == ".npy":
         return _array_frames(path)
     try:
@@ -44,6 +46,16 @@ def read_frames(path: Path) -> list[Image.Image]:
             return [frame.to_image() for frame in container.decode(container.streams.video[0])]
     except (av.FFmpegError, OSError, IndexError) as err:
         raise UserError(f"{path}: not an image folder, a .npy array or a video PyAV decodes ({err})") from None
+
+
+def _image_file(path: Path) -> Image.Image:
+    """The image at ``path`` as RGB, or a one-line error naming the file."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise UserError(f"{path}: not an image PIL can read ({type(err).__name__}); replace or remove the "
+                        "file") from None
 
 
 def _array_frames(path: Path) -> list[Image.Image]:
@@ -56,9 +68,17 @@ def _array_frames(path: Path) -> list[Image.Image]:
     if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] not in (1, 3)):
         raise UserError(f"{path}: an array of shape {array.shape}; expected [T, H, W], [T, C, H, W] or [T, H, W, C] "
                         "with C 1 or 3")
+    if array.size == 0:
+        raise UserError(f"{path}: an empty array of shape {array.shape}; give at least the run's input frames")
     if array.dtype != np.uint8:
-        if not np.issubdtype(array.dtype, np.floating) or array.min() < 0 or array.max() > 1:
+        if not np.issubdtype(array.dtype, np.floating):
             raise UserError(f"{path}: {array.dtype} values; expected uint8 (0-255) or float in [0, 1]")
+        if not np.isfinite(array).all():
+            raise UserError(f"{path}: holds {int((~np.isfinite(array)).sum())} NaN or infinite values; expected "
+                            "uint8 (0-255) or float in [0, 1]")
+        if array.min() < 0 or array.max() > 1:
+            raise UserError(f"{path}: {array.dtype} values in [{array.min():.3g}, {array.max():.3g}]; expected uint8 "
+                            "(0-255) or float in [0, 1]")
         array = np.round(array * 255).astype(np.uint8)
     if array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -81,13 +101,16 @@ def predict_run(run_dir: str | Path, source: str | Path, out: str | Path, *, hor
     run = finished_run(run_dir)
     config = run.read_yaml("config.yaml")
     metrics = run.read_json("metrics.json") if run.exists("metrics.json") else {}
-    t_in, horizon = config["dataset"]["input_frames"], horizon or config["dataset"]["output_frames"]
+    t_in = config["dataset"]["input_frames"]
+    horizon = config["dataset"]["output_frames"] if horizon is None else horizon
     if horizon < 1:
         raise UserError(f"--horizon {horizon}: must be at least 1 frame")
     images = read_frames(Path(source).expanduser())
     if len(images) < t_in:
         raise UserError(f"{source}: {len(images)} frames, but the run's model reads {t_in}; give at least {t_in}")
     shape = metrics.get("shape") or [config["model"].get("in_channels", 1), *config["model"]["img_size"]]
+    check_memory(DataSpec(config["dataset"]["name"], t_in, horizon, *shape), 1, 1, available_memory(),
+                 "choose a shorter --horizon")
     frames = to_frames(images[-t_in:], shape[0], (shape[1], shape[2]))
     model = build_model(config)
     load_weights(model, checkpoint_of(run)[1]["model"], config["model"]["name"])

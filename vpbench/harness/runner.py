@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import traceback
 from pathlib import Path
@@ -23,6 +24,7 @@ from vpbench.harness.checkpoints import initial_weights
 from vpbench.harness.evaluate import Evaluation, evaluate, framewise_table
 from vpbench.harness.loggers import Tracker, open_tracker, parse_loggers
 from vpbench.harness.trainer import Runtime, fit
+from vpbench.locks import RunLock
 from vpbench.metrics.cost import count_flops, count_params
 from vpbench.metrics.perceptual import PerceptualMetrics
 from vpbench.metrics.scoring import MetricScorer, context_of
@@ -37,12 +39,14 @@ def identity(config: Mapping[str, Any]) -> dict[str, str]:
 
 
 def run_to_resume(results_dir: Path, config: Mapping[str, Any]) -> RunDir | None:
-    """The newest run of this model, preset and seed, if it has the same configuration.
+    """The newest run of this model, preset and seed (exactly: seed 1 is not seed 10), if it has the same
+    configuration.
 
     A newest run with another configuration is an error: resuming it would mix two protocols."""
     name, preset, seed = config["model"]["name"], config["preset"], config["seed"]
     folder = results_dir / config["dataset"]["name"] / name
-    candidates = [r for r in iter_runs(results_dir) if r.path.parent == folder and f"-{preset}-s{seed}" in r.run_id]
+    named = re.compile(rf"\d{{8}}-\d{{6}}-{re.escape(str(preset))}-s{seed}(-\d+)?")
+    candidates = [r for r in iter_runs(results_dir) if r.path.parent == folder and named.fullmatch(r.run_id)]
     if not candidates:
         return None
     newest = candidates[-1]
@@ -57,27 +61,32 @@ def load_checkpoint(run: RunDir, config: Mapping[str, Any]) -> dict[str, Any] | 
     """``last.pt`` of ``run``, checked to belong to this model and configuration."""
     if not run.exists("checkpoints/last.pt"):
         return None
-    try:
-        checkpoint = run.load_torch("checkpoints/last.pt")
-    except Exception as err:
-        raise UserError(f"{run.file('checkpoints/last.pt')}: unreadable checkpoint ({err}); "
-                        "delete the run folder or run without --resume") from None
+    checkpoint = run.load_torch("checkpoints/last.pt", "delete the run folder or run without --resume")
     if checkpoint.get("identity") != identity(config):
         raise UserError(f"{run.file('checkpoints/last.pt')} was written by {checkpoint.get('identity')}, "
                         f"not by {identity(config)}; it cannot be resumed here")
     return checkpoint
 
 
-def _prepare(results_dir: Path, config: Mapping[str, Any], resume: bool) -> tuple[str, Any, Any]:
-    """Rank 0's decision: (run folder, checkpoint to resume or None, metrics if already done)."""
+def _prepare(results_dir: Path, config: Mapping[str, Any], resume: bool) -> tuple[RunLock | None, tuple[str, Any, Any]]:
+    """Rank 0's decision: the run folder's lock (held from here on; None for a run already done) and (run folder,
+    checkpoint to resume or None, metrics if already done). A folder another process holds is an error."""
     run = run_to_resume(results_dir, config) if resume else None
     if run is None:
         run = new_run(results_dir, config["dataset"]["name"], config["model"]["name"], config["preset"],
                       config["seed"])
-        return str(run.path), None, None
+        return RunLock(run.path).acquire(), (str(run.path), None, None)
     if run.status().get("status") in DONE and run.exists("metrics.json"):
-        return str(run.path), None, run.read_json("metrics.json")
-    return str(run.path), load_checkpoint(run, config), None
+        return None, (str(run.path), None, run.read_json("metrics.json"))
+    lock = RunLock(run.path).acquire()
+    try:
+        if run.status().get("status") in DONE and run.exists("metrics.json"):  # finished while we waited
+            lock.release()
+            return None, (str(run.path), None, run.read_json("metrics.json"))
+        return lock, (str(run.path), load_checkpoint(run, config), None)
+    except BaseException:
+        lock.release()
+        raise
 
 
 def _echo(run: RunDir | None, active: bool) -> Callable[[str], None]:
@@ -99,14 +108,26 @@ def run_one(model: nn.Module, config: Mapping[str, Any], source: SequenceSource,
     ``interrupted``, traceback in log.txt) before it propagates."""
     dist = runtime.dist
     decision: Any = None
+    lock = None
     if dist.is_main:
         try:
-            decision = _prepare(results_dir, config, resume)
+            lock, decision = _prepare(results_dir, config, resume)
         except UserError as err:
             decision = err
     decision = distributed.broadcast(decision, dist)
     if isinstance(decision, UserError):
         raise decision
+    try:
+        return _run_in(decision, model, config, source, runtime)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_in(decision: tuple[str, Any, Any], model: nn.Module, config: Mapping[str, Any], source: SequenceSource,
+            runtime: Runtime) -> dict[str, Any]:
+    """:func:`run_one` once the run folder is decided (and, on rank 0, held)."""
+    dist = runtime.dist
     path, checkpoint, done = decision
     if done is not None:
         if dist.is_main:
@@ -117,7 +138,7 @@ def run_one(model: nn.Module, config: Mapping[str, Any], source: SequenceSource,
     if run is not None:
         run.write_yaml("config.yaml", dict(config))
         run.write_json("environment.json", {**describe(runtime.device), "world_size": dist.world})
-        run.set_status("running")
+        run.set_status("running", epochs=checkpoint["epoch"] if checkpoint is not None else 0)
         log(f"{config['model']['name']}: run folder {run.path}")
     try:
         return _train_and_evaluate(model, config, source, run, runtime, log, checkpoint)
@@ -260,6 +281,9 @@ def plan(models: list[str], dataset: str, *, preset: str, seeds: list[int], epoc
         config["logger"]["use"] = use or config["logger"]["use"]
     for config in configs:
         distributed.check_batch(config["train"]["batch_size"], dist)
+        if config["train"]["epochs"] == 0 and init is None:
+            raise UserError("--epochs 0 trains nothing: an untrained model would be recorded as finished; give "
+                            "--epochs 1 or more (0 only with --init RUN, to test that run's weights)")
         if init is not None:
             initial_weights(init, config["model"]["name"])
             config["init"] = str(Path(init).expanduser().resolve())
@@ -299,6 +323,9 @@ def run_sweep(configs: list[dict[str, Any]], *, data_dir: str | None, results_di
     for seed in seeds:
         mine = [c for c in configs if c["seed"] == seed]
         source = (sources or {}).get(seed) or build_sources(mine, data_dir)[seed]
+        for config in mine:  # what `bench eval` finds the data by again
+            config["data"] = {"dir": str(Path(data_dir).expanduser().resolve()) if data_dir else None,
+                              "digest": source.provenance.get("test_sha256")}
         results += _run_seed(mine, source, out_dir, runtime, resume, failures, len(seeds) > 1, on_run)
     if failures:
         what = "runs" if len(seeds) > 1 else "models"

@@ -226,6 +226,7 @@ def _diverged(outcome: Outcome, message: str, name: str, log: Callable[[str], No
 def _save(run: RunDir, state: _TrainingState, outcome: Outcome, improved: bool, identity: Mapping[str, str]) -> None:
     """The epoch's log row and checkpoints; each file is replaced atomically."""
     run.write_csv("train_log.csv", pd.DataFrame(outcome.history))
+    run.set_status("running", epochs=outcome.epochs_done)
     if improved:
         run.save_torch("checkpoints/best.pt",
                        {"model": state.model.state_dict(), "epoch": outcome.epochs_done, "identity": dict(identity)})

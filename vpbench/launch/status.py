@@ -7,15 +7,16 @@ launcher submitted (``<results-dir>/.launcher/jobs.json``, see :mod:`vpbench.lau
 started a run yet are one line each, ``queued``; with Slurm each line also gives the job id and its state
 from ``sacct`` (or ``squeue``), else ``unknown``.
 
-States: ``queued``, ``running``, ``finished``, ``failed``, ``diverged``, ``interrupted``, and
-``stalled?`` for a run that says ``running`` but whose process is gone (its launcher's record says so,
-Slurm ended its job, or nothing has been written to it for three epochs' time).
+States: ``queued``, ``running``, ``finished``, ``failed``, ``diverged``, ``interrupted``, ``stopped`` for a run
+that says ``running`` but whose process is gone (the pid its lock records has gone from this host, or its
+heartbeat stopped: see :mod:`vpbench.locks`), and ``stalled?`` for such a run that records no holder (written
+before run folders had locks) when its launcher's record says so, Slurm ended its job, or nothing has been
+written to it for three epochs' time.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import socket
@@ -26,6 +27,7 @@ from typing import Any, Iterable
 
 from vpbench.errors import UserError
 from vpbench.launch.jobs import read_jobs, run_folder_from_log
+from vpbench.locks import holder_alive, pid_alive, read_holder
 from vpbench.store import iter_runs
 
 # Slurm states in which a job will not run any more (a run still "running" in it has lost its process).
@@ -97,6 +99,7 @@ def read_run(path: Path) -> dict[str, Any] | None:
     files = [path / name for name in ("status.json", "train_log.csv", "log.txt", "checkpoints/last.pt")]
     activity = max((t for t in map(_mtime, files) if t is not None), default=_run_time(path.name))
     train = config.get("train") or {}
+    holder = read_holder(path) or {}
     return {
         "model": (config.get("model") or {}).get("name", path.parent.name),
         "seed": config.get("seed"),
@@ -116,31 +119,12 @@ def read_run(path: Path) -> dict[str, Any] | None:
         "created": _run_time(path.name),
         "activity": activity,
         "error": status.get("error"),
+        "pid": holder.get("pid"),
+        "host": holder.get("host"),
     }
 
 
 # -- the launchers' records and the scheduler ------------------------------------------------------------
-
-def _pid_alive(pid: Any) -> bool | None:
-    """Whether process ``pid`` of this machine is alive (None when that cannot be told)."""
-    try:
-        pid = int(pid)
-    except (TypeError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return None
-    try:  # a zombie is gone for our purposes
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return True
-
 
 def expand_job_ids(text: str) -> list[str]:
     """``123_[0-2,5%4]`` -> ``123_0 123_1 123_2 123_5``; any other id as itself."""
@@ -195,11 +179,11 @@ def _job_state(record: dict[str, Any], scheduler: dict[str, str], here: str) -> 
             return state, None
         return state, state in SLURM_ACTIVE
     if launcher == "gpus" and recorded == "queued":  # waiting in its launcher's queue, unless the launcher is gone
-        launcher_alive = _pid_alive(record.get("launcher_pid")) if same_host else None
+        launcher_alive = pid_alive(record.get("launcher_pid")) if same_host else None
         return ("cancelled" if launcher_alive is False else "queued"), None
     # processes of this machine: the gpus launcher's children, submitit's local jobs (their controller)
     pid = record.get("pid") if launcher == "gpus" else record.get("job_id")
-    alive = _pid_alive(pid) if same_host and pid else None
+    alive = pid_alive(pid) if same_host and pid else None
     if recorded in ("submitted", "running") and alive is not None:
         return ("running" if alive else "ended"), alive
     return recorded, alive if recorded in ("submitted", "running") else False
@@ -251,12 +235,16 @@ def status_rows(results_dir: str | Path, *, now: float | None = None,
             "preset": record.get("preset"), "state": _runless_state(state), "epoch": 0, "epochs": None,
             "val_mse": None, "elapsed_s": None, "mean_epoch_s": None, "left_s": None, "job_id": record.get("job_id"),
             "job_state": state, "run": None, "run_id": None, "created": submitted, "activity": None, "error": None,
+            "pid": None, "host": None,
         })
     for row in runs:
         alive = row.pop("_alive", None)
-        if row["state"] == "running" and _stalled(row, alive, now):
+        held = holder_alive(Path(row["run"]), now) if row["state"] == "running" else None
+        if held is False:
+            row["state"] = "stopped"
+        elif held is None and row["state"] == "running" and _stalled(row, alive, now):
             row["state"] = "stalled?"
-        if row["state"] in ("running", "stalled?", "interrupted") and row["epochs"] is not None:
+        if row["state"] in ("running", "stopped", "stalled?", "interrupted") and row["epochs"] is not None:
             left = max(int(row["epochs"]) - row["epoch"], 0)
             row["left_s"] = round(row["mean_epoch_s"] * left, 1) if row["mean_epoch_s"] is not None else None
     rows = runs + job_rows

@@ -19,8 +19,6 @@ fine-tunes it.
 from __future__ import annotations
 
 import argparse
-import pickle
-import re
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -39,7 +37,7 @@ from vpbench.reference.configs import openstl_options
 from vpbench.reference.mappings import mapping_for, models_of
 from vpbench.reference.mappings.links import MappingError
 from vpbench.reference.weights import find_released
-from vpbench.store import RunDir, writable_results_dir
+from vpbench.store import RunDir, load_tensors, writable_results_dir
 
 # code -> (what it is called, the protocol of its configuration, where it is published)
 CODES = {"openstl": ("OpenSTL", "openstl", "github.com/chengtan9907/OpenSTL"),
@@ -54,17 +52,8 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise UserError(f"{path}: no such file; give the checkpoint's path (released ones: bench weights download "
                         "NAME)")
-    try:
-        found = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if unsafe is None:
-            raise UserError(f"{path}: not a checkpoint torch can read (damaged, or not a torch file)") from None
-        raise UserError(f"{path}: holds Python objects besides tensors ({unsafe[1]}), which vpbench does not "
-                        "unpickle; save the state dict alone, e.g. torch.save(torch.load(FILE)['state_dict'], "
-                        "'model.pth') where you trust the file") from None
-    except Exception as err:  # noqa: BLE001  torch raises several types for a damaged file
-        raise UserError(f"{path}: not a checkpoint torch can read ({type(err).__name__}: {err})") from None
+    found = load_tensors(path, "save the state dict alone, e.g. torch.save(torch.load(FILE)['state_dict'], "
+                               "'model.pth') where you trust the file")
     state = found.get("state_dict", found) if isinstance(found, dict) else found
     if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
         raise UserError(f"{path}: holds no state dict (a mapping of names to tensors, alone or under 'state_dict')")

@@ -81,15 +81,23 @@ class Evaluation(StoredMetrics):
     provenance: str
 
 
-def read_evaluations(run: RunDir) -> tuple[Evaluation, ...]:
-    """The run's evaluations, oldest first; an unreadable one is left out (a warning is the caller's)."""
+def read_evaluations(run: RunDir, warnings: list[str]) -> tuple[Evaluation, ...]:
+    """The run's evaluations, oldest first; an unreadable one is left out with a line in ``warnings``."""
     found = []
     for folder in sorted(run.path.glob("evaluations/*/metrics.json")):
         evaluation = RunDir(folder.parent)
-        metrics = evaluation.read_json("metrics.json")
-        found.append(Evaluation(*_per_frame(evaluation), evaluation.path, metrics["dataset"], tuple(metrics["frames"]),
-                                metrics["provenance"]["label"]))
+        try:
+            metrics = evaluation.read_json("metrics.json")
+            found.append(Evaluation(*_per_frame(evaluation), evaluation.path, metrics["dataset"],
+                                    tuple(metrics["frames"]), metrics["provenance"]["label"]))
+        except Exception as err:  # noqa: BLE001  a damaged evaluation (any file, any way) leaves the run in
+            warnings.append(f"left out {evaluation.path}: unreadable evaluation ({_brief(err)})")
     return tuple(found)
+
+
+def _brief(err: Exception) -> str:
+    """``Type: first line of the message``."""
+    return f"{type(err).__name__}: {str(err).splitlines()[0]}" if str(err) else type(err).__name__
 
 
 @dataclass
@@ -151,9 +159,10 @@ def _per_frame(run: RunDir) -> tuple[np.ndarray, tuple[str, ...]]:
     return array, names
 
 
-def read_run(run: RunDir) -> Run | None:
+def read_run(run: RunDir, warnings: list[str]) -> Run | None:
     """The run, or None when it has not finished (still running, failed, interrupted).
-    Raises (whatever the reader meets) when a file is damaged."""
+    Raises (whatever the reader meets) when a file of the run is damaged; a damaged evaluation of it is left
+    out with a line in ``warnings``."""
     if not run.exists("metrics.json"):
         return None
     metrics = run.read_json("metrics.json")
@@ -178,7 +187,7 @@ def read_run(run: RunDir) -> Run | None:
         test_kind=metrics["provenance"].get("kind", ""),
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
         params=metrics.get("params"), flops=metrics.get("flops"), overrides=_overrides(config),
-        evaluations=read_evaluations(run), fvd=metrics.get("fvd"), imported=metrics.get("imported"),
+        evaluations=read_evaluations(run, warnings), fvd=metrics.get("fvd"), imported=metrics.get("imported"),
         epoch_seconds=_epoch_seconds(run),
     )
 
@@ -223,10 +232,9 @@ def collect(results_dir: str | Path) -> Collection:
     warnings = []
     for folder in iter_runs(root):
         try:
-            run = read_run(folder)
+            run = read_run(folder, warnings)
         except Exception as err:  # noqa: BLE001  a damaged folder (any file, any way) must not stop the report
-            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-            warnings.append(f"skipped {folder.path}: unreadable run ({type(err).__name__}: {detail})")
+            warnings.append(f"skipped {folder.path}: unreadable run ({_brief(err)})")
             continue
         if run is None:
             continue

@@ -280,7 +280,7 @@ def _samples_of(run: Run) -> dict[str, np.ndarray] | None:
     path = run.path / "samples.npz"
     if not path.is_file():
         return None
-    with np.load(path) as data:
+    with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in ("indices", "inputs", "targets", "predictions")}
 
 

@@ -57,7 +57,7 @@ class VideoClips(SequenceSource):
     def frames(self) -> list[np.ndarray]:
         """Each video's cached frames (re-opened after unpickling, e.g. in a DataLoader worker)."""
         if self._frames is None:
-            self._frames = [np.load(p, mmap_mode="r") for p in self._paths]
+            self._frames = [np.load(p, mmap_mode="r", allow_pickle=False) for p in self._paths]
         return self._frames
 
     def __getstate__(self) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def cached_frames(source: Source, prep: Preprocess, folder: Path) -> tuple[np.nd
     written there first on a miss, or when the cached file is damaged), and the cache file."""
     path = cache_file(source, prep, folder)
     try:
-        frames = np.load(path, mmap_mode="r")
+        frames = np.load(path, mmap_mode="r", allow_pickle=False)
         if frames.dtype == np.uint8 and frames.shape[1:] == (prep.channels, prep.size, prep.size):
             return frames, path
     except (OSError, ValueError):
@@ -66,4 +66,4 @@ def cached_frames(source: Source, prep: Preprocess, folder: Path) -> tuple[np.nd
             partial.unlink()
         raise UserError(f"cannot write the frame cache in {folder} ({err}); "
                         "set dataset.cache_dir or $VPBENCH_CACHE to a writable folder") from None
-    return np.load(path, mmap_mode="r"), path
+    return np.load(path, mmap_mode="r", allow_pickle=False), path
