@@ -100,8 +100,9 @@ def _defaults(**flags: bool) -> dict[str, dict]:
     return {preset: {**kw, "dropout": 0.5, **flags} for preset, kw in RNN_PRESETS.items()}
 
 
-# quick: the protocol's recipe at 3e-4; at 1e-3 RMSProp saturates SRVP's output sigmoid within ten steps.
-RECIPE = {"quick": {**presets.protocol_recipe("quick"), "lr": 3.0e-4}}
+# quick: the protocol's recipe (Adam, one-cycle) peaking at 1e-3 rather than 3e-3 (measured on Moving MNIST: pixel
+# std 0.375 of the ground truth's and MSE 2138 at 1e-3, 0.352 and 2216 at 3e-4).
+RECIPE = {"quick": {**presets.protocol_recipe("quick"), "lr": 1.0e-3}}
 PAPER_VALUES = {
     "table1-10": {"mse": 935.02, "ssim": 0.7474},
     "table1-30": {"mse": 1173.18, "ssim": 0.5533},
