@@ -35,6 +35,7 @@ CLONES = {
     "mimovp": "github.com/ningshuliang/MIMO-VP",
     "dmvfn": "github.com/hzwer/CVPR2023-DMVFN",
     "predformer": "github.com/yyyujintang/PredFormer",
+    "iam4vp": "github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction",
 }
 
 
