@@ -117,7 +117,7 @@ class IAM4VP(nn.Module):
             raise UserError(f"IAM4VP needs input_frames, hidden, spatial_layers, blocks and readout_dim >= 1 and an "
                             f"even time_dim >= 4, got {input_frames}, {hidden}, {spatial_layers}, {blocks}, "
                             f"{readout_dim}, {time_dim}")
-        self.input_frames, self.time_dim = input_frames, time_dim
+        self.input_frames, self.time_dim, self.img_size = input_frames, time_dim, tuple(img_size)
         self.stride = 2 ** (spatial_layers // 2)
         grid = [-(-side // self.stride) for side in img_size]
         self.time_mlp = nn.Sequential(nn.Linear(time_dim, 4 * time_dim), nn.GELU(), nn.Linear(4 * time_dim, time_dim))
@@ -152,6 +152,9 @@ class IAM4VP(nn.Module):
         if t != self.input_frames:
             raise UserError(f"IAM4VP reads {self.input_frames} frames at a time (input_frames), got {t}")
         x = pad_to_multiple(frames.flatten(0, 1), self.stride)
+        if tuple(self.mask_tokens.shape[-2:]) != (x.shape[-2] // self.stride, x.shape[-1] // self.stride):
+            raise UserError(f"IAM4VP was built for frames of {self.img_size[0]} x {self.img_size[1]} (img_size: its "
+                            f"mask tokens' grid), got {height} x {width}")
         latent, skip = encode(self.encoder, x)
         predicted: list[Tensor] = []
         for s in range(steps):
