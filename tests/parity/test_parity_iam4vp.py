@@ -7,7 +7,7 @@ model loads its weights through the package's mapping (:mod:`vpbench.reference.m
 the same 2 sequences, the same 10 frames as the authors' training loop (compared by sketch), the same per-frame
 MSEs and their mean (vpbench's loss), and the mean of the authors' per-frame gradients, to 1e-10. The translator
 block the authors build but never run is not in vpbench: its reference gradient is zero. The fvcore FLOPs of the
-10-step rollout equal the reference's, and the parameters at the authors' configuration equal theirs less that
+10-step rollout equal the reference's less its 9 repeated encodings of the input frames, and the parameters at the authors' configuration equal theirs less that
 block.
 """
 from __future__ import annotations
