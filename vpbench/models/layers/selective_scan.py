@@ -37,11 +37,11 @@ def selective_scan_reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: 
     decay = torch.exp(step.unsqueeze(2) * A.to(dtype)[None, :, :, None])  # exp(Delta A): [Bt, D, N, L]
     drive = (step * u.to(dtype)).unsqueeze(2) * B  # Delta B u: [Bt, D, N, L]
     state = u.new_zeros((batch, channels, A.shape[1]), dtype=dtype)
-    outputs = []
-    for position in range(length):
-        state = decay[..., position] * state + drive[..., position]
-        outputs.append((state * C[..., position]).sum(-1))
-    y = torch.stack(outputs, dim=-1)
+    states = []
+    for position in range(length):  # the recurrence alone in the loop: one fused multiply-add a position
+        state = torch.addcmul(drive[..., position], decay[..., position], state)
+        states.append(state)
+    y = (torch.stack(states, dim=-1) * C).sum(2)  # C_l h_l: [Bt, D, L]
     if D is not None:
         y = y + u.to(dtype) * D.to(dtype)[:, None]
     if z is not None:
