@@ -16,7 +16,7 @@ blocks, as OpenSTL hard-codes it.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -77,24 +77,28 @@ def padded_size(img_size: Sequence[int], patch_size: int, levels: int, window: i
     return min((s for s in sizes if fits(*s)), key=sum)
 
 
-class SwinLSTM(nn.Module):
-    """SwinLSTM-D: patch embedding, L down-sampling and L up-sampling SwinLSTM levels, patch inflation + sigmoid.
+CellFactory = Callable[[int, Sequence[int], int, int, Sequence[float]], nn.Module]  # dim, grid, depth, level, rates
 
-    Level i down (i = 0..L-1) works on the grid G/2^i with ``embed_dim`` 2^i channels and ``heads[i]`` heads,
-    ``depths_down[i]`` blocks; up level i on G/2^(L-i) with embed_dim 2^(L-i) channels, ``heads[L-1-i]`` heads and
-    ``depths_up[L-1-i]`` blocks (OpenSTL's indexing). ``forward`` has the interface of
+
+class SwinRecurrentNet(nn.Module):
+    """SwinLSTM-D's network with any recurrent cell: patch embedding, L down-sampling and L up-sampling levels (a
+    cell, then patch merging or expanding), patch inflation + sigmoid.
+
+    Level i down (i = 0..L-1) works on the grid G/2^i with ``embed_dim`` 2^i channels and a cell of
+    ``depths_down[i]`` blocks; up level i on G/2^(L-i) with embed_dim 2^(L-i) channels and ``depths_up[L-1-i]``
+    blocks (OpenSTL's indexing). ``cell(dim, grid, depth, level, drop_paths)`` builds the cell of a level (``level``:
+    i down, L-1-i up). Stochastic depth rises linearly to ``drop_path`` over each half's blocks; the up levels take
+    their rates in reverse where ``reverse_up_rates``. ``forward`` has the interface of
     :class:`~vpbench.models.mau.MAU` (``targets``, ``sampling``, ``all_frames`` for ``mse_all_frames``). Frames
     are replicate-padded to a size the levels and windows divide (:func:`padded_size`) and the predictions
     cropped. Shapes: frames [B, T_in, C, H, W], targets [B, horizon, C, H, W].
     """
 
-    def __init__(self, *, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 2,
-                 embed_dim: int = 128, depths_down: Sequence[int] = (2, 6), depths_up: Sequence[int] = (6, 2),
-                 heads: Sequence[int] = (4, 8), window_size: int = 4, mlp_ratio: float = 4.0,
-                 drop_path: float = 0.1) -> None:
+    def __init__(self, cell: CellFactory, *, in_channels: int, img_size: Sequence[int], patch_size: int,
+                 embed_dim: int, depths_down: Sequence[int], depths_up: Sequence[int], window_size: int,
+                 drop_path: float, reverse_up_rates: bool) -> None:
         super().__init__()
         levels = len(depths_down)
-        _check_options(patch_size, embed_dim, list(depths_down), list(depths_up), list(heads), window_size, drop_path)
         self.size = padded_size(img_size, patch_size, levels, window_size)
         grid = check_patch(self.size, patch_size)
         self.embed = PatchEmbed(in_channels, embed_dim, patch_size)
@@ -104,17 +108,17 @@ class SwinLSTM(nn.Module):
         for i, depth in enumerate(depths_down):
             level_grid, dim = [g // 2**i for g in grid], embed_dim * 2**i
             start = sum(depths_down[:i])
-            self.down.append(SwinLSTMCell(dim, level_grid, depth, heads[i], window_size,
-                                          rates[start:start + depth], mlp_ratio))
+            self.down.append(cell(dim, level_grid, depth, i, rates[start:start + depth]))
             self.merges.append(PatchMerging(level_grid, dim))
         self.up, self.expands = nn.ModuleList(), nn.ModuleList()
         rates = torch.linspace(0, drop_path, sum(depths_up), dtype=torch.float32, device="cpu").tolist()
         for i in range(levels):
             j = levels - 1 - i
             level_grid, dim = [g // 2 ** (levels - i) for g in grid], embed_dim * 2 ** (levels - i)
-            start = sum(depths_up[:j])  # the up levels take their rates in reverse (OpenSTL's flag 0)
-            self.up.append(SwinLSTMCell(dim, level_grid, depths_up[j], heads[j], window_size,
-                                        rates[start:start + depths_up[j]][::-1], mlp_ratio))
+            start = sum(depths_up[:j])
+            level_rates = rates[start:start + depths_up[j]]
+            self.up.append(cell(dim, level_grid, depths_up[j], j, level_rates[::-1] if reverse_up_rates
+                                else level_rates))
             self.expands.append(PatchExpanding(level_grid, dim))
         self.inflate = PatchInflated(embed_dim, in_channels, grid)
 
@@ -150,6 +154,24 @@ def _pad_to(frames: Tensor, size: tuple[int, int]) -> Tensor:
         return frames
     pad = (0, size[1] - frames.shape[-1], 0, size[0] - frames.shape[-2])
     return torch.nn.functional.pad(frames.flatten(0, 1), pad, mode="replicate").unflatten(0, frames.shape[:2])
+
+
+class SwinLSTM(SwinRecurrentNet):
+    """SwinLSTM-D (:class:`SwinRecurrentNet` of :class:`SwinLSTMCell`): level i down has ``heads[i]`` heads, up
+    level i ``heads[L-1-i]``; the up levels take their drop-path rates in reverse (OpenSTL's flag 0)."""
+
+    def __init__(self, *, in_channels: int = 1, img_size: Sequence[int] = (64, 64), patch_size: int = 2,
+                 embed_dim: int = 128, depths_down: Sequence[int] = (2, 6), depths_up: Sequence[int] = (6, 2),
+                 heads: Sequence[int] = (4, 8), window_size: int = 4, mlp_ratio: float = 4.0,
+                 drop_path: float = 0.1) -> None:
+        _check_options(patch_size, embed_dim, list(depths_down), list(depths_up), list(heads), window_size, drop_path)
+
+        def cell(dim: int, grid: Sequence[int], depth: int, level: int, rates: Sequence[float]) -> nn.Module:
+            return SwinLSTMCell(dim, grid, depth, heads[level], window_size, rates, mlp_ratio)
+
+        super().__init__(cell, in_channels=in_channels, img_size=img_size, patch_size=patch_size,
+                         embed_dim=embed_dim, depths_down=depths_down, depths_up=depths_up, window_size=window_size,
+                         drop_path=drop_path, reverse_up_rates=True)
 
 
 def _check_options(patch_size: int, embed_dim: int, depths_down: list[int], depths_up: list[int], heads: list[int],

@@ -36,6 +36,7 @@ SOURCES = {
     "openstl": ("--openstl", "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"),
     "openstl-v030": ("--openstl-v030", "github.com/chengtan9907/OpenSTL (branch OpenSTLv0.3.0)"),
     "predformer": ("--predformer", "github.com/yyyujintang/PredFormer"),
+    "vmrnn": ("--vmrnn", "github.com/yyyujintang/VMRNN-PyTorch"),
 }
 # The modules of timm OpenSTL's files import (timm.layers: timm >= 0.8's path of timm.models.layers)
 TIMM = ("timm", "timm.layers", "timm.models", "timm.models.layers", "timm.models.convnext", "timm.models.mlp_mixer",

@@ -6,7 +6,7 @@ OpenSTL's: gSTA, TAU's temporal attention, the MetaFormer blocks of the MetaVP s
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -22,17 +22,17 @@ TRANSLATORS = ("incepu", *BLOCKS)
 
 class ConvSC(nn.Module):
     """OpenSTL's ``ConvSC``: a k x k conv (stride 2 when ``downsample``; to 4 C_out channels and a
-    PixelShuffle(2) when ``upsample``), GroupNorm(2), SiLU. Conv weights start truncated N(0, 0.02^2),
-    biases 0. [N, C_in, H, W] -> [N, C_out, H', W'], H' = H / 2, 2 H or H."""
+    PixelShuffle(2) when ``upsample``), a norm (``norm(C_out)``; GroupNorm(2) unless given), SiLU. Conv weights
+    start truncated N(0, 0.02^2), biases 0. [N, C_in, H, W] -> [N, C_out, H', W'], H' = H / 2, 2 H or H."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, downsample: bool = False,
-                 upsample: bool = False) -> None:
+                 upsample: bool = False, norm: Callable[[int], nn.Module] | None = None) -> None:
         super().__init__()
         stride = 2 if downsample else 1
         padding = (kernel_size - stride + 1) // 2
         self.conv = nn.Conv2d(in_channels, out_channels * (4 if upsample else 1), kernel_size, stride, padding)
         self.shuffle = nn.PixelShuffle(2) if upsample else nn.Identity()
-        self.norm = nn.GroupNorm(2, out_channels)
+        self.norm = norm(out_channels) if norm else nn.GroupNorm(2, out_channels)
         self.act = nn.SiLU()
         nn.init.trunc_normal_(self.conv.weight, std=0.02)
         nn.init.zeros_(self.conv.bias)
