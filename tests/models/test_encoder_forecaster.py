@@ -80,3 +80,15 @@ def test_persistence_repeats_the_last_frame():
     out = models.create("persistence")(frames, 3)
     assert out.shape == (2, 3, 3, 8, 8)
     assert torch.equal(out[:, 2], frames[:, -1])
+
+
+def test_the_quick_patch_is_the_largest_preferred_one_that_tiles_the_frames():
+    """``patch_size: [8, 4]`` at the quick preset: 8x8 on 64x64 Moving MNIST, 4x4 on 100x100 Human3.6M; the run's
+    configuration records the number, and an explicit --set wins."""
+    from vpbench import config as cfg
+
+    assert cfg.resolve("quick", "stlstm", "mmnist")["model"]["patch_size"] == 8
+    assert cfg.resolve("quick", "srvp", "human36m")["model"]["patch_size"] == 4
+    assert cfg.resolve("quick", "convgru", "mmnist")["model"]["patch_size"] == 4  # ConvGRU's own quick patch
+    sets = {"model": {"patch_size": 2}}
+    assert cfg.resolve("quick", "stlstm", "mmnist", sets=sets)["model"]["patch_size"] == 2

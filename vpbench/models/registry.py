@@ -211,6 +211,17 @@ def model_kwargs(name: str, preset: str, data: Mapping[str, Any], overrides: Map
                 f"model {name!r} takes no option {', '.join(unknown)}; it takes: {', '.join(sorted(accepted))}"
             )
     kwargs.update(overrides)
+    return _tiling_patch(kwargs)
+
+
+def _tiling_patch(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A preset may give ``patch_size`` as a preference list (``[8, 4]``): the first that tiles the frames
+    (``img_size``; the first when the size is not known), so that a run's configuration records one number."""
+    choices = kwargs.get("patch_size")
+    if isinstance(choices, (list, tuple)):
+        size = kwargs.get("img_size")
+        tiling = [p for p in choices if size is None or all(side % p == 0 for side in size)]
+        kwargs["patch_size"] = (tiling or list(choices))[0]
     return kwargs
 
 
