@@ -12,6 +12,9 @@ Weight layouts (the package's mappings, :mod:`vpbench.reference.mappings.recurre
 uses): OpenSTL patches a frame's channels in (py, px, C) order, vpbench in (C, py, px): the bottom layer's input
 convolution and the readout are permuted accordingly. E3D-LSTM's readout, a (2, 1, 1) 3D convolution over the
 window's two slices, is vpbench's 1x1 convolution of the slices folded into channels.
+``predrnnv2_sampling.pt`` holds the reverse scheduled-sampling probabilities OpenSTL's own
+``reserve_schedule_sampling_exp`` gives at OpenSTL's Moving MNIST settings and at small ones, read from its masks;
+vpbench's schedule (:func:`sampling_probabilities`) must give the same at every step.
 The checks run the ``openstl`` variant of E3D-LSTM; the ``authors`` variant shares its weights and is
 checked in ``tests/models/test_predrnnv2_e3dlstm.py``.
 """
@@ -28,6 +31,7 @@ from vpbench.datasets.base import DataSpec
 from vpbench.losses import LossContext, get_loss
 from vpbench.metrics.cost import count_flops
 from vpbench.models import create, get_entry
+from vpbench.models.layers.openstl_stack import sampling_probabilities
 from vpbench.reference.mappings.links import WeightMap
 from vpbench.reference.mappings.recurrent import openstl_e3dlstm, openstl_predrnnv2
 
@@ -88,6 +92,16 @@ def test_predrnnv2_with_predictions_inside_the_window_and_true_frames_past_it() 
         return nn.functional.mse_loss(out, torch.cat([inputs, targets], dim=1)[:, 1:]) + decoupling
 
     run_training_case("predrnnv2", "in0_out1", loss_fn)
+
+
+def test_reverse_scheduled_sampling_is_openstls_function() -> None:
+    golden = load_golden("predrnnv2_sampling")
+    assert any(case["train"]["r_sampling_step_1"] == get_entry("predrnnv2").recipe_for("openstl")["r_sampling_step_1"]
+               for case in golden["cases"])
+    for case in golden["cases"]:
+        ours = torch.tensor([sampling_probabilities(step, case["train"]) for step in case["steps"]], dtype=torch.float64)
+        assert_close(ours[:, 0], case["inside"], f"P(true frame) inside the input window, {case['train']}", tol=1e-15)
+        assert_close(ours[:, 1], case["past"], f"P(true frame) past the input window, {case['train']}", tol=1e-15)
 
 
 @pytest.mark.parametrize("name", ["predrnnv2", "e3dlstm"])

@@ -21,6 +21,13 @@ layer_norm off, two layers, every weight redrawn uniformly in [-0.3, 0.3].
   output and loss), and ``test``; and ``cell``, one call of the upper cell with a non-zero global memory (see
   ``cell_case``). Hidden 2 keeps the file under 300 KB.
 
+``predrnnv2_sampling.pt`` holds the reverse scheduled-sampling schedule as OpenSTL's own
+``reserve_schedule_sampling_exp`` (``openstl/utils/predrnn_utils.py``) computes it: the probability of the true
+frame inside the input window (``r_eta``) and past it (``eta``) at each of ``steps`` iterations, at OpenSTL's Moving
+MNIST settings (``configs/mmnist/PredRNNv2.py``) and at small ones. The function returns only a random mask; each
+probability is read from it exactly by bisecting the uniform draw it compares (``numpy.random.random_sample``
+replaced by a constant): the mask is 1 where the draw is below the probability.
+
 Each case holds ``output`` (all 19 next-frame predictions, raw, unpatched by ``reshape_patch_back`` to
 [B, 19, C, H, W]) and ``loss``. ``flops`` is fvcore's count at this configuration, traced as OpenSTL's
 ``display_method_info`` does (batch 1, patched ones and a mask of ones, the training forward); ``full`` holds
@@ -33,7 +40,9 @@ import logging
 import types
 import warnings
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 import torch
 from golden_files import default_dtype, gradients, save
 from torch import nn
@@ -209,6 +218,50 @@ def make_e3dlstm(clone: Path, out: Path) -> Path:
                 cases=cases, flops=fvcore_flops(model, cfg), full=full_stats)
 
 
+# (r_sampling_step_1, r_sampling_step_2, r_exp_alpha): configs/mmnist/PredRNNv2.py's, and small ones
+SAMPLING_SETTINGS = ((25000, 50000, 5000), (3, 8, 2.5))
+
+
+def sampling_probabilities(schedule, step: int, settings: tuple[int, int, float]) -> tuple[float, float]:
+    """(r_eta, eta) of OpenSTL's ``reserve_schedule_sampling_exp`` at iteration ``step``: the smallest constant draw
+    the mask marks 0 is the probability itself (draws below it mark 1), found by bisection to the last bit."""
+    first, second, alpha = settings
+    args = types.SimpleNamespace(in_shape=(4, 1, 1, 1), pre_seq_length=2, aft_seq_length=2, total_length=4,
+                                 patch_size=1, r_sampling_step_1=first, r_sampling_step_2=second, r_exp_alpha=alpha,
+                                 device="cpu")
+    below, above = [-1.0, -1.0], [2.0, 2.0]  # (inside the window, past it): draws marked 1, marked 0
+    while any(np.nextafter(b, a) != a for b, a in zip(below, above)):
+        draws = [(b + a) / 2 for b, a in zip(below, above)]
+        calls = iter(draws)  # the function draws the input window's tokens first, then the others
+        with mock.patch.object(np.random, "random_sample", lambda shape: np.full(shape, next(calls))):
+            mask = schedule(step, 1, args)[0, :, 0, 0, 0]  # [inside, past]
+        for k in range(2):
+            if mask[k]:
+                below[k] = draws[k]
+            else:
+                above[k] = draws[k]
+    return above[0], above[1]
+
+
+def make_reverse_sampling(clone: Path, out: Path) -> Path:
+    schedule = load_file(clone, "openstl/utils/predrnn_utils.py").reserve_schedule_sampling_exp
+    cases = []
+    for first, second, alpha in SAMPLING_SETTINGS:
+        steps = sorted({0, 1, first - 1, first, first + 1, (first + second) // 2, second - 1, second, second + 1,
+                        2 * second})
+        values = [sampling_probabilities(schedule, step, (first, second, alpha)) for step in steps]
+        cases.append({"train": {"sampling": "reverse", "r_sampling_step_1": first, "r_sampling_step_2": second,
+                                "r_exp_alpha": alpha},
+                      "steps": steps, "inside": torch.tensor([v[0] for v in values], dtype=torch.float64),
+                      "past": torch.tensor([v[1] for v in values], dtype=torch.float64)})
+    reference = {"repository": REPOSITORIES["openstl"], "commit": commit_of(clone),
+                 "file": "openstl/utils/predrnn_utils.py (reserve_schedule_sampling_exp)"}
+    return save(out / "predrnnv2_sampling.pt", reference=reference, cases=cases,
+                notes="inside/past: the probability of the true frame inside the input window (r_eta) and past it "
+                      "(eta) at each iteration of steps (OpenSTL's global_step: optimiser steps done)")
+
+
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
     with default_dtype(torch.float64):
-        return [make_predrnnv2(clones["openstl"], out), make_e3dlstm(clones["openstl_v030"], out)]
+        return [make_predrnnv2(clones["openstl"], out), make_reverse_sampling(clones["openstl"], out),
+                make_e3dlstm(clones["openstl_v030"], out)]
