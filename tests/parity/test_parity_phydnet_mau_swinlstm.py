@@ -1,8 +1,9 @@
 """Parity of PhyDNet, MAU and SwinLSTM-D with OpenSTL's code, in float64 (golden files:
 tools/golden/phydnet_mau_swinlstm.py).
 
-* ``phydnet.pt``, ``phydnet_gn16.pt`` (at the reference's own GroupNorm(16): width 16, weights drawn from a seed,
-  gradients as sketches): OpenSTL's PhyDNet_Model rebuilt small (width 1, ConvLSTM (3, 2), PhyCell 7x7 with 49 filters,
+* ``phydnet.pt``, ``phydnet_gn16.pt`` (at the reference's own GroupNorm(16): width 16, weights drawn from a
+  seed, gradients as sketches): OpenSTL's PhyDNet_Model rebuilt small (width 1, ConvLSTM (3, 2), PhyCell 7x7
+  with 49 filters,
   GroupNorm of 1 group where the reference hard-codes 16; 2 sequences of 3 + 2 frames, 1 x 16 x 12, patch 4):
   the per-step outputs of training forwards with teacher forcing off and on, the authors' loss (per-step MSEs
   plus the moment loss of the reference's K2M) and its gradients, and ``inference``'s predictions.
