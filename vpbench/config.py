@@ -51,6 +51,9 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     "t_max_epochs": ("an integer >= 1 or null", lambda v: v is None or (isinstance(v, int) and v >= 1)),
     "num_workers": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
     "grad_clip": ("a number > 0 or null", lambda v: v is None or (_number(v) and v > 0)),
+    # One optimiser step per window of consecutive frames (DMVFN's references; see vpbench.harness.steps).
+    "window_frames": ("an integer >= 2 or null", lambda v: v is None or (isinstance(v, int) and v >= 2)),
+    "window_grads": ("reset or accumulate", lambda v: v in ("reset", "accumulate")),
     # Scheduled sampling of OpenSTL's recurrent models (loss mse_all_frames; see vpbench.models.layers.openstl_stack).
     "sampling": ("none, linear or reverse", lambda v: v in ("none", "linear", "reverse")),
     "sampling_stop_iter": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),

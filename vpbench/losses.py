@@ -82,3 +82,13 @@ def mse_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
     pred = model(inputs, targets.shape[1])
     with full_precision(pred.device):
         return F.mse_loss(wide(pred), wide(targets)), pred
+
+
+@register_loss("mse_raw")
+def mse_raw_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
+                 context: LossContext | None = None) -> tuple[Tensor, Tensor]:
+    """Mean squared error on the model's unbounded output (its forward's ``raw=True``), as OpenSTL and
+    PredFormer's authors train; the predictions it returns are clamped to [0, 1] (and detached)."""
+    pred = model(inputs, targets.shape[1], raw=True)
+    with full_precision(pred.device):
+        return F.mse_loss(wide(pred), wide(targets)), pred.detach().clamp(0, 1)

@@ -54,6 +54,14 @@ def assert_grads(ours: Mapping[str, torch.Tensor], golden: Mapping[str, torch.Te
         assert_close(mapped[name], grad, f"gradient of {name}", tol)
 
 
+def squared_loss_target(output: torch.Tensor, loss_weights: torch.Tensor) -> torch.Tensor:
+    """The target y at which the MSE of the reference's ``output`` has the golden file's gradients: the gradient
+    of mean((output - y)^2) with respect to the output, 2 (output - y) / N, is that of the fixed linear loss,
+    loss_weights / N, when y = output - loss_weights / 2 (broadcast to the output's shape). A loss computed on a
+    clamped output differs wherever the output leaves [0, 1]; the MSE is then mean(loss_weights^2) / 4."""
+    return output - loss_weights.expand_as(output) / 2
+
+
 def grads_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """vpbench's parameter gradients by name (zeros where the loss did not reach a parameter)."""
     return {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in model.named_parameters()}

@@ -169,19 +169,20 @@ def test_recipes_follow_the_references_under_both_protocols():
         t = cfg.resolve(preset, name, "mmnist")["train"]
         return {k: t.get(k) for k in ("loss", "optimizer", "weight_decay", "scheduler", "lr", "batch_size", "eta_min")}
 
-    assert train("openstl", "mmvp") == {"loss": "mse", "optimizer": "adam", "weight_decay": 0.0,
+    assert train("openstl", "mmvp") == {"loss": "mse_raw", "optimizer": "adam", "weight_decay": 0.0,
                                         "scheduler": "onecycle", "lr": 1e-3, "batch_size": 16, "eta_min": None}
     assert train("paper", "mmvp") == train("openstl", "mmvp")
     assert train("openstl", "dmvfn") == {"loss": "dmvfn", "optimizer": "adam", "weight_decay": 0.0,
                                          "scheduler": "onecycle", "lr": 1e-4, "batch_size": 16, "eta_min": None}
     assert train("paper", "dmvfn") == {"loss": "dmvfn", "optimizer": "adamw", "weight_decay": 1e-3,
                                        "scheduler": "cosine", "lr": 1e-4, "batch_size": 8, "eta_min": 1e-5}
-    own = {"loss": "mse", "optimizer": "adamw", "weight_decay": 1e-2, "scheduler": "onecycle", "lr": 1e-3,
+    own = {"loss": "mse_raw", "optimizer": "adamw", "weight_decay": 1e-2, "scheduler": "onecycle", "lr": 1e-3,
            "batch_size": 16, "eta_min": None}
     assert train("openstl", "predformer") == train("paper", "predformer") == own
     for preset in ("quick", "openstl-quick", "tiny", "openstl-tiny"):
         for name in MODELS:
             assert train(preset, name)["lr"] == 3e-3
+            assert train(preset, name)["loss"] == ("dmvfn" if name == "dmvfn" else "mse_raw")
 
 
 def test_registry_entries():

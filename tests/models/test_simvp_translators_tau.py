@@ -98,14 +98,15 @@ def test_tau_loss_is_mse_plus_a_tenth_of_the_differential_divergence():
     torch.manual_seed(1)
     loss, pred = get_loss("mse_ddr")(model, inputs, targets)
     torch.manual_seed(1)
-    again = model(inputs, 4)  # the same stochastic-depth draws
-    assert torch.equal(pred, again)
-    expected = F.mse_loss(pred, targets) + 0.1 * differential_divergence(pred, targets)
+    raw = model(inputs, 4, raw=True)  # the same stochastic-depth draws
+    assert torch.equal(pred, raw.clamp(0, 1))
+    expected = F.mse_loss(raw, targets) + 0.1 * differential_divergence(raw, targets)  # of the unbounded output
     assert torch.allclose(loss, expected, rtol=1e-6)
     model.eval()
     with torch.no_grad():
-        val, pred = get_loss("mse_ddr")(model, inputs, targets)
-    assert torch.allclose(val, F.mse_loss(pred, targets))  # validation: the MSE alone
+        val, _ = get_loss("mse_ddr")(model, inputs, targets)
+        raw = model(inputs, 4, raw=True)
+    assert torch.allclose(val, F.mse_loss(raw, targets))  # validation: the MSE alone
 
 
 def test_differential_divergence_is_a_divergence_of_frame_differences():

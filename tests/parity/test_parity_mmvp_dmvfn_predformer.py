@@ -13,8 +13,10 @@ tools/golden/mmvp_dmvfn_predformer.py).
 Each test loads the reference's weights into vpbench's model through the package's name mappings
 (:mod:`vpbench.reference.mappings` ``mmvp``, ``dmvfn``, ``predformer``, which ``bench import`` uses; the layouts
 are the same), runs the same input and compares outputs and gradients to 1e-10. vpbench clamps MMVP's and
-PredFormer's outputs to [0, 1] with a straight-through gradient: their outputs are compared with the
-reference's clamped, their gradients (of a loss linear in the output) with the reference's unchanged. Parameter
+PredFormer's predictions to [0, 1] with a straight-through gradient: they are compared with the reference's
+clamped. Their training loss (the recipe's, ``mse_raw``) is that of the unbounded output, as the references
+train: the gradients of the MSE against a target at which the reference's gradients are the golden file's
+(:func:`squared_loss_target`; the reference's output leaves [0, 1], so a clamp before the loss changes them). Parameter
 counts at the full configurations and fvcore FLOPs at the files' are compared with the reference's too.
 """
 from __future__ import annotations
@@ -22,12 +24,20 @@ from __future__ import annotations
 import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
-from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, load_mapped
+from helpers.parity import (
+    assert_close,
+    assert_grads,
+    by_reference,
+    grads_of,
+    load_golden,
+    load_mapped,
+    squared_loss_target,
+)
 
 from vpbench.datasets import DataSpec
 from vpbench.losses import get_loss
 from vpbench.metrics.cost import count_flops, count_params
-from vpbench.models import create
+from vpbench.models import create, get_entry
 from vpbench.reference.mappings import mapping_for
 from vpbench.reference.mappings.links import WeightMap
 
@@ -66,6 +76,24 @@ def openstl_channels(frames: torch.Tensor) -> torch.Tensor:
     return frames.reshape(b * k, c, h, w).permute(0, 2, 3, 1).reshape(b, k, c, h, w)
 
 
+def from_openstl_channels(frames: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`openstl_channels`: OpenSTL's layout [B, K, C, H, W] back to vpbench's frames."""
+    b, k, c, h, w = frames.shape
+    return frames.reshape(b * k, h, w, c).permute(0, 3, 1, 2).reshape(b, k, c, h, w)
+
+
+def train_on_squared_loss(model: torch.nn.Module, name: str, preset: str, x: torch.Tensor, target: torch.Tensor,
+                          expected_loss: torch.Tensor) -> torch.Tensor:
+    """The training loss of ``name``'s recipe under ``preset`` (which must be ``mse_raw``) on (x, target),
+    checked against ``expected_loss`` and backpropagated; returns the predictions it gave."""
+    loss_name = get_entry(name).recipe_for(preset)["loss"]
+    assert loss_name == "mse_raw", f"{name} under {preset} trains with {loss_name}, not the reference's raw MSE"
+    loss, pred = get_loss(loss_name)(model, x, target)
+    assert_close(loss, expected_loss, f"{name}'s training loss (MSE of the unbounded output)")
+    loss.backward()
+    return pred
+
+
 @pytest.mark.parametrize("file", ["mmvp", "mmvp_shallow"])
 def test_mmvp_matches_openstl(file):
     golden = load_golden(file)
@@ -75,9 +103,11 @@ def test_mmvp_matches_openstl(file):
     with torch.no_grad():
         out = model.eval()(x, horizon)
     assert_close(openstl_channels(out), golden["eval_output"].clamp(0, 1), "MMVP evaluation-mode output")
-    out = openstl_channels(model.train()(x, horizon))
-    assert_close(out, golden["output"].clamp(0, 1), "MMVP training-mode output (the reference's, clamped)")
-    (out * w).mean().backward()
+    reference = golden["output"]
+    assert ((reference < 0) | (reference > 1)).any(), "the golden output must leave [0, 1] for the loss to see a clamp"
+    target = from_openstl_channels(squared_loss_target(reference, w))
+    pred = train_on_squared_loss(model.train(), "mmvp", "openstl", x, target, (w.expand_as(reference) ** 2 / 4).mean())
+    assert_close(openstl_channels(pred), reference.clamp(0, 1), "MMVP training-mode output (the reference's, clamped)")
     assert_grads(grads_of(model), used_grads(golden, weights), by_reference(weights, golden["state_dict"]))
     buffers = weights.to_reference(model.state_dict(), golden["state_dict"])
     for name, value in golden["buffers"].items():
@@ -112,10 +142,10 @@ def test_dmvfn_matches_openstl_port_and_the_authors():
 def test_predformer_matches_the_authors():
     golden = load_golden("predformer")
     model, weights = load_model("predformer", golden)
-    x, w = golden["inputs"], golden["loss_weights"]
-    out = model(x, x.shape[1])
-    assert_close(out, golden["output"].clamp(0, 1), "PredFormer output (the reference's, clamped)")
-    (out * w).mean().backward()
+    x, w, reference = golden["inputs"], golden["loss_weights"], golden["output"]
+    assert ((reference < 0) | (reference > 1)).any(), "the golden output must leave [0, 1] for the loss to see a clamp"
+    pred = train_on_squared_loss(model, "predformer", "paper", x, squared_loss_target(reference, w), (w**2 / 4).mean())
+    assert_close(pred, reference.clamp(0, 1), "PredFormer output (the reference's, clamped)")
     assert_grads(grads_of(model), golden["grads"], by_reference(weights, golden["state_dict"]))
 
 

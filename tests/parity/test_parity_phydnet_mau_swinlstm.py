@@ -1,7 +1,9 @@
 """Parity of PhyDNet, MAU and SwinLSTM-D with OpenSTL's code, in float64 (golden files:
 tools/golden/phydnet_mau_swinlstm.py).
 
-* ``phydnet.pt``: OpenSTL's PhyDNet_Model rebuilt small (width 1, ConvLSTM (3, 2), PhyCell 7x7 with 49 filters,
+* ``phydnet.pt``, ``phydnet_gn16.pt`` (at the reference's own GroupNorm(16): width 16, weights drawn from a
+  seed, gradients as sketches): OpenSTL's PhyDNet_Model rebuilt small (width 1, ConvLSTM (3, 2), PhyCell 7x7
+  with 49 filters,
   GroupNorm of 1 group where the reference hard-codes 16; 2 sequences of 3 + 2 frames, 1 x 16 x 12, patch 4):
   the per-step outputs of training forwards with teacher forcing off and on, the authors' loss (per-step MSEs
   plus the moment loss of the reference's K2M) and its gradients, and ``inference``'s predictions.
@@ -28,7 +30,7 @@ from typing import Mapping
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden
+from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, seeded_weights, sketch
 
 from vpbench.datasets import DataSpec
 from vpbench.losses import LossContext, get_loss
@@ -66,10 +68,23 @@ def check_grads(model: torch.nn.Module, grads: Mapping[str, torch.Tensor], weigh
 TEACHER_FORCING = {"free": {}, "forced": {"sampling": "linear", "sampling_stop_iter": 1, "sampling_changing_rate": 0.0}}
 
 
+def phydnet_golden(file: str) -> dict:
+    """``phydnet.pt`` (GroupNorm(1) where the reference has 16), or ``phydnet_gn16.pt`` (the reference's GroupNorm(16))
+    with its seeded weights drawn into ``state_dict``."""
+    golden = load_golden(file)
+    if "weight_seed" in golden:
+        golden["state_dict"] = seeded_weights(golden["parameter_shapes"], golden["weight_seed"])
+    return golden
+
+
+@pytest.mark.parametrize("file", ["phydnet", "phydnet_gn16"])
 @pytest.mark.parametrize("run", ["free", "forced"])
-def test_phydnet_training_forward_loss_and_gradients_equal_the_references(run):
-    golden = load_golden("phydnet")
+def test_phydnet_training_forward_loss_and_gradients_equal_the_references(run, file):
+    golden = phydnet_golden(file)
     model, weights = load_model(golden, "phydnet")
+    groups = {m.num_groups for name, m in model.named_modules() if isinstance(m, torch.nn.GroupNorm)
+              and "phycell" not in name}
+    assert groups == {golden["config"]["vpbench"]["norm_groups"]}
     model.train()
     inputs, targets, expected = golden["inputs"], golden["targets"], golden["runs"][run]
     out = model(inputs, targets.shape[1], targets=targets, teacher_forcing=run == "forced", all_frames=True)
@@ -79,11 +94,20 @@ def test_phydnet_training_forward_loss_and_gradients_equal_the_references(run):
     assert_close(pred, expected["output"][:, -targets.shape[1]:], "predictions")
     assert_close(loss, expected["loss"], "loss")
     loss.backward()
-    check_grads(model, expected["grads"], weights, golden["state_dict"])
+    if "sketch_seed" not in golden:
+        check_grads(model, expected["grads"], weights, golden["state_dict"])
+        return
+    mapped = weights.to_reference(grads_of(model), golden["state_dict"])
+    shapes = golden["parameter_shapes"]
+    ours = sketch({n: mapped[n] if n in mapped else torch.zeros(shapes[n], dtype=torch.float64) for n in shapes},
+                  golden["sketch_seed"])
+    for name, theirs in expected["grads"].items():
+        assert_close(ours[name], theirs, f"gradient sketch of {name}")
 
 
-def test_phydnet_predictions_equal_the_references_inference():
-    golden = load_golden("phydnet")
+@pytest.mark.parametrize("file", ["phydnet", "phydnet_gn16"])
+def test_phydnet_predictions_equal_the_references_inference(file):
+    golden = phydnet_golden(file)
     model = load_model(golden, "phydnet")[0].eval()
     with torch.no_grad():
         assert_close(model(golden["inputs"], golden["targets"].shape[1]), golden["predictions"], "predictions")

@@ -12,6 +12,10 @@ Weight layouts (the package's mappings, :mod:`vpbench.reference.mappings.recurre
 uses): OpenSTL patches a frame's channels in (py, px, C) order, vpbench in (C, py, px): the bottom layer's input
 convolution and the readout are permuted accordingly. E3D-LSTM's readout, a (2, 1, 1) 3D convolution over the
 window's two slices, is vpbench's 1x1 convolution of the slices folded into channels.
+``e3dlstm_memory.pt`` runs E3D-LSTM's whole model from a non-zero global memory M (OpenSTL's starts, and stays,
+at zero). ``predrnnv2_sampling.pt`` holds the reverse scheduled-sampling probabilities OpenSTL's own
+``reserve_schedule_sampling_exp`` gives at OpenSTL's Moving MNIST settings and at small ones, read from its masks;
+vpbench's schedule (:func:`sampling_probabilities`) must give the same at every step.
 The checks run the ``openstl`` variant of E3D-LSTM; the ``authors`` variant shares its weights and is
 checked in ``tests/models/test_predrnnv2_e3dlstm.py``.
 """
@@ -28,6 +32,7 @@ from vpbench.datasets.base import DataSpec
 from vpbench.losses import LossContext, get_loss
 from vpbench.metrics.cost import count_flops
 from vpbench.models import create, get_entry
+from vpbench.models.layers.openstl_stack import sampling_probabilities
 from vpbench.reference.mappings.links import WeightMap
 from vpbench.reference.mappings.recurrent import openstl_e3dlstm, openstl_predrnnv2
 
@@ -90,6 +95,16 @@ def test_predrnnv2_with_predictions_inside_the_window_and_true_frames_past_it() 
     run_training_case("predrnnv2", "in0_out1", loss_fn)
 
 
+def test_reverse_scheduled_sampling_is_openstls_function() -> None:
+    golden = load_golden("predrnnv2_sampling")
+    assert any(case["train"]["r_sampling_step_1"] == get_entry("predrnnv2").recipe_for("openstl")["r_sampling_step_1"]
+               for case in golden["cases"])
+    for case in golden["cases"]:
+        ours = torch.tensor([sampling_probabilities(step, case["train"]) for step in case["steps"]], dtype=torch.float64)
+        assert_close(ours[:, 0], case["inside"], f"P(true frame) inside the input window, {case['train']}", tol=1e-15)
+        assert_close(ours[:, 1], case["past"], f"P(true frame) past the input window, {case['train']}", tol=1e-15)
+
+
 @pytest.mark.parametrize("name", ["predrnnv2", "e3dlstm"])
 def test_test_time_forward(name: str) -> None:
     golden = load_golden(name)
@@ -127,6 +142,27 @@ def test_e3dlstm_with_true_frames_past_the_window() -> None:
         return nn.functional.mse_loss(out, truth) + nn.functional.l1_loss(out, truth)
 
     run_training_case("e3dlstm", "mask1", loss_fn)
+
+
+def test_e3dlstm_whole_model_with_a_nonzero_global_memory() -> None:
+    """The whole model from a random global memory M (the reference's initial zeros replaced): M stays non-zero
+    through the stack, so its convolutions, the forget bias and tanh of M' act on every step."""
+    golden = load_golden("e3dlstm_memory")
+    model, weights = loaded("e3dlstm", golden)
+    model.train()
+    inputs, targets = split(golden)
+    memory = golden["memory"].flatten(1, 2)  # [B, M, 2, h, w] -> the cells' [B, M * 2, h, w]
+    assert memory.abs().min() > 0
+    out = model(inputs, targets.shape[1], targets=targets, sampling=golden["config"]["mask"], all_frames=True,
+                memory=memory)
+    assert_close(out, golden["output"], "all 19 outputs from a non-zero memory")
+    truth = torch.cat([inputs, targets], dim=1)[:, 1:]
+    loss = nn.functional.mse_loss(out, truth) + nn.functional.l1_loss(out, truth)
+    assert_close(loss, golden["loss"], "loss from a non-zero memory")
+    loss.backward()
+    assert_grads(grads_of(model), golden["grads"], by_reference(weights, golden["state_dict"]))
+    memory_weights = [n for n in golden["grads"] if "conv_gm" in n or "m_conv" in n or "conv_m" in n]
+    assert memory_weights and all(golden["grads"][n].abs().sum() > 0 for n in memory_weights)
 
 
 def test_e3dlstm_cell_with_a_nonzero_global_memory() -> None:

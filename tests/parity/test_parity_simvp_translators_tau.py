@@ -9,7 +9,8 @@ methods/tau.py, run with timm 0.6.11).
   OpenSTL's settings with those OpenSTL built. ``simvp2_incepu.pt`` also checks the ``simvp`` model's
   ``openstl`` form.
 * ``tau_loss.pt``: TAU's ``diff_div_reg`` (value and gradient) and its training loss MSE + 0.1 diff_div_reg of
-  a TAU model (value and parameter gradients) against vpbench's ``mse_ddr`` loss.
+  a TAU model whose raw output leaves [0, 1] (value and parameter gradients) against vpbench's ``mse_ddr``
+  loss, which reads the unbounded output as OpenSTL's.
 
 Reference names map to vpbench's through the package's rules (:mod:`vpbench.reference.mappings.simvp`, which
 ``bench import openstl`` uses; same layouts, but for MogaNet's layer scales, [1, C, 1, 1] in OpenSTL, and HorNet's
@@ -124,9 +125,11 @@ def test_tau_training_loss_matches_openstls():
     golden = load_golden("tau_loss")
     model = load_model(golden, name="tau").train()
     x, y = golden["inputs"].double(), golden["targets"].double()
+    reference = golden["output"]
+    assert ((reference < 0) | (reference > 1)).any(), "the golden output must leave [0, 1] for the loss to see a clamp"
     loss, pred = get_loss("mse_ddr")(model, x, y)
-    assert_close(pred, golden["output"], "TAU output (inside (0, 1): the clamp changes nothing)")
-    assert_close(loss, golden["loss"], "TAU loss: MSE + 0.1 diff_div_reg")
+    assert_close(pred, reference.clamp(0, 1), "TAU predictions (the reference's output, clamped)")
+    assert_close(loss, golden["loss"], "TAU loss: MSE + 0.1 diff_div_reg of the unbounded output")
     loss.backward()
     rules = rules_for("tau")
     for name, grad in golden["grads"].items():
@@ -135,4 +138,5 @@ def test_tau_training_loss_matches_openstls():
     model.eval()  # validation: the MSE alone, as OpenSTL's
     with torch.no_grad():
         loss, pred = get_loss("mse_ddr")(model, x, y)
-    assert_close(loss, torch.nn.functional.mse_loss(pred, y), "TAU validation loss", tol=TOLERANCE)
+    assert_close(loss, torch.nn.functional.mse_loss(model(x, y.shape[1], raw=True), y), "TAU validation loss",
+                 tol=TOLERANCE)

@@ -22,6 +22,10 @@ Tiny configurations in float64, every GroupNorm and LayerNorm affine moved away 
   loss (the sum of the per-step MSEs of the reference forward, plus the moment loss of the reference's K2M in
   float64: OpenSTL and the authors cast the moments to float32 before the MSE) and its gradients; and
   ``inference``'s predictions.
+* ``phydnet_gn16.pt``: the same at the reference's own GroupNorm(16, .) (no GroupNorm replaced): width 16 (16
+  and 32 channels), ConvLSTM hidden (3, 32), 1 x 8 x 8 frames (a 2 x 2 latent grid); vpbench's default
+  ``norm_groups=16``. Its 0.2 M weights are drawn from a seed (``tests/helpers/parity.py``'s ``seeded_weights``;
+  the file holds their shapes) and its gradients kept as ``sketch``es.
 * ``mau.pt``: 2 sequences of 3 + 4 frames, 1 x 16 x 12, patch 1, hidden 4 x 2 layers, kernel 3, sr_size 4
   (two down-samplings, both decoder kinds), tau 2, normal cells and model. ``mau_recall.pt``: patch 2 (the
   reference's ``reshape_patch``), sr_size 2, tau 3, ``cell_mode="residual"``, ``model_mode="recall"``. The
@@ -50,8 +54,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from golden_files import default_dtype, gradients, save
+from golden_files import ROOT, default_dtype, gradients, save
 from torch import nn
+
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers.parity import seeded_weights, sketch  # noqa: E402  the tests regenerate the weights and sketches
 
 from vpbench.reference.clones import commit_of, load_file
 from vpbench.reference.openstl_clone import load_model_class, openstl_timm
@@ -92,6 +99,10 @@ def parameters(model: nn.Module) -> dict[str, torch.Tensor]:
 
 PHYDNET = {"frames": (3, 2), "shape": (1, 16, 12), "patch_size": 4, "width": 1, "convlstm_hidden": [3, 2],
            "phycell_kernel": 7, "norm_groups": 1}
+# The reference's own GroupNorm(16, .): width 16 (16 and 32 channels; the ConvLSTM's top layer as wide as the latent
+# 32), on 8 x 8 frames (a 2 x 2 latent grid).
+PHYDNET_GN16 = {**PHYDNET, "shape": (1, 8, 8), "width": 16, "convlstm_hidden": [3, 32], "norm_groups": 16}
+SKETCH_SEED = 11  # PHYDNET_GN16's 0.2 M weights are drawn from SEED and its gradients kept as sketches
 
 
 def constraints(k: int) -> torch.Tensor:
@@ -111,21 +122,23 @@ def phydnet_nn(groups: int) -> types.ModuleType:
     return shim
 
 
-def build_phydnet(clone: Path, shape: tuple[int, int, int], frames: tuple[int, int], small: bool) -> nn.Module:
-    """OpenSTL's PhyDNet_Model; ``small``: its parts replaced by the reference's classes at PHYDNET's widths."""
+def build_phydnet(clone: Path, shape: tuple[int, int, int], frames: tuple[int, int],
+                  small: dict[str, Any] | None) -> nn.Module:
+    """OpenSTL's PhyDNet_Model; ``small`` (PHYDNET or PHYDNET_GN16): its parts replaced by the reference's classes at
+    those widths, its GroupNorm(16, .) given ``norm_groups`` groups."""
     configs = types.SimpleNamespace(pre_seq_length=frames[0], aft_seq_length=frames[1], in_shape=(frames[0], *shape),
                                     patch_size=PHYDNET["patch_size"], device="cpu")
     model_class = load_model_class(clone, "phydnet_model", "PhyDNet_Model", ("phydnet_modules",))
     mod = sys.modules["openstl.modules.phydnet_modules"]
     if small:
-        mod.nn = phydnet_nn(PHYDNET["norm_groups"])
+        mod.nn = phydnet_nn(small["norm_groups"])
     try:
         with contextlib.redirect_stdout(None):  # PhyD_ConvLSTM prints its layers
             model = model_class(configs)
             if small:
-                p, width = PHYDNET["patch_size"], PHYDNET["width"]
-                grid, latent, k = (shape[1] // p, shape[2] // p), 2 * width, PHYDNET["phycell_kernel"]
-                hidden = PHYDNET["convlstm_hidden"]
+                p, width = small["patch_size"], small["width"]
+                grid, latent, k = (shape[1] // p, shape[2] // p), 2 * width, small["phycell_kernel"]
+                hidden = small["convlstm_hidden"]
                 phycell = mod.PhyCell(grid, latent, [k * k], 1, (k, k), "cpu")
                 convcell = mod.PhyD_ConvLSTM(grid, latent, hidden, len(hidden), (3, 3), "cpu")
                 encoder = mod.PhyD_EncoderRNN(phycell, convcell, in_channel=shape[0], patch_size=p)
@@ -163,32 +176,43 @@ def phydnet_training(model: nn.Module, inputs: torch.Tensor, targets: torch.Tens
             "moment_loss": moment_loss.detach().clone(), "grads": gradients(model)}
 
 
-def make_phydnet(clone: Path, out: Path) -> Path:
+def make_phydnet(clone: Path, out: Path, settings: dict[str, Any] = PHYDNET, name: str = "phydnet") -> Path:
     generator = torch.Generator().manual_seed(SEED)
     torch.manual_seed(SEED)
-    shape, frames = PHYDNET["shape"], PHYDNET["frames"]
-    model = build_phydnet(clone, shape, frames, small=True)
+    shape, frames = settings["shape"], settings["frames"]
+    model = build_phydnet(clone, shape, frames, small=settings)
     perturb(model, generator)
+    seeded = settings is PHYDNET_GN16
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    if seeded:
+        with torch.no_grad():
+            for n, value in seeded_weights(shapes, SEED).items():
+                model.get_parameter(n).copy_(value)
     model.train()
     inputs = torch.rand(BATCH, frames[0], *shape, generator=generator)
     targets = torch.rand(BATCH, frames[1], *shape, generator=generator)
     state = parameters(model)
     runs = {"free": phydnet_training(model, inputs, targets, 0.0),
             "forced": phydnet_training(model, inputs, targets, 1.0)}
+    weights: dict[str, Any] = {"state_dict": state}
+    if seeded:
+        weights = {"parameter_shapes": shapes, "weight_seed": SEED, "sketch_seed": SKETCH_SEED}
+        for run in runs.values():
+            run["grads"] = sketch(run["grads"], SKETCH_SEED)
     model.eval()
-    predictions, _ = model.inference(inputs, targets, constraints(PHYDNET["phycell_kernel"]), return_loss=False)
+    predictions, _ = model.inference(inputs, targets, constraints(settings["phycell_kernel"]), return_loss=False)
     dummies = (torch.ones(1, frames[0], *shape), torch.ones(1, frames[1], *shape),
                torch.zeros(49, 7, 7, dtype=torch.float32))  # the moments are cast to float32
     total, by_module = fvcore_flops(model, dummies)
     flops = {"total": total, "k2m": by_module["k2m"]}
-    return save(out / "phydnet.pt",
+    return save(out / f"{name}.pt",
                 reference={"repository": REPOSITORY, "commit": commit_of(clone),
                            "files": ["openstl/models/phydnet_model.py", "openstl/modules/phydnet_modules.py"],
                            "model": "PhyDNet_Model with its encoder, PhyCell and ConvLSTM rebuilt small (see config)"},
-                config={"vpbench": {key: PHYDNET[key] for key in ("patch_size", "width", "convlstm_hidden",
+                config={"vpbench": {key: settings[key] for key in ("patch_size", "width", "convlstm_hidden",
                                                                   "phycell_kernel", "norm_groups")},
                         "frames": frames, "shape": shape, "seed": SEED},
-                state_dict=state, inputs=inputs, targets=targets, runs=runs, predictions=predictions.detach().clone(),
+                **weights, inputs=inputs, targets=targets, runs=runs, predictions=predictions.detach().clone(),
                 flops=flops, full=phydnet_full(clone),
                 notes="runs[free|forced]: teacher forcing off / on; output [B, T_in - 1 + T_out, C, H, W] the "
                       "predictions of frames 2..T_in+T_out; loss = sum of the per-step MSEs + moment_loss (float64); "
@@ -199,7 +223,7 @@ def make_phydnet(clone: Path, out: Path) -> Path:
 @default_dtype(torch.float32)
 def phydnet_full(clone: Path) -> dict[str, Any]:
     """The reference at OpenSTL's Moving MNIST configuration: parameters and fvcore FLOPs of its training forward."""
-    model = build_phydnet(clone, (1, 64, 64), (10, 10), small=False)
+    model = build_phydnet(clone, (1, 64, 64), (10, 10), small=None)
     dummies = (torch.ones(1, 10, 1, 64, 64), torch.ones(1, 10, 1, 64, 64), torch.zeros(49, 7, 7))
     with torch.no_grad():
         total, by_module = fvcore_flops(model, dummies)
@@ -347,5 +371,6 @@ def swinlstm_full(clone: Path) -> dict[str, Any]:
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
     clone = clones["openstl"]
     with default_dtype(torch.float64):
-        return [make_phydnet(clone, out), make_mau(clone, out, "normal"), make_mau(clone, out, "recall"),
+        return [make_phydnet(clone, out), make_phydnet(clone, out, PHYDNET_GN16, "phydnet_gn16"),
+                make_mau(clone, out, "normal"), make_mau(clone, out, "recall"),
                 make_swinlstm(clone, out)]

@@ -21,6 +21,17 @@ layer_norm off, two layers, every weight redrawn uniformly in [-0.3, 0.3].
   output and loss), and ``test``; and ``cell``, one call of the upper cell with a non-zero global memory (see
   ``cell_case``). Hidden 2 keeps the file under 300 KB.
 
+``e3dlstm_memory.pt``: E3D-LSTM as in ``e3dlstm.pt`` (other weights and frames), its training forward with a mask
+of zeros and the global memory M started at a random tensor instead of zeros (the reference's ``torch.zeros``
+call for it returns that tensor), so that M is non-zero throughout: output, loss and gradients.
+
+``predrnnv2_sampling.pt`` holds the reverse scheduled-sampling schedule as OpenSTL's own
+``reserve_schedule_sampling_exp`` (``openstl/utils/predrnn_utils.py``) computes it: the probability of the true
+frame inside the input window (``r_eta``) and past it (``eta``) at each of ``steps`` iterations, at OpenSTL's Moving
+MNIST settings (``configs/mmnist/PredRNNv2.py``) and at small ones. The function returns only a random mask; each
+probability is read from it exactly by bisecting the uniform draw it compares (``numpy.random.random_sample``
+replaced by a constant): the mask is 1 where the draw is below the probability.
+
 Each case holds ``output`` (all 19 next-frame predictions, raw, unpatched by ``reshape_patch_back`` to
 [B, 19, C, H, W]) and ``loss``. ``flops`` is fvcore's count at this configuration, traced as OpenSTL's
 ``display_method_info`` does (batch 1, patched ones and a mask of ones, the training forward); ``full`` holds
@@ -33,7 +44,9 @@ import logging
 import types
 import warnings
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 import torch
 from golden_files import default_dtype, gradients, save
 from torch import nn
@@ -209,6 +222,88 @@ def make_e3dlstm(clone: Path, out: Path) -> Path:
                 cases=cases, flops=fvcore_flops(model, cfg), full=full_stats)
 
 
+# (r_sampling_step_1, r_sampling_step_2, r_exp_alpha): configs/mmnist/PredRNNv2.py's, and small ones
+SAMPLING_SETTINGS = ((25000, 50000, 5000), (3, 8, 2.5))
+
+
+def sampling_probabilities(schedule, step: int, settings: tuple[int, int, float]) -> tuple[float, float]:
+    """(r_eta, eta) of OpenSTL's ``reserve_schedule_sampling_exp`` at iteration ``step``: the smallest constant draw
+    the mask marks 0 is the probability itself (draws below it mark 1), found by bisection to the last bit."""
+    first, second, alpha = settings
+    args = types.SimpleNamespace(in_shape=(4, 1, 1, 1), pre_seq_length=2, aft_seq_length=2, total_length=4,
+                                 patch_size=1, r_sampling_step_1=first, r_sampling_step_2=second, r_exp_alpha=alpha,
+                                 device="cpu")
+    below, above = [-1.0, -1.0], [2.0, 2.0]  # (inside the window, past it): draws marked 1, marked 0
+    while any(np.nextafter(b, a) != a for b, a in zip(below, above)):
+        draws = [(b + a) / 2 for b, a in zip(below, above)]
+        calls = iter(draws)  # the function draws the input window's tokens first, then the others
+        with mock.patch.object(np.random, "random_sample", lambda shape: np.full(shape, next(calls))):
+            mask = schedule(step, 1, args)[0, :, 0, 0, 0]  # [inside, past]
+        for k in range(2):
+            if mask[k]:
+                below[k] = draws[k]
+            else:
+                above[k] = draws[k]
+    return above[0], above[1]
+
+
+def make_reverse_sampling(clone: Path, out: Path) -> Path:
+    schedule = load_file(clone, "openstl/utils/predrnn_utils.py").reserve_schedule_sampling_exp
+    cases = []
+    for first, second, alpha in SAMPLING_SETTINGS:
+        steps = sorted({0, 1, first - 1, first, first + 1, (first + second) // 2, second - 1, second, second + 1,
+                        2 * second})
+        values = [sampling_probabilities(schedule, step, (first, second, alpha)) for step in steps]
+        cases.append({"train": {"sampling": "reverse", "r_sampling_step_1": first, "r_sampling_step_2": second,
+                                "r_exp_alpha": alpha},
+                      "steps": steps, "inside": torch.tensor([v[0] for v in values], dtype=torch.float64),
+                      "past": torch.tensor([v[1] for v in values], dtype=torch.float64)})
+    reference = {"repository": REPOSITORIES["openstl"], "commit": commit_of(clone),
+                 "file": "openstl/utils/predrnn_utils.py (reserve_schedule_sampling_exp)"}
+    return save(out / "predrnnv2_sampling.pt", reference=reference, cases=cases,
+                notes="inside/past: the probability of the true frame inside the input window (r_eta) and past it "
+                      "(eta) at each iteration of steps (OpenSTL's global_step: optimiser steps done)")
+
+
+def make_e3dlstm_memory(clone: Path, out: Path) -> Path:
+    """E3D-LSTM's training forward (mask of zeros) with the global memory M started at a fixed random tensor: the
+    reference builds it with ``torch.zeros`` after one such call per layer, and that call returns the tensor instead.
+    M then stays non-zero through the stack, so its path (W_mm, W_mi, W_mf, W_mg, the forget bias) is exercised."""
+    torch.manual_seed(SEED + 1)
+    hidden, layers, kernel = 2, 2, 5
+    cfg = configs(CHANNELS, FRAME, PATCH, kernel, reverse=0)
+    model = build(clone, "e3dlstm_model", "e3dlstm_modules", "E3DLSTM_Model", hidden, layers, cfg,
+                  source="openstl-v030")
+    redraw(model)
+    state = {n: q.detach().clone() for n, q in model.state_dict().items()}
+    frames = torch.rand(BATCH, PRE + AFT, CHANNELS, *FRAME)
+    memory = torch.rand(BATCH, hidden, 2, FRAME[0] // PATCH, FRAME[1] // PATCH) * 2 - 1  # [B, M, window, h, w]
+    utils = load_file(clone, "openstl/utils/predrnn_utils.py")
+    patched = utils.reshape_patch(frames.permute(0, 1, 3, 4, 2).contiguous(), PATCH)
+    zeros, calls = torch.zeros, iter(range(layers + 1))
+
+    def zeros_then_memory(*args, **kwargs):
+        return memory.clone() if next(calls, None) == layers else zeros(*args, **kwargs)
+
+    mask = mask_of(cfg, BATCH, (1.0, 0.0))
+    with mock.patch.object(torch, "zeros", zeros_then_memory):
+        next_frames, loss = model(patched, mask)
+    loss.backward()
+    output = utils.reshape_patch_back(next_frames, PATCH).permute(0, 1, 4, 2, 3).contiguous()
+    reference = {"repository": REPOSITORIES["openstl_v030"], "commit": commit_of(clone),
+                 "files": ["openstl/models/e3dlstm_model.py", "openstl/modules/e3dlstm_modules.py"],
+                 "model": f"E3DLSTM_Model(num_layers={layers}, num_hidden={[hidden] * layers}, configs), its initial "
+                          "global memory replaced by `memory`"}
+    config = {"vpbench": {"in_channels": CHANNELS, "img_size": FRAME, "patch_size": PATCH, "hidden": hidden,
+                          "layers": layers, "kernel_size": kernel, "variant": "openstl"},
+              "input_frames": PRE, "output_frames": AFT, "mask": (1.0, 0.0)}
+    return save(out / "e3dlstm_memory.pt", reference=reference, config=config, state_dict=state, inputs=frames,
+                memory=memory, output=output.detach().clone(), loss=loss.detach().clone(), grads=gradients(model),
+                notes="memory [B, M, 2, h, w]: the global memory's first value; output [B, 19, C, H, W] raw; loss: "
+                      "MSE + L1 of the 19 outputs (mask of zeros: the model's own predictions past the window)")
+
+
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
     with default_dtype(torch.float64):
-        return [make_predrnnv2(clones["openstl"], out), make_e3dlstm(clones["openstl_v030"], out)]
+        return [make_predrnnv2(clones["openstl"], out), make_reverse_sampling(clones["openstl"], out),
+                make_e3dlstm(clones["openstl_v030"], out), make_e3dlstm_memory(clones["openstl_v030"], out)]

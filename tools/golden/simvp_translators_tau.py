@@ -34,8 +34,9 @@ Writes, in float64:
   ``drop_path_rates`` (each block's DropPath probability as built).
 * ``tau_loss.pt``: ``diff_div_reg`` of a random prediction and target (B 2, T 4, C 2, 8x8): its value and
   gradient with respect to the prediction (and its value at T = 2: 0); and TAU's training loss
-  ``MSE + 0.1 diff_div_reg`` of a TAU ``SimVP_Model`` (T = 3 so that the regulariser is not 0, C = 1; raw output
-  inside (0, 1), so that vpbench's clamp changes nothing) on a fixed batch: its value and parameter gradients.
+  ``MSE + 0.1 diff_div_reg`` of a TAU ``SimVP_Model`` (T = 3 so that the regulariser is not 0, C = 1; about a
+  fifth of the raw output outside [0, 1], so that a clamp before the loss changes it) on a fixed batch: its value
+  and parameter gradients.
 """
 from __future__ import annotations
 
@@ -196,11 +197,11 @@ def make_tau_loss(ref: types.SimpleNamespace, commit: str | None, out: Path) -> 
     perturb(model, generator)
     inputs = float32_values((2, *config["in_shape"]), generator)
     targets = float32_values((2, *config["in_shape"]), generator)
-    calibrate_readout(model, inputs, ref.DropPath, spread=0.1)
+    calibrate_readout(model, inputs, ref.DropPath, spread=0.4)
     float32_grid(model)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     output = train_forward(model, inputs, ref.DropPath)
-    assert 0 < output.min() and output.max() < 1, "TAU loss golden: the raw output must lie inside (0, 1)"
+    assert output.min() < 0 and output.max() > 1, "TAU loss golden: the raw output must leave [0, 1]"
     alpha = 0.1  # configs/mmnist/TAU.py
     loss = nn.MSELoss()(output, targets) + alpha * ref.diff_div_reg(output, targets)
     loss.backward()
@@ -216,7 +217,7 @@ def make_tau_loss(ref: types.SimpleNamespace, commit: str | None, out: Path) -> 
                 loss=loss.detach(), grads=gradients(model),
                 notes="ddr: diff_div_reg(pred, target) and its gradient with respect to pred; loss: "
                       "MSELoss()(output, targets) + 0.1 diff_div_reg(output, targets) in training mode, every "
-                      "DropPath off, output inside (0, 1)")
+                      "DropPath off, output partly outside [0, 1]")
 
 
 def make(clones: dict[str, Path], out: Path) -> list[Path]:

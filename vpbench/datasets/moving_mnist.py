@@ -270,6 +270,10 @@ TABLES_10 += (
                    columns=OPENSTL_COLUMNS, protocol="openstl", convention="openstl"),
     ReferenceTable("openstl-mmnist-2000", "OpenSTL's Moving MNIST benchmark, 2,000 epochs", (10, 10),
                    columns=OPENSTL_COLUMNS, protocol="openstl", convention="openstl"),
+    # PredFormer's own result (its row: the predformer model's `references`), in OpenSTL's conventions.
+    ReferenceTable("predformer-mmnist", "PredFormer paper (Tang et al., github.com/yyyujintang/PredFormer), Table 2: "
+                   "Moving MNIST, Quadruplet-TSST, 2,000 epochs", (10, 10), columns=("mse", "mae", "ssim"),
+                   protocol="openstl", convention="openstl"),
 )
 
 for _name, _frames, _tables, _rank in (("mmnist", (10, 10), TABLES_10, 10), ("mmnist-long", (10, 30), TABLES_30, 20)):

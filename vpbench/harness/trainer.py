@@ -28,6 +28,7 @@ from vpbench.harness.evaluate import split_batch
 from vpbench.harness.images import strip
 from vpbench.harness.loggers import Tracker
 from vpbench.harness.recipes import Schedule, make_optimizer
+from vpbench.harness.steps import train_on_batch
 from vpbench.losses import LossContext, get_loss
 from vpbench.metrics.frames import to_uint8
 from vpbench.store import RunDir
@@ -200,21 +201,18 @@ class _TrainingState:
         return total / max(seen, 1)
 
     def train_step(self, batch: torch.Tensor) -> float | None:
-        """One optimiser step on a batch: its loss (the mean over processes), or None when not finite."""
+        """The optimiser steps of a batch (one, or one per window: :func:`train_on_batch`): its loss (the mean
+        over processes and windows), or None when one is not finite. The schedule steps once per batch."""
         inputs, targets = split_batch(batch.to(self.runtime.device, non_blocking=True), self.source.spec)
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.runtime.autocast():
-            loss, _ = self.loss_fn(self.net, inputs, targets.float().div(255), LossContext(self.step, self.config))
-        self.last_loss = distributed.mean_across(loss.detach(), self.runtime.dist).item()
+        losses = train_on_batch(self.net, self.loss_fn, self.optimizer, inputs, targets.float().div(255),
+                                self.config, self.step, autocast=self.runtime.autocast,
+                                reduce=lambda loss: distributed.mean_across(loss, self.runtime.dist).item())
+        self.last_loss = losses[-1]
         if not math.isfinite(self.last_loss):
             return None
-        loss.backward()
-        if self.config.get("grad_clip"):
-            nn.utils.clip_grad_norm_(self.params, self.config["grad_clip"])
-        self.optimizer.step()
         self.schedule.after_batch()
-        self.step += 1
-        return self.last_loss
+        self.step += len(losses)
+        return sum(losses) / len(losses)
 
 
 def _diverged(outcome: Outcome, message: str, name: str, log: Callable[[str], None]) -> Outcome:

@@ -200,13 +200,14 @@ class E3DLSTM(RecurrentStack):
                          kernel_size=kernel_size)
 
     def forward(self, frames: Tensor, horizon: int, *, targets: Tensor | None = None,
-                sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False) -> Tensor:
+                sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False,
+                memory: Tensor | None = None) -> Tensor:
         def padded(x: Tensor) -> Tensor:
             return pad_to_multiple(x.flatten(0, 1), self.patch_size).unflatten(0, x.shape[:2])
 
         h, w = frames.shape[-2:]
         out = super().forward(padded(frames), horizon, targets=None if targets is None else padded(targets),
-                              sampling=sampling, all_frames=all_frames)
+                              sampling=sampling, all_frames=all_frames, memory=memory)
         return out[..., :h, :w]
 
 

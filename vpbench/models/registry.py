@@ -44,6 +44,8 @@ class ModelEntry:
     * ``references``: published values per reference table id (declared by the datasets): a metric
       -> value mapping, or predicted frame -> value for per-step tables.
     * ``rank``: its place in lists and tables (the paper's row order for the built-in models).
+    * ``training_note``: how its training here differs from its published runs' (e.g. a loss term left out),
+      shown beside its rows in every report.
     """
 
     name: str
@@ -56,6 +58,7 @@ class ModelEntry:
     labels: Mapping[str, str] = field(default_factory=dict)
     references: Mapping[str, Mapping[Any, float]] = field(default_factory=dict)
     rank: float = math.inf
+    training_note: str = ""
 
     def kwargs_for(self, preset: str) -> dict[str, Any]:
         """Default hyperparameters for ``preset``."""
@@ -112,6 +115,7 @@ def register_model(
     labels: Mapping[str, str] | None = None,
     references: Mapping[str, Mapping[Any, float]] | None = None,
     rank: float = math.inf,
+    training_note: str = "",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator adding a factory to the registry under ``name`` (see :class:`ModelEntry`).
 
@@ -129,7 +133,7 @@ def register_model(
         _REGISTRY[name] = ModelEntry(
             name=name, factory=factory, label=label or name, tags=frozenset(tags), defaults=defaults or {},
             recipe=recipe, origin=origin or origin_of(factory), labels=labels or {}, references=references or {},
-            rank=rank,
+            rank=rank, training_note=training_note,
         )
         return factory
 

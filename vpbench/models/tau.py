@@ -33,15 +33,15 @@ def differential_divergence(pred: Tensor, target: Tensor, tau: float = DDR_TAU, 
 def mse_ddr_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
                  context: LossContext | None = None) -> tuple[Tensor, Tensor]:
     """TAU's loss (Eq. 8): MSE + 0.1 x the differential divergence of the predicted frames, in training;
-    in evaluation the MSE alone, as OpenSTL validates. Unlike OpenSTL's, the predictions are clamped to
-    [0, 1] (straight-through) before the loss, as every SimVP prediction is here."""
-    pred = model(inputs, targets.shape[1])
+    in evaluation the MSE alone, as OpenSTL validates; both on the unbounded output (``raw``), as OpenSTL's.
+    The predictions returned are clamped to [0, 1] (and detached)."""
+    pred = model(inputs, targets.shape[1], raw=True)
     with full_precision(pred.device):
         pred_wide, targets_wide = wide(pred), wide(targets)
         loss = F.mse_loss(pred_wide, targets_wide)
         if model.training:
             loss = loss + DDR_ALPHA * differential_divergence(pred_wide, targets_wide)
-    return loss, pred
+    return loss, pred.detach().clamp(0, 1)
 
 
 

@@ -28,8 +28,8 @@ step is its suite's own, over one batch of sequences:
 * WaST: OpenSTL's WaST method, as its SimVP method calls the model, with MSE plus its high focal frequency loss
   (its modules need timm 0.9, pywt and einops: without them its row says why it was not timed);
 * DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
-  MNIST), each on the Laplacian loss of every block's output; vpbench takes one step on the same loss summed over
-  the windows. Neither side adds the VGG perceptual term (vpbench leaves it out).
+  MNIST), each on the Laplacian loss of every block's output, and so does vpbench's recipe (``window_frames``).
+  Neither side adds the VGG perceptual term (vpbench leaves it out).
 
 How the single files are imported: :mod:`vpbench.reference.openstl_clone`.
 """
@@ -555,7 +555,7 @@ def markdown(rows: list[dict[str, Any]], preset: str, repeats: int) -> list[str]
                    "of sequences. OpenSTL's ConvLSTM, PredRNN++, MIM, MAU, MMVP and SwinLSTM define modules their "
                    "forward never uses (more parameters, no more work). TAU: MSE + 0.1 x the differential divergence "
                    "on both sides. MMVP: OpenSTL trains it on the whole sequence (input and target frames encoded), "
-                   "vpbench on the input frames. DMVFN: OpenSTL v0.3.0 takes an optimiser step per window of three "
-                   "frames, vpbench one per batch; its routing draws which blocks run, so its times vary more.")]
+                   "vpbench on the input frames. DMVFN: both take an optimiser step per window of three frames; its "
+                   "routing draws which blocks run, so its times vary more.")]
     lines += [f"\nNot timed: {r['model']} ({r['missing']})." for r in rows if r["seconds"] is None]
     return lines + [""]

@@ -131,6 +131,13 @@ def _imported_notes(group: Group, models: Sequence[str], tables: Sequence[paper.
     return notes
 
 
+def _training_notes(group: Group, models: Sequence[str]) -> list[str]:
+    """One line per model whose training differs from its published runs' (its registry ``training_note``)."""
+    entries = registry.entries()
+    return [f"- {group.label(m)}: {entries[m].training_note}." for m in models
+            if m in entries and entries[m].training_note]
+
+
 def _override_notes(group: Group, models: Sequence[str]) -> list[str]:
     """One line per run whose settings differ from the preset's (``bench run --set``)."""
     return [f"- Changed from preset `{group.preset}`: {group.label(m)} seed {r.seed}: {r.overrides}."
@@ -190,7 +197,7 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
                   "", f"Means over {_sequences(group)} test sequences at each predicted frame; paper: the paper's "
                   f"{table.title}; best per column in bold.", ""]
     notes = (_external_notes(group, models) + _imported_notes(group, models, mean_tables, convention)
-             + _override_notes(group, models) + collapse_notes(group, models)
+             + _training_notes(group, models) + _override_notes(group, models) + collapse_notes(group, models)
              + persistence_note(group, models, convention))
     return lines + ([*notes, ""] if notes else [])
 

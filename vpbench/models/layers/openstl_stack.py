@@ -38,6 +38,8 @@ class RecurrentStack(nn.Module):
     and p_out past it (drawn per sequence and step, whole frames), else the previous prediction.
     With ``signals=True`` it returns (predictions, signals): per step, what the cells sent up through
     ``carry`` besides the zigzag memory (e.g. ST-LSTM's memory increments for PredRNN.V2's loss).
+    ``memory``: the zigzag memory's first value, shaped as the cells' hidden state on the patch grid (zeros when
+    None, as OpenSTL starts it; the parity tests start E3D-LSTM's elsewhere so that its memory path runs).
     Shapes: frames [B, T_in, C, H, W], targets [B, horizon, C, H, W].
     """
 
@@ -52,7 +54,7 @@ class RecurrentStack(nn.Module):
 
     def forward(self, frames: Tensor, horizon: int, *, targets: Tensor | None = None,
                 sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False,
-                signals: bool = False) -> Tensor | tuple[Tensor, list[State]]:
+                signals: bool = False, memory: Tensor | None = None) -> Tensor | tuple[Tensor, list[State]]:
         x = patchify(frames, self.patch_size)
         true = x if targets is None else torch.cat([x, patchify(targets, self.patch_size)], dim=1)
         t_in, steps = x.shape[1], x.shape[1] + horizon - 1
@@ -64,7 +66,8 @@ class RecurrentStack(nn.Module):
         known = dict(zip(given, self.cells[0].input_conv(true[:, given].flatten(0, 1)).unflatten(
             0, (true.shape[0], len(given))).unbind(1)))
         states = [cell.init_state(x[:, 0].new_zeros(x.shape[0], cell.hidden, *x.shape[3:])) for cell in self.cells]
-        carry: State = {c.memory: torch.zeros_like(states[0]["h"]) for c in self.cells if c.memory}
+        start = torch.zeros_like(states[0]["h"]) if memory is None else memory
+        carry: State = {c.memory: start for c in self.cells if c.memory}
         preds: list[Tensor] = []
         sent: list[State] = []  # per step, the signals besides the zigzag memory
         for t, p in enumerate(probs):

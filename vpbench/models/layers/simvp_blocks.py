@@ -91,10 +91,12 @@ class Translator(nn.Module):
         return x
 
 
-def encode_translate_decode(model: nn.Module, frames: Tensor, merge: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+def encode_translate_decode(model: nn.Module, frames: Tensor, merge: Callable[[Tensor, Tensor], Tensor],
+                            raw: bool = False) -> Tensor:
     """One call of a SimVP-frame ``model`` (``encoder``, ``translator``, ``decoder``, ``readout``,
-    ``input_frames``, ``size_multiple``): the next T frames [B, T, C, H, W] -> [B, T, C, H, W] in [0, 1]. The last
-    decoder block reads ``merge(x, skip)`` of the features and the first encoder block's output."""
+    ``input_frames``, ``size_multiple``): the next T frames [B, T, C, H, W] -> [B, T, C, H, W] in [0, 1]
+    (straight-through clamp), or the readout's unbounded output when ``raw``. The last decoder block reads
+    ``merge(x, skip)`` of the features and the first encoder block's output."""
     b, t, c, h, w = frames.shape
     if t != model.input_frames:
         raise UserError(f"this SimVP was built for {model.input_frames} input frames (its translator stacks "
@@ -107,4 +109,5 @@ def encode_translate_decode(model: nn.Module, frames: Tensor, merge: Callable[[T
     for layer in model.decoder[:-1]:
         x = layer(x)
     x = model.readout(model.decoder[-1](merge(x, skip)))
-    return clamp_straight_through(x[..., :h, :w].reshape(b, t, c, h, w))
+    x = x[..., :h, :w].reshape(b, t, c, h, w)
+    return x if raw else clamp_straight_through(x)

@@ -5,6 +5,7 @@ OpenSTL's: gSTA, TAU's temporal attention, the MetaFormer blocks of the MetaVP s
 (:mod:`vpbench.models.layers.metaformer_blocks`) or SimVP v1's Inception U-Net (``incepu``)."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -98,7 +99,7 @@ class SimVPv2(nn.Module):
     ``mlp_ratio``, ``drop`` and ``drop_path`` are the MetaFormer blocks' MLP expansion, dropout and
     stochastic depth (see :func:`drop_path_rates` for OpenSTL's schedule and ``drop_path_start``). The
     MLP-Mixer and Swin blocks are built for the feature grid of ``img_size`` frames. OpenSTL's output has
-    no activation; here it is clamped to [0, 1] with a straight-through gradient. Frames whose sides do not
+    no activation; here it is clamped to [0, 1] with a straight-through gradient (unless ``raw``). Frames whose sides do not
     divide by 2^(N_S / 2) are replicate-padded and the prediction cropped; horizons other than T are rolled
     out in chunks of T. Shapes: [B, T_in, C, H, W] -> [B, horizon, C, H, W].
     """
@@ -132,10 +133,12 @@ class SimVPv2(nn.Module):
             ConvSC(spatial_hidden, spatial_hidden, decoder_kernel, upsample=i % 2 == 0) for i in range(spatial_layers))
         self.readout = nn.Conv2d(spatial_hidden, in_channels, 1)
 
-    def block(self, frames: Tensor) -> Tensor:
-        """The next T frames: [B, T, C, H, W] -> [B, T, C, H, W] in [0, 1]; the skip is added, not concatenated."""
-        return encode_translate_decode(self, frames, torch.add)
+    def block(self, frames: Tensor, raw: bool = False) -> Tensor:
+        """The next T frames: [B, T, C, H, W] -> [B, T, C, H, W] in [0, 1] (unbounded when ``raw``); the skip is
+        added, not concatenated."""
+        return encode_translate_decode(self, frames, torch.add, raw)
 
-    def forward(self, frames: Tensor, horizon: int) -> Tensor:
-        """frames [B, T_in, C, H, W] in [0, 1] -> predictions [B, horizon, C, H, W] in [0, 1]."""
-        return chunked_rollout(self.block, frames, horizon)
+    def forward(self, frames: Tensor, horizon: int, raw: bool = False) -> Tensor:
+        """frames [B, T_in, C, H, W] in [0, 1] -> predictions [B, horizon, C, H, W] in [0, 1] (unbounded when
+        ``raw``, which TAU's loss asks for: OpenSTL trains on the unbounded output)."""
+        return chunked_rollout(functools.partial(self.block, raw=raw), frames, horizon)
