@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BENCH) run --models all --dataset mmnist
+	$(BENCH) run --models all --dataset mmnist --jobs auto
 	$(BENCH) report
 
 test: install

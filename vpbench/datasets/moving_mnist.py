@@ -274,6 +274,10 @@ TABLES_10 += (
     ReferenceTable("predformer-mmnist", "PredFormer paper (Tang et al., github.com/yyyujintang/PredFormer), Table 2: "
                    "Moving MNIST, Quadruplet-TSST, 2,000 epochs", (10, 10), columns=("mse", "mae", "ssim"),
                    protocol="openstl", convention="openstl"),
+    # IAM4VP's own result (its row: the iam4vp model's `references`), in OpenSTL's conventions.
+    ReferenceTable("iam4vp-mmnist", "IAM4VP paper (Seo et al., github.com/seominseok0429/Implicit-Stacked-Autoregressive-"
+                   "Model-for-Video-Prediction): Moving MNIST MSE", (10, 10), columns=("mse",), protocol="openstl",
+                   convention="openstl"),
 )
 
 for _name, _frames, _tables, _rank in (("mmnist", (10, 10), TABLES_10, 10), ("mmnist-long", (10, 30), TABLES_30, 20)):
