@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from vpbench.cli import build_parser
+from vpbench.cli import build_parser, run_parser
 from vpbench.errors import UserError
 from vpbench.harness.estimate import makespan
 from vpbench.launch import check_options, gpus, local
+from vpbench.launch.plan import plan_jobs
 from vpbench.launch.pool import Progress, duration
 from vpbench.store import iter_runs
 
@@ -41,6 +42,17 @@ def test_two_jobs_give_the_same_runs_as_one_process_and_say_how_long(tmp_path):
     records = json.loads((tmp_path / "two" / ".launcher" / "jobs.json").read_text())["jobs"]
     assert {r["launcher"] for r in records} == {"local"} and {r["threads"] for r in records} == {1}
     assert {r["state"] for r in records} == {"done"}
+
+
+def test_local_jobs_train_the_preset_the_sweep_chose_for_this_machine():
+    """Without --preset and --device, a CPU machine's sweep is quick: its jobs must be told so, not pick the full
+    scale as jobs sent to GPUs do (a `make demo` with --jobs once trained every model at the paper's scale)."""
+    args = build_parser().parse_args(["run", "--models", "convgru,persistence", "--dataset", "mmnist", "--jobs", "2"])
+    sweep = plan_jobs(args, run_parser(), device_kind="cpu")
+    assert sweep.preset == "quick" and {job.preset for job in sweep.jobs} == {"quick"}
+    for job in sweep.jobs:
+        assert job.command[job.command.index("--preset") + 1] == "quick"
+    assert plan_jobs(args, run_parser()).preset == "paper"  # the gpus and slurm launchers' jobs train on GPUs
 
 
 def test_jobs_option_errors():

@@ -131,7 +131,7 @@ class LocalLauncher(Launcher):
                       configs: list[dict[str, Any]], jobs: int, device: Any) -> None:
         threads = max(1, cores() // jobs)
         start_up = time.time() - vpbench.STARTED  # what each child spends before it trains (imports, planning)
-        sweep = plan_jobs(args, run_parser)
+        sweep = plan_jobs(args, run_parser, device_kind=device.type)  # the preset chosen for this machine
         estimates = _estimates(configs, build_sources(configs, args.data_dir), device, threads=threads)
         by_key = {job.key: start_up + estimates.get(job.key, 0.0) for job in sweep.jobs}
         order = sorted(sweep.jobs, key=lambda job: -by_key[job.key])  # longest first: the shortest wall time

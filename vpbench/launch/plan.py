@@ -142,16 +142,18 @@ def device_type(args: argparse.Namespace) -> str:
     return "cpu" if str(getattr(args, "device", "auto")).startswith("cpu") else "cuda"
 
 
-def plan_jobs(args: argparse.Namespace, run_parser: argparse.ArgumentParser) -> Sweep:
+def plan_jobs(args: argparse.Namespace, run_parser: argparse.ArgumentParser, device_kind: str | None = None) -> Sweep:
     """Every (model, seed) job of the sweep, each configuration resolved and checked here, before anything
-    is launched, so that a bad option fails at once instead of in every job."""
+    is launched, so that a bad option fails at once instead of in every job. ``device_kind``: the device type
+    the jobs train on when the caller knows it (the local launcher: this machine's), which picks the default
+    preset; else :func:`device_type`."""
     if args.gpus_per_job < 1:
         raise UserError(f"--gpus-per-job {args.gpus_per_job}: use 1 or more")
     device = str(getattr(args, "device", "auto"))
     if args.launcher in ("gpus", "slurm") and re.fullmatch(r"cuda:\d+", device):
         raise UserError(f"--device {device} with --launcher {args.launcher}: each job sees its own GPUs as cuda:0...; "
                         "use --device auto or cuda")
-    preset = presets.choose(args.preset, getattr(args, "protocol", None), device_type(args))
+    preset = presets.choose(args.preset, getattr(args, "protocol", None), device_kind or device_type(args))
     sets = cfg.parse_sets(getattr(args, "sets", []) or [], getattr(args, "metrics", None))
     parse_loggers(getattr(args, "logger", None))  # a tracker's missing package fails here, not in every job
     world = distributed.Dist(0, args.gpus_per_job, 0)
