@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers.contract import assert_contract
 
-from vpbench import config as cfg
 from vpbench.errors import UserError
 from vpbench.losses import LossContext, get_loss
-from vpbench.models import build_model, create, expand, get_entry
+from vpbench.models import create, expand, get_entry
 from vpbench.models.prednet import hard_sigmoid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -30,15 +30,7 @@ def test_registered_as_an_openstl_method_with_its_published_rows():
 @pytest.mark.parametrize("preset", ["tiny", "openstl-tiny"])
 @pytest.mark.parametrize("dataset", ["mmnist", "human36m"])  # Human3.6M's 100 x 100 frames are padded to 102
 def test_predictions_have_the_contract_shape_and_range(preset, dataset):
-    torch.manual_seed(0)
-    config = cfg.resolve(preset, "prednet", dataset)
-    model = build_model(config).eval()
-    t_in, t_out = config["dataset"]["input_frames"], config["dataset"]["output_frames"]
-    shape = (config["model"]["in_channels"], *config["model"]["img_size"])
-    with torch.no_grad():
-        out = model(torch.rand(1, t_in, *shape), t_out)
-    assert out.shape == (1, t_out, *shape)
-    assert out.min() >= 0 and out.max() <= 1
+    assert_contract("prednet", preset, dataset)
 
 
 def test_any_horizon_extrapolates_from_the_models_own_predictions():
