@@ -156,11 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     fetched.add_argument("--to", metavar="DIR", default="weights", help="the folder (default: weights)")
     _add_fetch_options(fetched)
 
-    imported = sub.add_parser("import", help="a checkpoint of OpenSTL, SRVP, PredFormer or SimVP (released or your "
-                                             "own) as a vpbench run folder, for eval, predict, report and --init")
-    imported.add_argument("code", choices=("openstl", "srvp", "predformer", "simvp"), help="the code that wrote it")
+    imported = sub.add_parser("import", help="a checkpoint of OpenSTL, SRVP, PredFormer, SimVP, IAM4VP or VMRNN "
+                                             "(released or your own) as a vpbench run folder, for eval, predict, "
+                                             "report and --init")
+    imported.add_argument("code", choices=("openstl", "srvp", "predformer", "simvp", "iam4vp", "vmrnn"),
+                          help="the code that wrote it")
     imported.add_argument("checkpoint", help="the checkpoint file (.pth, .pt or a Lightning .ckpt)")
-    imported.add_argument("--model", help="the vpbench model (default: the catalogue's, for a released file)")
+    imported.add_argument("--model", help="the vpbench model (default: the catalogue's, for a released file; the "
+                                          "code's only model, for iam4vp and vmrnn)")
     imported.add_argument("--dataset", help="the vpbench dataset it was trained on (default: the catalogue's)")
     imported.add_argument("--preset", help="the scale of that code's configuration (default: its full one)")
     imported.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",

@@ -100,6 +100,14 @@ def seeded_weights(shapes: Mapping[str, tuple[int, ...]], seed: int) -> dict[str
     return weights
 
 
+def seeded_sequences(golden: Mapping[str, Any], batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets [batch, *in_shape] (float64) drawn again from the golden file's ``data_seed``, for a file
+    whose frames would be too large to store (IAM4VP's: ``config["reference"]["in_shape"]``)."""
+    generator = torch.Generator().manual_seed(golden["data_seed"])
+    shape = golden["config"]["reference"]["in_shape"]
+    return tuple(torch.rand(batch, *shape, generator=generator, dtype=torch.float64) for _ in range(2))
+
+
 def sketch(tensors: Mapping[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
     """Each tensor as [its dot product with a N(0, 1) tensor drawn from ``seed`` (in order), its norm]: two tensors
     that differ anywhere differ there, but by chance."""

@@ -17,7 +17,16 @@ from typing import Mapping
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, load_mapped, sketch
+from helpers.parity import (
+    assert_close,
+    assert_grads,
+    by_reference,
+    grads_of,
+    load_golden,
+    load_mapped,
+    seeded_sequences,
+    sketch,
+)
 
 from vpbench.datasets import DataSpec
 from vpbench.losses import get_loss
@@ -32,19 +41,12 @@ def build(golden: Mapping) -> torch.nn.Module:
     return create("iam4vp", **golden["config"]["vpbench"])
 
 
-def sequences(golden: Mapping) -> tuple[torch.Tensor, torch.Tensor]:
-    """The golden inputs and targets, drawn again from its seed."""
-    generator = torch.Generator().manual_seed(golden["data_seed"])
-    shape = golden["config"]["reference"]["in_shape"]
-    return tuple(torch.rand(2, *shape, generator=generator, dtype=torch.float64) for _ in range(2))
-
-
 def test_output_losses_and_gradients_equal_the_authors():
     golden = load_golden("iam4vp")
     model = build(golden).double()
     weights = mapping_for("iam4vp", "iam4vp")(golden["state_dict"], model.state_dict(), {})
     load_mapped(model, weights, golden["state_dict"])
-    inputs, targets = sequences(golden)
+    inputs, targets = seeded_sequences(golden)
     loss, pred = get_loss("mse")(model.train(), inputs, targets)
     frames = {f"frame {s}": pred[:, s] for s in range(pred.shape[1])}
     for name, value in sketch(frames, golden["config"]["seed"]).items():

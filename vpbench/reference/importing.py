@@ -1,20 +1,25 @@
-"""``bench import openstl|srvp|predformer|simvp CHECKPOINT --model NAME --dataset NAME``: a checkpoint of a reference
-code (released, or trained by you with that code) as a vpbench run folder.
+"""``bench import openstl|srvp|predformer|simvp|iam4vp|vmrnn CHECKPOINT --model NAME --dataset NAME``: a checkpoint
+of a reference code (released, or trained by you with that code) as a vpbench run folder. ``--model`` may be left out
+for a released file (the catalogue names it) and for a code of one model (IAM4VP's, VMRNN's).
 
 The checkpoint is read with ``torch.load(weights_only=True)``: a plain state dict (OpenSTL's released ``.pth``
-files, the SRVP, PredFormer and SimVP codes' ``checkpoint.pth``/``best_loss.pt``), a dict holding one under
-``state_dict`` (OpenSTL v0.3's ``latest.pth``; a Lightning ``.ckpt``, whose method keeps the model as ``model.``),
-or either with DataParallel's ``module.`` prefix. Its tensors go through the weight mapping that the golden parity
-tests hold (:mod:`vpbench.reference.mappings`) into vpbench's model built with that code's configuration for the
-model and data set (:mod:`vpbench.reference.configs`, on the code's full preset: ``openstl`` for OpenSTL's, ``paper``
-for the others; ``--preset`` for another scale, ``--set model.KEY=VALUE`` where the checkpoint was trained
-otherwise). A file of another model or size is a one-line error naming the missing, unexpected or misshapen tensors.
+files, the SRVP, PredFormer, SimVP, IAM4VP and VMRNN codes' ``checkpoint.pth``/``best_loss.pt``, IAM4VP's
+``checkpoints/<epoch>.pth``, VMRNN's ``trained_model_state_dict``), a dict holding one under ``state_dict`` (OpenSTL
+v0.3's ``latest.pth``, and that of the codes built on it, as VMRNN's; a Lightning ``.ckpt``, whose method keeps the
+model as ``model.``), or either with DataParallel's ``module.`` prefix. Where OpenSTL's ``EMAHook`` trained the
+model, the state dict also holds its moving averages (``ema_<name>``, dots as underscores): those are imported, as
+OpenSTL evaluates and tests them (the hook swaps them in before each validation). Its tensors go through the weight
+mapping that the golden parity tests hold (:mod:`vpbench.reference.mappings`) into vpbench's model built with that
+code's configuration for the model and data set (:mod:`vpbench.reference.configs`, on the code's full preset:
+``openstl`` for OpenSTL's and the codes that follow its conventions (PredFormer's, IAM4VP's, VMRNN's), ``paper`` for
+the others; ``--preset`` for another scale, ``--set model.KEY=VALUE`` where the checkpoint was trained otherwise). A
+file of another model or size is a one-line error naming the missing, unexpected or misshapen tensors.
 
 The run folder (``results/<dataset>/<model>/<time>-<preset>-imported``) holds config.yaml (with an ``imported``
-section: the code, file name, SHA-256, source address and epochs), status.json (finished), log.txt and
-checkpoints/best.pt, and no metrics: ``bench eval RUN`` measures it on its test set and records them as the run's
-(``bench report`` then shows it, labelled), ``bench predict`` runs it on your frames and ``bench run --init RUN``
-fine-tunes it.
+section: the code, file name, SHA-256, source address, epochs and whether EMA averages were taken), status.json
+(finished), log.txt and checkpoints/best.pt, and no metrics: ``bench eval RUN`` measures it on its test set and
+records them as the run's (``bench report`` then shows it, labelled), ``bench predict`` runs it on your frames and
+``bench run --init RUN`` fine-tunes it.
 """
 from __future__ import annotations
 
@@ -43,8 +48,12 @@ from vpbench.store import RunDir, load_tensors, writable_results_dir
 CODES = {"openstl": ("OpenSTL", "openstl", "github.com/chengtan9907/OpenSTL"),
          "srvp": ("the SRVP authors' code", "srvp", "github.com/yuseonk/SRVP"),
          "predformer": ("PredFormer's code", "openstl", "github.com/yyyujintang/PredFormer"),  # OpenSTL's metrics
-         "simvp": ("A4Bio's SimVP code", "srvp", "github.com/A4Bio/SimVP")}
+         "simvp": ("A4Bio's SimVP code", "srvp", "github.com/A4Bio/SimVP"),
+         "iam4vp": ("the IAM4VP authors' code", "openstl",  # its published MSE is tabled in OpenSTL's conventions
+                    "github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction"),
+         "vmrnn": ("the VMRNN authors' code", "openstl", "github.com/yyyujintang/VMRNN-PyTorch")}  # built on OpenSTL
 STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # buffers a checkpoint must provide
+EMA_PREFIX = "ema_"  # OpenSTL's EMAHook: a buffer ema_<name, dots as underscores> beside each tensor it averages
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
@@ -62,6 +71,15 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     if all(k.startswith("module.") for k in state):  # saved from DataParallel / DistributedDataParallel
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def with_moving_averages(state: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], int]:
+    """``state`` with each tensor that OpenSTL's ``EMAHook`` averaged replaced by its average (the weights OpenSTL
+    validates and tests), the hook's buffers dropped; and how many tensors were replaced (0: no hook)."""
+    averages = {f"{EMA_PREFIX}{name.replace('.', '_')}": name for name in state if not name.startswith(EMA_PREFIX)}
+    averaged = {averages[key]: value for key, value in state.items() if key in averages}
+    kept = {name: value for name, value in state.items() if name not in averages}
+    return {**kept, **averaged}, len(averaged)
 
 
 def import_config(code: str, model: str, dataset: str, preset: str | None,
@@ -152,11 +170,13 @@ def import_checkpoint(code: str, checkpoint: str | Path, *, model: str | None = 
                             "give --dataset NAME to import it anyway")
         catalogued = cfg.parse_sets(list(released.sets)) if model == released.model else {}
         sets["model"] = {**catalogued.get("model", {}), **sets.get("model", {})}
+    if model is None and len(models_of(code)) == 1:  # a code of one model (IAM4VP's, VMRNN's)
+        model = models_of(code)[0]
     if model is None or dataset is None:
         raise UserError("give --model NAME and --dataset NAME: the vpbench model and dataset the checkpoint was trained "
                         "as (see bench list)")
     config = import_config(code, model, dataset, preset, sets)
-    state = read_state_dict(path)
+    state, averaged = with_moving_averages(read_state_dict(path))
     weights = vpbench_weights(code, config, state, path.name)
     digest = file_hashes(path)[0]
     epochs = released.epochs if released is not None else None
@@ -166,7 +186,7 @@ def import_checkpoint(code: str, checkpoint: str | Path, *, model: str | None = 
     config["imported"] = {
         "code": code, "file": path.name, "sha256": digest,
         "source": source or (released.url if released is not None else f"a checkpoint of {repository}"),
-        "released": released is not None, "epochs": epochs,
+        "released": released is not None, "epochs": epochs, "moving_averages": averaged > 0,
         "description": f"{name}'s released weights, {epochs} epochs" if released is not None
         else f"imported from {name}",
     }
@@ -174,8 +194,9 @@ def import_checkpoint(code: str, checkpoint: str | Path, *, model: str | None = 
     run.write_yaml("config.yaml", config)
     run.write_json("environment.json", describe(torch.device("cpu")))
     run.save_torch("checkpoints/best.pt", {"model": weights, "epoch": epochs, "identity": identity(config)})
+    averages = f" (the moving averages of OpenSTL's EMAHook for {averaged})" if averaged else ""
     run.append_log(f"{model}: imported {path.name} (sha256 {digest}) of {name} from {config['imported']['source']}, "
-                   f"{len(state)} tensors through vpbench.reference.mappings")
+                   f"{len(state)} tensors{averages} through vpbench.reference.mappings")
     run.set_status("finished", epochs=epochs, imported=True)
     return run
 

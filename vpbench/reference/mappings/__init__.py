@@ -1,7 +1,7 @@
 """Weight mappings from the reference codes' models to vpbench's, one module per model family.
 
 Each module declares, for the models of its family, how a reference state dict (OpenSTL's, the SRVP authors',
-PredFormer's, A4Bio's SimVP) becomes vpbench's (:class:`~vpbench.reference.mappings.links.WeightMap`), and
+PredFormer's, A4Bio's SimVP, the IAM4VP and VMRNN authors') becomes vpbench's (:class:`~vpbench.reference.mappings.links.WeightMap`), and
 registers a builder per (code, model) with :func:`register_mapping`. ``bench import`` uses them to turn a
 checkpoint into a run; the golden parity tests (``tests/parity``) load the reference's weights through the same
 mappings and compare outputs and gradients, so that a mapping that is wrong fails there.
@@ -22,8 +22,8 @@ _MAPPINGS: dict[tuple[str, str], Builder] = {}
 
 
 def register_mapping(code: str, *models: str) -> Callable[[Builder], Builder]:
-    """Decorator: ``builder`` maps checkpoints of ``code`` (``openstl``, ``srvp``, ``predformer``, ``simvp``) into
-    each of the vpbench ``models``."""
+    """Decorator: ``builder`` maps checkpoints of ``code`` (``openstl``, ``srvp``, ``predformer``, ``simvp``,
+    ``iam4vp``, ``vmrnn``) into each of the vpbench ``models``."""
     def add(builder: Builder) -> Builder:
         for model in models:
             _MAPPINGS[(code, model)] = builder

@@ -46,6 +46,6 @@ BLOCK = re.compile(r"^hid\.st_block\.(\d+)\.")
 
 @register_mapping("iam4vp", "iam4vp")
 def authors_iam4vp(reference: Mapping[str, Tensor], ours: Mapping[str, Tensor], options: Mapping[str, Any]) -> WeightMap:
-    last = max(int(m.group(1)) for m in map(BLOCK.match, reference) if m)
+    last = max((int(m.group(1)) for m in map(BLOCK.match, reference) if m), default=None)  # None: not IAM4VP's
     unused = frozenset(n for n in reference if (m := BLOCK.match(n)) and int(m.group(1)) == last)
     return WeightMap(renamed(reference, RULES, ours, skip=unused), unused=unused)
