@@ -175,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
     speed.add_argument("--parts", default="models,metrics,generation",
                        help="any of models, metrics, generation, srvp-official (needs --official-srvp), openstl "
-                            "(needs --openstl, --openstl-v030 or --predformer), sweep (make demo's quick sweep against "
-                            "the way it ran before; tens of minutes)")
+                            "(needs --openstl, --openstl-v030, --predformer, --vmrnn with --mamba, or --iam4vp), sweep "
+                            "(make demo's quick sweep against the way it ran before; tens of minutes)")
     speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
     speed.add_argument("--dataset", default="mmnist")
     _add_preset(speed, "quick")
@@ -198,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "(DMVFN, PredNet, CrevNet)")
     speed.add_argument("--predformer", metavar="PATH",
                        help="your clone of github.com/yyyujintang/PredFormer, for --parts openstl (needs einops)")
+    speed.add_argument("--vmrnn", metavar="PATH",
+                       help="your clone of github.com/yyyujintang/VMRNN-PyTorch, for --parts openstl (with --mamba; "
+                            "needs timm 0.6.11, einops and fvcore)")
+    speed.add_argument("--mamba", metavar="PATH",
+                       help="your clone of github.com/state-spaces/mamba: VMRNN's reference scans with its "
+                            "pure-PyTorch selective_scan_ref on a CPU")
+    speed.add_argument("--iam4vp", metavar="PATH",
+                       help="your clone of github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-"
+                            "Prediction, for --parts openstl (needs einops)")
 
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")

@@ -1,6 +1,7 @@
 """The OpenSTL timing harness (``bench speed --parts openstl``): its pairs, and, where clones of the references are at
 hand ($VPBENCH_OPENSTL, $VPBENCH_OPENSTL_V030, $VPBENCH_PREDFORMER, or their folders under /work/ref), timing each
-newer pair against them at openstl-tiny."""
+newer pair against them at openstl-tiny; the IAM4VP and VMRNN authors' models ($VPBENCH_IAM4VP, $VPBENCH_VMRNN with
+$VPBENCH_MAMBA, or /work/ref/IAM4VP, VMRNN-PyTorch, mamba) built and stepped once, untimed."""
 from __future__ import annotations
 
 import os
@@ -11,20 +12,27 @@ import torch
 import torch.nn.functional as F
 
 from vpbench import config as cfg
+from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
 from vpbench.harness.recipes import make_optimizer
-from vpbench.models import model_names
+from vpbench.metrics.cost import dummy_batch
+from vpbench.models import build_model, model_names
 from vpbench.models.layers.openstl_stack import sampling_probabilities
 from vpbench.models.phydnet import teacher_forcing_ratio
 from vpbench.models.tau import DDR_ALPHA, differential_divergence
 from vpbench.reference import openstl as official_openstl
+from vpbench.reference.mappings import mapping_for
+from vpbench.reference.openstl_clone import timm_folder
 
 CLONE = Path(os.environ.get("VPBENCH_OPENSTL", "/work/ref/OpenSTL"))
 CLONES = {"openstl": CLONE, "openstl-v030": Path(os.environ.get("VPBENCH_OPENSTL_V030", "/work/ref/OpenSTL-v030")),
           "predformer": Path(os.environ.get("VPBENCH_PREDFORMER", "/work/ref/PredFormer"))}
+AUTHORS = {"iam4vp": Path(os.environ.get("VPBENCH_IAM4VP", "/work/ref/IAM4VP")),
+           "vmrnn": Path(os.environ.get("VPBENCH_VMRNN", "/work/ref/VMRNN-PyTorch")),
+           "mamba": Path(os.environ.get("VPBENCH_MAMBA", "/work/ref/mamba"))}
 NEW_PAIRS = ["predrnnv2", "mau", "simvp2", "tau", "mmvp", "e3dlstm", "phydnet", "dmvfn", "prednet", "crevnet", "wast",
              "predformer"]
-OWN_LOSS = {"swinlstm": ("mse_all_frames",), "dmvfn": ("dmvfn",), "prednet": ("prednet",), "crevnet": ("crevnet",),
+OWN_LOSS = {"swinlstm": ("mse_all_frames",), "vmrnn": ("mse_all_frames",), "dmvfn": ("dmvfn",), "prednet": ("prednet",), "crevnet": ("crevnet",),
             "wast": ("wast",)}
 # OpenSTL's MAU and MMVP hold modules their forward never calls
 SAME_SIZE = {"predrnnv2", "simvp2", "tau", "e3dlstm", "phydnet", "dmvfn", "prednet", "crevnet", "predformer"}
@@ -66,6 +74,79 @@ def test_the_newer_openstl_methods_are_timed_against_the_reference_code(fresh_im
         assert all(s > 0 for s in r["seconds"].values())
     table = "\n".join(official_openstl.markdown(rows, "openstl-tiny", 1))
     assert all(f"| {name} | " in table for name in NEW_PAIRS)
+
+
+def test_iam4vp_and_vmrnn_rows_name_the_clones_they_lack(tmp_path):
+    rows = official_openstl.compare({"vmrnn": tmp_path}, ["iam4vp", "vmrnn"], preset="openstl-tiny", dataset="mmnist",
+                                    batch=2, repeats=1)
+    assert [r["seconds"] for r in rows] == [None, None]
+    assert rows[0]["missing"] == "give --iam4vp PATH, a clone of github.com/seominseok0429/Implicit-Stacked-" \
+                                 "Autoregressive-Model-for-Video-Prediction"
+    assert rows[1]["missing"].startswith("give --mamba PATH, a clone of github.com/state-spaces/mamba")
+    rows = official_openstl.compare({}, ["vmrnn"], preset="openstl-tiny", dataset="mmnist", batch=2, repeats=1)
+    assert rows[0]["missing"].startswith("give --vmrnn PATH, a clone of github.com/yyyujintang/VMRNN-PyTorch and "
+                                         "give --mamba PATH")
+    table = "\n".join(official_openstl.markdown(rows, "openstl-tiny", 1))
+    assert "| vmrnn |" not in table and "Not timed: vmrnn (give --vmrnn PATH" in table
+    with pytest.raises(UserError, match="--iam4vp .*: no model.py and modules.py there"):
+        official_openstl.PAIRS["iam4vp"].load(tmp_path)
+    with pytest.raises(UserError, match="--vmrnn .*: no openstl/models/VMRNN_model.py there"):
+        official_openstl.PAIRS["vmrnn"].load(tmp_path, tmp_path)
+
+
+def test_bench_speed_passes_the_authors_clones_to_the_harness(bench, tmp_path):
+    """``--vmrnn`` without ``--mamba``, no ``--iam4vp``: neither row is timed, each says what it lacks."""
+    code, out, err = bench("speed", "--parts", "openstl", "--models", "iam4vp,vmrnn", "--vmrnn", tmp_path,
+                           "--preset", "openstl-tiny")
+    assert code == 0, err
+    assert "Not timed: iam4vp (give --iam4vp PATH, a clone of github.com/seominseok0429/" in out
+    assert "Not timed: vmrnn (give --mamba PATH, a clone of github.com/state-spaces/mamba" in out
+    code, _, err = bench("speed", "--parts", "openstl", "--models", "vmrnn")
+    assert code == 2 and "--vmrnn with --mamba" in err
+
+
+def authors_models_importable() -> bool:
+    try:
+        timm_folder()  # VMRNN's modules: timm 0.6
+        import einops  # noqa: F401  both codes'
+    except (UserError, ImportError):
+        return False
+    return all(path.is_dir() for path in AUTHORS.values())
+
+
+@pytest.mark.skipif(not authors_models_importable(), reason=f"no clones at {', '.join(map(str, AUTHORS.values()))}, "
+                                                            "or no timm 0.6 / einops on the path")
+@pytest.mark.parametrize(("name", "dataset", "sets"), [("iam4vp", "mmnist", ["model.spatial_layers=4"]),
+                                                       ("vmrnn", "taxibj", [])])
+def test_the_iam4vp_and_vmrnn_authors_models_are_vpbenchs_configuration_and_train(name, dataset, sets, fresh_imports,
+                                                                                  one_thread):
+    """Untimed: the reference built as `bench speed` builds it holds vpbench's weights under the golden parity
+    tests' mapping (and the modules its forward never uses), and its step (one batch) trains every weight it uses."""
+    pair = official_openstl.PAIRS[name]
+    config = cfg.resolve("openstl-tiny", name, dataset, sets=cfg.parse_sets(sets))
+    spec = dataset_entry(dataset).spec(config["dataset"])
+    ours = build_model(config).state_dict()
+    theirs = pair.build(pair.load(AUTHORS[pair.source], *(AUTHORS[s] for s in pair.needs)), config, spec)
+    weights = mapping_for(name, name)(theirs.state_dict(), ours, {})
+    mapped = weights.to_vpbench(theirs.state_dict())
+    assert {k: v.shape for k, v in mapped.items()} == {k: v.shape for k, v in ours.items()}
+    before = {n: p.detach().clone() for n, p in theirs.named_parameters()}
+    x, y = dummy_batch(spec, 2)
+    pair.step(theirs, config, x, y, AUTHORS[pair.source])()
+    changed = {n for n, p in theirs.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == set(before) - weights.unused and weights.unused
+
+
+def test_the_iam4vp_authors_model_is_not_timed_where_their_code_fixes_otherwise(monkeypatch):
+    """Their code fixes Moving MNIST's 10 -> 10 frames of 64 x 64, and N_S 4 (openstl-tiny's IAM4VP has 2)."""
+    pair = official_openstl.PAIRS["iam4vp"]
+    monkeypatch.setitem(official_openstl.PAIRS, "iam4vp", official_openstl.Pair(
+        "", "IAM4VP", (), build=pair.build, step=pair.step, sets=(), source="iam4vp", loader=lambda clone: object))
+    rows = official_openstl.compare({"iam4vp": Path("unused")}, ["iam4vp"], preset="openstl-tiny", dataset="mmnist",
+                                    batch=2, repeats=1)
+    assert rows[0]["seconds"] is None and rows[0]["missing"] == (
+        "the IAM4VP authors' code fixes 10 -> 10 frames of 1 x 64 x 64 and 4 spatial layers; here 10 -> 10 of "
+        "1 x 64 x 64 and 2")
 
 
 @pytest.mark.skipif(not (CLONE / "openstl" / "models").is_dir(), reason=f"no clone of OpenSTL at {CLONE}")

@@ -27,7 +27,6 @@ parameters at the authors' configuration (main.py: [10, 1, 64, 64], hid_S 64, N_
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import torch
@@ -38,36 +37,17 @@ from torch import nn
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers.parity import sketch  # noqa: E402  the test sketches its output the same way
 
-from vpbench.reference.clones import commit_of, load_file, restored_modules, stand_in
+from vpbench.reference.authors_clones import IAM4VP_SHAPE, iam4vp_files, iam4vp_reference
+from vpbench.reference.clones import commit_of, restored_modules
 
 SOURCES = ("iam4vp",)
 REPOSITORY = "github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction"
 SEED = 20261209
 DATA_SEED = 20261210  # the inputs and targets: torch.rand from a generator of this seed (the test draws them too)
-SHAPE = (10, 1, 64, 64)  # fixed by the authors' code
+SHAPE = IAM4VP_SHAPE  # fixed by the authors' code
 TINY = {"hid_S": 2, "hid_T": 512, "N_S": 4, "N_T": 2}
 WIDTHS = {"time_dim": 8, "readout_dim": 4}
 FULL = {"hid_S": 64, "hid_T": 512, "N_S": 4, "N_T": 8}
-
-
-def reference_modules(clone: Path) -> tuple[types.ModuleType, types.ModuleType]:
-    """``modules.py`` (as ``modules``, which ``model.py`` imports) and ``model.py``."""
-    stand_in("timm.models.layers", trunc_normal_=nn.init.trunc_normal_)
-    modules = load_file(clone, "modules.py", "modules")
-    return modules, load_file(clone, "model.py")
-
-
-def narrowed(model_file: types.ModuleType, modules: types.ModuleType, time_dim: int, readout_dim: int,
-             **config) -> nn.Module:
-    """The authors' IAM4VP with its fixed 64-channel modules rebuilt at ``time_dim`` and ``readout_dim``."""
-    model = model_file.IAM4VP(SHAPE, **config)
-    model.time_mlp = model_file.Time_MLP(dim=time_dim)
-    for block in model.hid.st_block:
-        block.mlp[1] = nn.Linear(time_dim, block.mlp[1].out_features)
-    model.dec.readout = nn.Conv2d(SHAPE[0] * config["hid_S"], readout_dim, 1)  # 640 in their code
-    model.attn = modules.Attention(readout_dim)
-    model.readout = nn.Conv2d(readout_dim, SHAPE[1], 1)
-    return model
 
 
 @torch.no_grad()
@@ -108,10 +88,10 @@ class Rollout(nn.Module):
 
 def make_iam4vp(clone: Path, out: Path) -> Path:
     with restored_modules("modules", "timm"):
-        modules, model_file = reference_modules(clone)
+        _, model_file = iam4vp_files(clone)
         generator = torch.Generator().manual_seed(SEED)
         torch.manual_seed(SEED)
-        model = narrowed(model_file, modules, **WIDTHS, **TINY)
+        model = iam4vp_reference(model_file, **WIDTHS, **TINY)
         perturb(model, generator)
         state = state_of(model)
         inputs, targets = sequences(DATA_SEED)

@@ -21,17 +21,12 @@ import torch
 from golden_files import save
 from torch import nn
 
-from vpbench.reference.clones import commit_of, load_file, restored_modules, stand_in
+from vpbench.reference.authors_clones import mamba_reference_scan
+from vpbench.reference.clones import commit_of, restored_modules
 
 SOURCES = ("mamba",)
 REPOSITORY = "github.com/state-spaces/mamba"
 SEED = 20261211
-
-
-def reference_scan(clone: Path):
-    stand_in("mamba_ssm.utils.torch", custom_fwd=lambda f: f, custom_bwd=lambda f: f)
-    stand_in("mamba_ssm.ops.triton.layer_norm")
-    return load_file(clone, "mamba_ssm/ops/selective_scan_interface.py").selective_scan_ref
 
 
 def case(scan, generator: torch.Generator, *, grouped: bool, gated: bool) -> dict:
@@ -59,7 +54,7 @@ def case(scan, generator: torch.Generator, *, grouped: bool, gated: bool) -> dic
 
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
     with restored_modules("mamba_ssm"):
-        scan = reference_scan(clones["mamba"])
+        scan = mamba_reference_scan(clones["mamba"])
         generator = torch.Generator().manual_seed(SEED)
         cases = {"vmamba": case(scan, generator, grouped=True, gated=False),
                  "gated": case(scan, generator, grouped=False, gated=True)}

@@ -16,18 +16,17 @@ gradients; ``full``: the parameters at the authors' Moving MNIST configuration (
 """
 from __future__ import annotations
 
-import sys
 import types
 from pathlib import Path
 
 import torch
 from golden_files import default_dtype, gradients, save
 from mmvp_dmvfn_predformer import state_of
-from selective_scan import reference_scan
 from torch import nn
 
+from vpbench.reference.authors_clones import vmrnn_model_class
 from vpbench.reference.clones import commit_of, restored_modules
-from vpbench.reference.openstl_clone import load_model_class, openstl_timm
+from vpbench.reference.openstl_clone import openstl_timm
 
 SOURCES = ("vmrnn", "mamba")
 REPOSITORY = "github.com/yyyujintang/VMRNN-PyTorch"
@@ -42,10 +41,8 @@ def build(clone: Path, mamba: Path, config: dict) -> nn.Module:
     """The authors' VMRNN_D_Model at ``config``, its SS2D scanning with mamba-ssm's reference scan."""
     configs = types.SimpleNamespace(in_shape=(config["frames"][0], *config["shape"]), patch_size=config["patch_size"],
                                     embed_dim=config["embed_dim"], window_size=config["window_size"])
-    model_class = load_model_class(clone, "VMRNN_model", "VMRNN_D_Model", ("vmamba", "VMRNN_modules"), source="vmrnn")
-    sys.modules["openstl.modules.vmamba"].selective_scan_fn = reference_scan(mamba)
-    return model_class(config["depths_down"], config["depths_up"], config["heads"], configs,
-                       d_state=config["d_state"])
+    model_class = vmrnn_model_class(clone, mamba)
+    return model_class(config["depths_down"], config["depths_up"], config["heads"], configs, d_state=config["d_state"])
 
 
 @torch.no_grad()

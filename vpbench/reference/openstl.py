@@ -1,9 +1,12 @@
-"""Training steps of vpbench's models side by side with OpenSTL's (github.com/chengtan9907/OpenSTL) and with the
-reference codes built on it.
+"""Training steps of vpbench's models side by side with OpenSTL's (github.com/chengtan9907/OpenSTL), with the
+reference codes built on it and with IAM4VP's.
 
 vpbench never ships or fetches these codes: the user points ``bench speed --parts openstl`` at clones with
 ``--openstl PATH`` (branch OpenSTL-Lightning), ``--openstl-v030 PATH`` (branch OpenSTLv0.3.0: DMVFN, PredNet,
-CrevNet) and ``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL). For each model that
+CrevNet), ``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL), ``--vmrnn PATH``
+(github.com/yyyujintang/VMRNN-PyTorch, built on OpenSTL) with ``--mamba PATH`` (github.com/state-spaces/mamba) and
+``--iam4vp PATH`` (github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction). For each
+model that
 vpbench and a given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
 ``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe (each side
 with its own optimiser kernels: the references' torch defaults, vpbench's fused), and timed alternately
@@ -15,7 +18,9 @@ step is its suite's own, over one batch of sequences:
   PredRNN.V2 adds its decoupling term), as OpenSTL's PredRNN method calls it; both sides read the true frame with
   probability :data:`SAMPLING` wherever they sample (PredRNN.V2: inside the input window too);
 * PhyDNet: OpenSTL's model returns its loss (every predicted frame's MSE plus the moment loss) without teacher
-  forcing, vpbench's loss likewise; SwinLSTM: OpenSTL's model on the whole sequence returns its MSE;
+  forcing, vpbench's loss likewise; SwinLSTM and VMRNN: OpenSTL's (the VMRNN authors') model on the whole sequence
+  returns its MSE. The VMRNN authors' SS2D scans with mamba-ssm's fused CUDA kernel: here with that package's own
+  pure-PyTorch ``selective_scan_ref`` (from the ``--mamba`` clone), vpbench's with its own loop;
 * block predictors: SimVP (IncepU, in OpenSTL's form), SimVP v2 (gSTA), TAU and PredFormer called as OpenSTL's
   SimVP method (and PredFormer's authors) call them (on the input frames, rolled out on their own output when
   T_out > T_in), with MSE, and for TAU MSE + 0.1 x the differential divergence regulariser of OpenSTL's TAU
@@ -29,9 +34,14 @@ step is its suite's own, over one batch of sequences:
   (its modules need timm 0.9, pywt and einops: without them its row says why it was not timed);
 * DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
   MNIST), each on the Laplacian loss of every block's output, and so does vpbench's recipe (``window_frames``).
-  Neither side adds the VGG perceptual term (vpbench leaves it out).
+  Neither side adds the VGG perceptual term (vpbench leaves it out);
+* IAM4VP: the authors' training loop (``exp.py``) takes an optimiser step per predicted frame, each on that frame's
+  MSE (the model on the input frames, the earlier predictions detached, and step 100 s); vpbench's recipe one step
+  per batch on the mean of the frames' MSEs. Their code fixes Moving MNIST's shapes and ``N_S`` 4: elsewhere its
+  row says why it was not timed (:class:`Incomparable`).
 
-How the single files are imported: :mod:`vpbench.reference.openstl_clone`.
+How the single files are imported: :mod:`vpbench.reference.openstl_clone` (IAM4VP's and VMRNN's:
+:mod:`vpbench.reference.authors_clones`).
 """
 from __future__ import annotations
 
@@ -58,8 +68,16 @@ from vpbench.harness.steps import train_step_fn
 from vpbench.metrics.cost import alternating_seconds, count_params, dummy_batch
 from vpbench.models import build_model
 from vpbench.models.dmvfn import GAMMA
+from vpbench.models.iam4vp import STEP_SCALE
 from vpbench.models.registry import get_entry
 from vpbench.models.tau import DDR_ALPHA
+from vpbench.reference.authors_clones import (
+    IAM4VP_SHAPE,
+    IAM4VP_SPATIAL_LAYERS,
+    iam4vp_files,
+    iam4vp_reference,
+    vmrnn_model_class,
+)
 from vpbench.reference.clones import Unavailable
 from vpbench.reference.openstl_clone import (
     SOURCES,
@@ -80,6 +98,11 @@ RECURRENT_OPTIONS = ("sr_size", "tau", "cell_mode", "model_mode", "decouple_beta
 
 Builder = Callable[[type[nn.Module], dict[str, Any], DataSpec], nn.Module]
 StepMaker = Callable[[nn.Module, dict[str, Any], Tensor, Tensor, Path], Callable[[], None]]
+
+
+class Incomparable(Exception):
+    """The reference code fixes what this configuration changes (a shape, a depth): its row says why it was not
+    timed."""
 
 
 def model_options(config: dict[str, Any]) -> dict[str, Any]:
@@ -246,12 +269,25 @@ def phydnet_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor,
     return step
 
 
+def _swin_configs(options: dict[str, Any], spec: DataSpec) -> types.SimpleNamespace:
+    """The ``configs`` object of OpenSTL's SwinLSTM-D and the VMRNN authors' VMRNN-D."""
+    return types.SimpleNamespace(in_shape=_in_shape(spec), patch_size=options["patch_size"],
+                                 embed_dim=options["embed_dim"], window_size=options["window_size"])
+
+
 def swinlstm_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """OpenSTL's ``SwinLSTM_D_Model(depths_downsample, depths_upsample, num_heads, configs)``."""
     o = model_options(config)
-    configs = types.SimpleNamespace(in_shape=_in_shape(spec), patch_size=o["patch_size"], embed_dim=o["embed_dim"],
-                                    window_size=o["window_size"])
-    return cls(list(o["depths_down"]), list(o["depths_up"]), list(o["heads"]), configs)
+    return cls(list(o["depths_down"]), list(o["depths_up"]), list(o["heads"]), _swin_configs(o, spec))
+
+
+def vmrnn_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """The VMRNN authors' ``VMRNN_D_Model(depths_downsample, depths_upsample, num_heads, configs)`` at vpbench's
+    sizes, state size (``d_state``) and stochastic depth; their cells take heads but read none (one per level)."""
+    o = model_options(config)
+    heads = [1] * len(o["depths_down"])
+    return cls(list(o["depths_down"]), list(o["depths_up"]), heads, _swin_configs(o, spec), d_state=o["d_state"],
+               drop_path_rate=o["drop_path"])
 
 
 def swinlstm_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
@@ -413,6 +449,38 @@ def wast_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, cl
     return step
 
 
+def iam4vp_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """The authors' IAM4VP at vpbench's sizes (:func:`~vpbench.reference.authors_clones.iam4vp_reference`, over the
+    ``model.py`` that defines ``cls``); :class:`Incomparable` unless the frames and ``N_S`` are those it fixes."""
+    o = model_options(config)
+    shape = (*_in_shape(spec), spec.output_frames)
+    if shape != (*IAM4VP_SHAPE, IAM4VP_SHAPE[0]) or o["spatial_layers"] != IAM4VP_SPATIAL_LAYERS:
+        t, c, h, w = IAM4VP_SHAPE
+        raise Incomparable(f"the IAM4VP authors' code fixes {t} -> {t} frames of {c} x {h} x {w} and "
+                           f"{IAM4VP_SPATIAL_LAYERS} spatial layers; here {spec.input_frames} -> {spec.output_frames} "
+                           f"of {spec.channels} x {spec.height} x {spec.width} and {o['spatial_layers']}")
+    return iam4vp_reference(inspect.getmodule(cls), time_dim=o["time_dim"], readout_dim=o["readout_dim"],
+                            hid_S=o["hidden"], N_S=o["spatial_layers"], N_T=o["blocks"])
+
+
+def iam4vp_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of the IAM4VP authors' training (``exp.py``): for each frame s of the target, the model on the input
+    frames, the earlier predictions (detached) and time 100 s, the MSE of frame s, and an optimiser step."""
+    optimizer = reference_optimizer(model, config["train"])
+    model.train()
+
+    def step() -> None:
+        predictions: list[Tensor] = []
+        for s in range(y.shape[1]):
+            optimizer.zero_grad(set_to_none=True)
+            pred = model(x, predictions, torch.tensor(STEP_SCALE * s).repeat(x.shape[0]))
+            F.mse_loss(pred, y[:, s]).backward()
+            predictions.append(pred.detach())
+            optimizer.step()
+
+    return step
+
+
 def predformer_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """The authors' ``PredFormer_Model(model_config)`` (Quadruplet-TSST) at vpbench's sizes."""
     o = model_options(config)
@@ -435,14 +503,15 @@ class Pair:
     step: StepMaker = recurrent_step
     sets: tuple[str, ...] = LINEAR_SAMPLING  # vpbench's options for its timed step
     source: str = "openstl"  # the clone it is read from (a key of SOURCES)
+    needs: tuple[str, ...] = ()  # the other clones its loader reads (keys of SOURCES), passed after ``source``'s
     placeholders: tuple[str, ...] = ()  # names the model file imports from openstl.utils, never called in training
     requires: str = "timm<=0.6.11 (OpenSTL's pin) and a torchvision that loads"  # what it needs that may not import
-    loader: Callable[[str | Path], type[nn.Module]] | None = None  # for a class outside openstl/models
+    loader: Callable[..., type[nn.Module]] | None = None  # for a class outside openstl/models: (clone, *needs)
 
-    def load(self, clone: str | Path) -> type[nn.Module]:
-        """The reference's model class, from the clone at ``clone``."""
+    def load(self, clone: str | Path, *others: str | Path) -> type[nn.Module]:
+        """The reference's model class, from the clone at ``clone`` (and those of :attr:`needs`, in order)."""
         if self.loader is not None:
-            return self.loader(clone)
+            return self.loader(clone, *others)
         return load_model_class(clone, self.module, self.cls, self.parts, self.utils, self.source, self.placeholders)
 
 
@@ -480,6 +549,12 @@ PAIRS = {
     "predformer": Pair("PredFormer_Quadruplet_TSST", "PredFormer_Model", ("PredFormer_modules",),
                        build=predformer_model, step=functools.partial(block_step, simvp_prediction), sets=(),
                        source="predformer", placeholders=("measure_throughput",)),
+    "vmrnn": Pair("", "VMRNN_D_Model", (), build=vmrnn_model, step=swinlstm_step, sets=(), source="vmrnn",
+                  needs=("mamba",), loader=vmrnn_model_class,
+                  requires="timm 0.6.11 (pip install --no-deps --target DIR timm==0.6.11; DIR on PYTHONPATH), einops "
+                           "and fvcore"),
+    "iam4vp": Pair("", "IAM4VP", (), build=iam4vp_model, step=iam4vp_step, sets=(), source="iam4vp",
+                   loader=lambda clone: iam4vp_files(clone)[1].IAM4VP, requires="einops"),
 }
 
 
@@ -499,7 +574,8 @@ def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str,
     """Median seconds of a training step of each model and of the reference's, timed alternately after a warm-up.
     ``clones``: the folder of each clone given, by source (a key of :data:`SOURCES`). Models without a counterpart
     in :data:`PAIRS` are left out; a model whose clone is not given, or whose reference cannot be built here (timm),
-    gets a row without times that says why; none at all is an error."""
+    gets a row without times that says why, as does one the reference cannot be built at (:class:`Incomparable`);
+    none at all is an error."""
     paired = [name for name in models if name in PAIRS]
     if not paired:
         raise UserError(f"--parts openstl: none of {', '.join(models) or 'no models'} has an OpenSTL counterpart "
@@ -508,11 +584,12 @@ def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str,
     for name in paired:
         pair = PAIRS[name]
         row = {"model": name, "source": pair.source, "batch": batch, "seconds": None}
-        if pair.source not in clones:
-            option, repository = SOURCES[pair.source]
-            rows.append({**row, "missing": f"give {option} PATH, a clone of {repository}"})
+        absent = [source for source in (pair.source, *pair.needs) if source not in clones]
+        if absent:
+            rows.append({**row, "missing": " and ".join(f"give {SOURCES[s][0]} PATH, a clone of {SOURCES[s][1]}"
+                                                        for s in absent)})
             continue
-        clone = Path(clones[pair.source]).expanduser()
+        clone, *others = (Path(clones[source]).expanduser() for source in (pair.source, *pair.needs))
         config = cfg.resolve(preset, name, dataset, sets=cfg.parse_sets(list(pair.sets)))
         config["train"]["batch_size"] = batch
         spec = dataset_entry(dataset).spec(config["dataset"])
@@ -520,9 +597,12 @@ def compare(clones: Mapping[str, str | Path], models: list[str], *, preset: str,
         ours = build_model(config)
         torch.manual_seed(0)
         try:
-            theirs = pair.build(pair.load(clone), config, spec)
+            theirs = pair.build(pair.load(clone, *others), config, spec)
         except Unavailable as err:
             rows.append({**row, "missing": f"{err}; install {pair.requires}"})
+            continue
+        except Incomparable as err:
+            rows.append({**row, "missing": str(err)})
             continue
         x, y = dummy_batch(spec, batch)
         steps = {"reference": pair.step(theirs, config, x, y, clone),
@@ -552,10 +632,13 @@ def markdown(rows: list[dict[str, Any]], preset: str, repeats: int) -> list[str]
                      f"{s['reference'] / s['vpbench']:.2f}x |")
     lines += ["", (f"Medians of {repeats} steps each after a warm-up, timed alternately; torch threads: "
                    f"{torch.get_num_threads()}; 1-minute load average {os.getloadavg()[0]:.2f}. A step is one batch "
-                   "of sequences. OpenSTL's ConvLSTM, PredRNN++, MIM, MAU, MMVP and SwinLSTM define modules their "
-                   "forward never uses (more parameters, no more work). TAU: MSE + 0.1 x the differential divergence "
-                   "on both sides. MMVP: OpenSTL trains it on the whole sequence (input and target frames encoded), "
-                   "vpbench on the input frames. DMVFN: both take an optimiser step per window of three frames; its "
-                   "routing draws which blocks run, so its times vary more.")]
+                   "of sequences. OpenSTL's ConvLSTM, PredRNN++, MIM, MAU, MMVP and SwinLSTM and the VMRNN and "
+                   "IAM4VP authors' models define modules their forward never uses (more parameters, no more work). "
+                   "TAU: MSE + 0.1 x the differential divergence on both sides. MMVP: OpenSTL trains it on the whole "
+                   "sequence (input and target frames encoded), vpbench on the input frames. DMVFN: both take an "
+                   "optimiser step per window of three frames; its routing draws which blocks run, so its times vary "
+                   "more. VMRNN: the reference scans with mamba-ssm's pure-PyTorch selective_scan_ref (its fused "
+                   "kernel needs CUDA). IAM4VP: the authors take an optimiser step per predicted frame and encode the "
+                   "input frames again for each, vpbench one step per batch and one encoding.")]
     lines += [f"\nNot timed: {r['model']} ({r['missing']})." for r in rows if r["seconds"] is None]
     return lines + [""]
