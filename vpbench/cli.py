@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the code that wrote it")
     imported.add_argument("checkpoint", help="the checkpoint file (.pth, .pt or a Lightning .ckpt)")
     imported.add_argument("--model", help="the vpbench model (default: the catalogue's, for a released file; the "
-                                          "code's only model, for iam4vp and vmrnn)")
+                                          "code's only model, for every code but openstl)")
     imported.add_argument("--dataset", help="the vpbench dataset it was trained on (default: the catalogue's)")
     imported.add_argument("--preset", help="the scale of that code's configuration (default: its full one)")
     imported.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",

@@ -146,6 +146,8 @@ def test_an_iam4vp_or_vmrnn_checkpoint_of_another_model_or_size_is_a_one_line_er
         status, _, err = bench(*import_args(code, path, None, files[code][1], results))
         assert status == 2 and len(err.strip().splitlines()) == 1, err
         assert f"{other}.pth is not the {code.upper()} authors' code's {code}: it has " in err, err
+        assert err.strip().endswith(f"is it a checkpoint of another code? bench import {code} reads the "
+                                    f"{code.upper()} authors' code's {code} only"), err
     path, options = files["vmrnn"]  # a second cell deeper here than in the checkpoint
     status, _, err = bench(*import_args("vmrnn", path, None, {**options, "depths_down": [2, 2]}, results))
     assert status == 2 and len(err.strip().splitlines()) == 1, err

@@ -1,6 +1,6 @@
 """``bench import openstl|srvp|predformer|simvp|iam4vp|vmrnn CHECKPOINT --model NAME --dataset NAME``: a checkpoint
 of a reference code (released, or trained by you with that code) as a vpbench run folder. ``--model`` may be left out
-for a released file (the catalogue names it) and for a code of one model (IAM4VP's, VMRNN's).
+for a released file (the catalogue names it) and for a code of one model (every code but OpenSTL's).
 
 The checkpoint is read with ``torch.load(weights_only=True)``: a plain state dict (OpenSTL's released ``.pth``
 files, the SRVP, PredFormer, SimVP, IAM4VP and VMRNN codes' ``checkpoint.pth``/``best_loss.pt``, IAM4VP's
@@ -96,14 +96,17 @@ def import_config(code: str, model: str, dataset: str, preset: str | None,
 
 def vpbench_weights(code: str, config: Mapping[str, Any], state: Mapping[str, Tensor], what: str) -> dict[str, Tensor]:
     """``state`` mapped into the model of ``config``, checked to fit it; a one-line error naming what does not."""
-    name = config["model"]["name"]
+    name, models = config["model"]["name"], models_of(code)
     builder = mapping_for(code, name)
     if builder is None:
-        raise UserError(f"bench import {code} maps into {', '.join(models_of(code))}; not into {name}")
+        raise UserError(f"bench import {code} maps into {', '.join(models)}; not into {name}")
     model = build_model(config)
     ours = model.state_dict()
-    hint = f"is it a checkpoint of another model? give the --model it was trained as (bench import {code} maps " \
-           f"into {', '.join(models_of(code))})"
+    if len(models) > 1:
+        hint = f"is it a checkpoint of another model? give the --model it was trained as (bench import {code} maps " \
+               f"into {', '.join(models)})"
+    else:
+        hint = f"is it a checkpoint of another code? bench import {code} reads {CODES[code][0]}'s {name} only"
     sizes = "; a checkpoint of another size? set --set model.KEY=VALUE as it was trained (see bench list)"
     try:
         mapped = builder(state, ours, config["model"]).to_vpbench(state)
@@ -170,7 +173,7 @@ def import_checkpoint(code: str, checkpoint: str | Path, *, model: str | None = 
                             "give --dataset NAME to import it anyway")
         catalogued = cfg.parse_sets(list(released.sets)) if model == released.model else {}
         sets["model"] = {**catalogued.get("model", {}), **sets.get("model", {})}
-    if model is None and len(models_of(code)) == 1:  # a code of one model (IAM4VP's, VMRNN's)
+    if model is None and len(models_of(code)) == 1:  # a code of one model (all but OpenSTL's)
         model = models_of(code)[0]
     if model is None or dataset is None:
         raise UserError("give --model NAME and --dataset NAME: the vpbench model and dataset the checkpoint was trained "
