@@ -6,12 +6,11 @@ vpbench never ships or fetches these codes: the user points ``bench speed --part
 CrevNet), ``--predformer PATH`` (github.com/yyyujintang/PredFormer, built on OpenSTL), ``--vmrnn PATH``
 (github.com/yyyujintang/VMRNN-PyTorch, built on OpenSTL) with ``--mamba PATH`` (github.com/state-spaces/mamba) and
 ``--iam4vp PATH`` (github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction). For each
-model that
-vpbench and a given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's preset, e.g.
-``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe (each side
-with its own optimiser kernels: the references' torch defaults, vpbench's fused), and timed alternately
-(reference, vpbench, reference, ...) so that a change of machine load affects both alike. Each side's training
-step is its suite's own, over one batch of sequences:
+model that vpbench and a given clone both have (:data:`PAIRS`), both are built at the same configuration (vpbench's
+preset, e.g. ``openstl-quick``), trained on the same random batch with the loss and optimiser of vpbench's recipe
+(each side with its own optimiser kernels: the references' torch defaults, vpbench's fused), and timed alternately
+(reference, vpbench, reference, ...) so that a change of machine load affects both alike. Each side's training step
+is its suite's own, over one batch of sequences:
 
 * recurrent models (ConvLSTM, PredRNN, PredRNN++, MIM, MAU, PredRNN.V2, E3D-LSTM): OpenSTL's model takes the
   patched sequence and a scheduled-sampling mask and returns its loss (the MSE over every predicted frame;
