@@ -50,6 +50,8 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     "eta_min": ("a number >= 0", lambda v: _number(v) and v >= 0),
     "t_max_epochs": ("an integer >= 1 or null", lambda v: v is None or (isinstance(v, int) and v >= 1)),
     "num_workers": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),
+    # Convolution weights in channels-last layout on a CPU (measured faster for some models; harness.steps.place).
+    "cpu_channels_last": ("true or false", lambda v: isinstance(v, bool)),
     "grad_clip": ("a number > 0 or null", lambda v: v is None or (_number(v) and v > 0)),
     # One optimiser step per window of consecutive frames (DMVFN's references; see vpbench.harness.steps).
     "window_frames": ("an integer >= 2 or null", lambda v: v is None or (isinstance(v, int) and v >= 2)),

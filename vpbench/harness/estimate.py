@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from vpbench.datasets import SequenceSource
-from vpbench.harness.steps import train_step_fn
+from vpbench.harness.steps import place, train_step_fn
 from vpbench.metrics.cost import dummy_batch, median_seconds
 from vpbench.models import build_model
 
@@ -28,8 +28,8 @@ def run_seconds(config: Mapping[str, Any], source: SequenceSource, device: torch
         torch.set_num_threads(threads)
     try:
         torch.manual_seed(config["seed"])
-        model = build_model(config).to(device)
         train, spec = config["train"], source.spec
+        model = place(build_model(config), device, train)
         eval_batch = min(train["eval_batch_size"], len(source.split("test")))
         x, _ = dummy_batch(spec, eval_batch, device)
         model.eval()

@@ -24,6 +24,7 @@ from vpbench.errors import UserError
 from vpbench.harness.checkpoints import checkpoint_of, finished_run
 from vpbench.harness.evaluate import check_memory, evaluate
 from vpbench.harness.runner import describe_run, load_weights, test_line, write_evaluation
+from vpbench.harness.steps import place
 from vpbench.metrics.perceptual import PerceptualMetrics, metrics_config
 from vpbench.metrics.scoring import MetricScorer, context_of
 from vpbench.models import build_model
@@ -102,7 +103,7 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
     checkpoint_name, checkpoint = checkpoint_of(run)
     model = build_model(trained)
     load_weights(model, checkpoint["model"], trained["model"]["name"])
-    model.to(device)
+    place(model, device, trained["train"])
     source = build_dataset(entry.name, data, data_dir, trained["seed"])
     digest = (trained.get("data") or {}).get("digest")
     if own_data and horizon is None and not sets and digest and source.provenance.get("test_sha256") != digest:

@@ -23,6 +23,7 @@ from vpbench.harness import distributed
 from vpbench.harness.checkpoints import initial_weights
 from vpbench.harness.evaluate import Evaluation, evaluate, framewise_table
 from vpbench.harness.loggers import Tracker, open_tracker, parse_loggers
+from vpbench.harness.steps import place
 from vpbench.harness.trainer import Runtime, fit
 from vpbench.locks import RunLock
 from vpbench.metrics.cost import count_flops, count_params
@@ -164,7 +165,7 @@ def _train_and_evaluate(model: nn.Module, config: Mapping[str, Any], source: Seq
     elif config.get("init"):
         load_weights(model, initial_weights(config["init"], name), name)
         log(f"{name}: starting from the weights of {config['init']}")
-    model.to(runtime.device)
+    place(model, runtime.device, config["train"])
     tracker = open_tracker(run, config, log) if run is not None else Tracker([], log)
     try:
         return _tracked(model, config, source, run, runtime, log, checkpoint, metrics, tracker)

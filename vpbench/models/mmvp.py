@@ -356,8 +356,9 @@ MMVP_PRESETS: dict[str, dict] = {
 QUICK_LR = 3.0e-3
 # OpenSTL's (configs/mmnist/MMVP.py): MSE on the unbounded output (``mse_raw``), Adam, one-cycle per batch peaking
 # at 1e-3, batch 16; the protocol's recipe with that loss under OpenSTL's protocol, the same under the SRVP
-# protocol. The smaller scales peak at QUICK_LR.
-_OWN = {"loss": "mse_raw", "optimizer": "adam", "weight_decay": 0.0, "scheduler": "onecycle"}
+# protocol. The smaller scales peak at QUICK_LR. On a CPU its convolutions run in channels-last layout (measured
+# on the quick preset: a training step 1.3x faster).
+_OWN = {"loss": "mse_raw", "optimizer": "adam", "weight_decay": 0.0, "scheduler": "onecycle", "cpu_channels_last": True}
 MMVP_RECIPE = {"paper": {**_OWN, "lr": 1.0e-3, "batch_size": 16}, "quick": {**_OWN, "lr": QUICK_LR},
                "tiny": {**_OWN, "lr": QUICK_LR},
                "openstl": {**presets.protocol_recipe("openstl"), "loss": "mse_raw"},
