@@ -247,7 +247,7 @@ class Earthformer(nn.Module):
         z = self.decode(self.encode(self.input_position(x)))
         for stage in self.head:
             z = stage(z)
-        return self.readout(z).permute(0, 1, 4, 2, 3)
+        return self.readout(z).permute(0, 1, 4, 2, 3).contiguous()
 
     def forward(self, frames: Tensor, horizon: int) -> Tensor:
         """[B, T_in, C, H, W] -> [B, horizon, C, H, W] in [0, 1]: blocks of ``output_frames``, each reading the
@@ -257,7 +257,7 @@ class Earthformer(nn.Module):
         chunks, window = [], frames
         while sum(c.shape[1] for c in chunks) < horizon:
             chunks.append(clamp_straight_through(self.raw(window)))
-            window = torch.cat([window, chunks[-1]], dim=1)[:, -self.input_frames:]
+            window = torch.cat([window, chunks[-1]], dim=1)[:, -self.input_frames:].contiguous()  # as a fresh input
         return torch.cat(chunks, dim=1)[:, :horizon]
 
 def check(c: dict[str, Any], in_channels: int, input_frames: int, output_frames: int) -> None:
