@@ -6,9 +6,8 @@ trainer never special-cases a model.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import math
+from typing import Any, Mapping
 
 import torch
 
