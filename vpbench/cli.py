@@ -172,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
     speed.add_argument("--parts", default="models,metrics,generation",
                        help="any of models, metrics, generation, srvp-official (needs --official-srvp), openstl "
-                            "(needs --openstl, --openstl-v030 or --predformer), sweep (make demo's quick sweep against "
-                            "the way it ran before; tens of minutes)")
+                            "(needs --openstl, --openstl-v030, --predformer or --earthformer), sweep (make demo's "
+                            "quick sweep against the way it ran before; tens of minutes)")
     speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
     speed.add_argument("--dataset", default="mmnist")
     _add_preset(speed, "quick")
@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(DMVFN, PredNet, CrevNet)")
     speed.add_argument("--predformer", metavar="PATH",
                        help="your clone of github.com/yyyujintang/PredFormer, for --parts openstl (needs einops)")
+    speed.add_argument("--earthformer", metavar="PATH",
+                       help="your clone of github.com/amazon-science/earth-forecasting-transformer, for --parts "
+                            "openstl (Earthformer)")
 
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")

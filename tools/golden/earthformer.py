@@ -2,8 +2,8 @@
 
 Writes ``tests/golden/earthformer.pt`` (read by ``tests/parity/test_parity_earthformer.py``) from a clone of
 github.com/amazon-science/earth-forecasting-transformer (``--earthformer``): ``src/earthformer/cuboid_transformer/
-cuboid_transformer.py`` imported as a package module (its ``einops`` import needs einops on PYTHONPATH: ``pip install
---target DIR einops``). The model's arguments are read from the authors' configuration files
+cuboid_transformer.py`` imported as a package module by :mod:`vpbench.reference.earthformer` (which stands in its
+unused einops import where einops is missing). The model's arguments are read from the authors' configuration files
 (``scripts/cuboid_transformer/moving_mnist/cfg.yaml``, ``sevir/cfg_sevir.yaml``) as their training scripts read
 them (one self/cross pattern name per level), then shrunk (:data:`TINY`): 4 input and 3 output frames, no
 dropout; the Moving MNIST network with base_units 16 (its stem's GroupNorms have 16 groups), depths 2, 2 on
@@ -20,12 +20,10 @@ configurations.
 """
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
 import torch
-import yaml
 from golden_files import ROOT, default_dtype
 from mmvp_dmvfn_predformer import fvcore_flops, save_compact
 from torch import nn
@@ -33,11 +31,11 @@ from torch import nn
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers.parity import seeded_weights, sketch  # noqa: E402  the test draws and sketches the same way
 
-from vpbench.reference.clones import commit_of, package, restored_modules  # noqa: E402
+from vpbench.reference.clones import commit_of, restored_modules  # noqa: E402
+from vpbench.reference.earthformer import CONFIG_FILES, config_file_kwargs, model_class  # noqa: E402
 
 SOURCES = ("earthformer",)
 REPOSITORY = "github.com/amazon-science/earth-forecasting-transformer"
-CONFIG_FILES = {"mmnist": "moving_mnist/cfg.yaml", "nbody": "nbody/cfg.yaml", "sevir": "sevir/cfg_sevir.yaml"}
 WEIGHT_SEED, DATA_SEED, SKETCH_SEED = 20261207, 20261208, 20261209
 NO_DROPOUT = {"attn_drop": 0.0, "proj_drop": 0.0, "ffn_drop": 0.0}
 TINY = {
@@ -57,29 +55,6 @@ VPBENCH = {
               "base_units": 8, "heads": 2, "depth": (1, 1), "drop": 0.0, "global_vectors": 2, "stem_dims": (4, 8),
               "stem_scales": (3, 2), "stem_convs": (1, 1), "head_convs": (1, 1)},
 }
-# The training scripts' arguments that are not model keys of the same name.
-PATTERN_KEYS = {"self_pattern": "enc_attn_patterns", "cross_self_pattern": "dec_self_attn_patterns",
-                "cross_pattern": "dec_cross_attn_patterns"}
-
-
-def authors_kwargs(clone: Path, config: str, **overrides) -> dict:
-    """``CuboidTransformerModel``'s arguments as the authors' training script builds them from the config file."""
-    model = yaml.safe_load((clone / "scripts" / "cuboid_transformer" / CONFIG_FILES[config]).read_text())["model"]
-    model.update(overrides)
-    levels = len(model["enc_depth"])
-    for key, argument in PATTERN_KEYS.items():
-        value = model.pop(key)
-        model[argument] = [value] * levels if isinstance(value, str) else value
-    model.pop("block_units", None)
-    return model
-
-
-def reference_class(clone: Path) -> type:
-    """``CuboidTransformerModel`` from the clone (its package imported without running its ``__init__.py``)."""
-    package("earthformer", clone / "src" / "earthformer")
-    return importlib.import_module("earthformer.cuboid_transformer.cuboid_transformer").CuboidTransformerModel
-
-
 def sequences(shape_in, shape_out, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs [2, T_in, C, H, W] and targets [2, T_out, C, H, W] (vpbench's layout), float64, from ``seed``."""
     generator = torch.Generator().manual_seed(seed)
@@ -88,11 +63,11 @@ def sequences(shape_in, shape_out, seed: int) -> tuple[torch.Tensor, torch.Tenso
             torch.rand(2, t_out, c, h, w, generator=generator, dtype=torch.float64))
 
 
-def run(model_class: type, clone: Path, config: str) -> dict:
+def run(cuboid_transformer: type, clone: Path, config: str) -> dict:
     """One network's golden entry (see the module docstring)."""
-    kwargs = authors_kwargs(clone, config, **TINY[config])
+    kwargs = config_file_kwargs(clone, config, **TINY[config])
     torch.manual_seed(WEIGHT_SEED)
-    model = model_class(**kwargs)
+    model = cuboid_transformer(**kwargs)
     shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
     with torch.no_grad():
         for name, value in seeded_weights(shapes, WEIGHT_SEED).items():
@@ -109,15 +84,15 @@ def run(model_class: type, clone: Path, config: str) -> dict:
 
 def make_earthformer(clone: Path, out: Path) -> Path:
     with restored_modules("earthformer"):
-        model_class = reference_class(clone)
-        networks = {config: run(model_class, clone, config) for config in TINY}
-        tiny = model_class(**authors_kwargs(clone, "mmnist", **TINY["mmnist"])).eval()
+        cuboid_transformer = model_class(clone)
+        networks = {config: run(cuboid_transformer, clone, config) for config in TINY}
+        tiny = cuboid_transformer(**config_file_kwargs(clone, "mmnist", **TINY["mmnist"])).eval()
         flops = fvcore_flops(tiny, torch.ones(1, *TINY["mmnist"]["input_shape"]))
         full = {}
         with default_dtype(torch.float32), torch.device("meta"):
             for config in CONFIG_FILES:
-                kwargs = authors_kwargs(clone, config)
-                full[config] = {"params": sum(p.numel() for p in model_class(**kwargs).parameters()),
+                kwargs = config_file_kwargs(clone, config)
+                full[config] = {"params": sum(p.numel() for p in cuboid_transformer(**kwargs).parameters()),
                                 "input_shape": kwargs["input_shape"], "target_shape": kwargs["target_shape"]}
     return save_compact(
         out / "earthformer.pt",

@@ -184,10 +184,11 @@ def command(args: argparse.Namespace) -> None:
         raise UserError("--parts srvp-official needs --official-srvp PATH, the folder of your clone of "
                         "github.com/yuseonk/SRVP")
     clones = {source: path for source, path in (("openstl", args.openstl), ("openstl-v030", args.openstl_v030),
-                                                ("predformer", args.predformer)) if path}
+                                                ("predformer", args.predformer),
+                                                ("earthformer", args.earthformer)) if path}
     if "openstl" in parts and not clones:
         raise UserError("--parts openstl needs --openstl PATH, the folder of your clone of "
-                        "github.com/chengtan9907/OpenSTL (or --openstl-v030 PATH, --predformer PATH)")
+                        "github.com/chengtan9907/OpenSTL (or --openstl-v030 PATH, --predformer PATH, --earthformer PATH)")
     preset = presets.choose(args.preset, args.protocol, "cpu")
     text = speed_markdown(parts, models=expand(args.models, preset.protocol), dataset=args.dataset, preset=preset.name,
                           batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats,

@@ -37,6 +37,7 @@ SOURCES = {
     "openstl-v030": ("--openstl-v030", "github.com/chengtan9907/OpenSTL (branch OpenSTLv0.3.0)"),
     "predformer": ("--predformer", "github.com/yyyujintang/PredFormer"),
     "vmrnn": ("--vmrnn", "github.com/yyyujintang/VMRNN-PyTorch"),
+    "earthformer": ("--earthformer", "github.com/amazon-science/earth-forecasting-transformer"),
 }
 # The modules of timm OpenSTL's files import (timm.layers: timm >= 0.8's path of timm.models.layers)
 TIMM = ("timm", "timm.layers", "timm.models", "timm.models.layers", "timm.models.convnext", "timm.models.mlp_mixer",
