@@ -156,9 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetched.add_argument("--to", metavar="DIR", default="weights", help="the folder (default: weights)")
     _add_fetch_options(fetched)
 
-    imported = sub.add_parser("import", help="a checkpoint of OpenSTL, SRVP, PredFormer or SimVP (released or your "
-                                             "own) as a vpbench run folder, for eval, predict, report and --init")
-    imported.add_argument("code", choices=("openstl", "srvp", "predformer", "simvp"), help="the code that wrote it")
+    imported = sub.add_parser("import", help="a checkpoint of OpenSTL, SRVP, PredFormer, SimVP or Earthformer "
+                                             "(released or your own) as a vpbench run folder, for eval, predict, "
+                                             "report and --init")
+    imported.add_argument("code", choices=("openstl", "srvp", "predformer", "simvp", "earthformer"),
+                          help="the code that wrote it")
     imported.add_argument("checkpoint", help="the checkpoint file (.pth, .pt or a Lightning .ckpt)")
     imported.add_argument("--model", help="the vpbench model (default: the catalogue's, for a released file)")
     imported.add_argument("--dataset", help="the vpbench dataset it was trained on (default: the catalogue's)")

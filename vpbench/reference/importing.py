@@ -1,9 +1,10 @@
-"""``bench import openstl|srvp|predformer|simvp CHECKPOINT --model NAME --dataset NAME``: a checkpoint of a reference
-code (released, or trained by you with that code) as a vpbench run folder.
+"""``bench import openstl|srvp|predformer|simvp|earthformer CHECKPOINT --model NAME --dataset NAME``: a checkpoint
+of a reference code (released, or trained by you with that code) as a vpbench run folder.
 
 The checkpoint is read with ``torch.load(weights_only=True)``: a plain state dict (OpenSTL's released ``.pth``
-files, the SRVP, PredFormer and SimVP codes' ``checkpoint.pth``/``best_loss.pt``), a dict holding one under
-``state_dict`` (OpenSTL v0.3's ``latest.pth``; a Lightning ``.ckpt``, whose method keeps the model as ``model.``),
+files, the SRVP, PredFormer and SimVP codes' ``checkpoint.pth``/``best_loss.pt``, Earthformer's released
+``earthformer_sevir.pt``), a dict holding one under ``state_dict`` (OpenSTL v0.3's ``latest.pth``; a Lightning
+``.ckpt``, whose method keeps the model as ``model.``),
 or either with DataParallel's ``module.`` prefix. Its tensors go through the weight mapping that the golden parity
 tests hold (:mod:`vpbench.reference.mappings`) into vpbench's model built with that code's configuration for the
 model and data set (:mod:`vpbench.reference.configs`, on the code's full preset: ``openstl`` for OpenSTL's, ``paper``
@@ -43,7 +44,9 @@ from vpbench.store import RunDir, load_tensors, writable_results_dir
 CODES = {"openstl": ("OpenSTL", "openstl", "github.com/chengtan9907/OpenSTL"),
          "srvp": ("the SRVP authors' code", "srvp", "github.com/yuseonk/SRVP"),
          "predformer": ("PredFormer's code", "openstl", "github.com/yyyujintang/PredFormer"),  # OpenSTL's metrics
-         "simvp": ("A4Bio's SimVP code", "srvp", "github.com/A4Bio/SimVP")}
+         "simvp": ("A4Bio's SimVP code", "srvp", "github.com/A4Bio/SimVP"),
+         "earthformer": ("the Earthformer authors' code", "srvp",
+                         "github.com/amazon-science/earth-forecasting-transformer")}
 STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # buffers a checkpoint must provide
 
 
