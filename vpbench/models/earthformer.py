@@ -280,7 +280,7 @@ def check(c: dict[str, Any], in_channels: int, input_frames: int, output_frames:
 
 # Presets: the authors' Moving MNIST network at full scale (model.config picks the others); the smaller scales
 # shrink it for a CPU.
-QUICK = {"config": "mmnist", "base_units": 16, "depth": (1, 1), "heads": 4}
+QUICK = {"config": "mmnist", "base_units": 16, "depth": [1, 1], "heads": 4}  # lists: as a run's config.yaml holds them
 EARTHFORMER_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"config": "mmnist"}, "openstl": {"config": "mmnist"},
     "quick": QUICK, "tiny": {**QUICK, "base_units": 8, "heads": 2, "norm_groups": 4},
