@@ -10,7 +10,7 @@ import torch
 
 from vpbench import config as cfg
 from vpbench.errors import UserError
-from vpbench.harness.recipes import warmup_cosine
+from vpbench.harness.recipes import Schedule, warmup_cosine
 from vpbench.models import create, get_entry
 from vpbench.models.layers.cuboid_attention import CuboidCrossAttention, CuboidSelfAttention, from_cuboids, to_cuboids
 
@@ -85,6 +85,20 @@ def test_warmup_cosine_rises_linearly_then_falls_to_its_floor():
     assert factor(60) == pytest.approx(1e-3 + (1 - 1e-3) / 2)
     assert factor(100) == pytest.approx(1e-3) and factor(150) == pytest.approx(1e-3)
     assert warmup_cosine(10, 0.0, 0.0)(0) == 1.0
+
+
+def test_warmup_cosine_steps_after_every_batch_from_the_recipe():
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = Schedule(optimizer, {"scheduler": "warmup_cosine", "epochs": 2, "lr": 1e-3, "warmup_fraction": 0.25,
+                                    "eta_min": 1e-6}, steps_per_epoch=4)
+    rates = [optimizer.param_groups[0]["lr"]]
+    for _ in range(8):
+        optimizer.step()
+        schedule.after_batch()
+        rates.append(optimizer.param_groups[0]["lr"])
+    schedule.after_epoch()  # per batch only: the epoch leaves it
+    assert rates[:3] == pytest.approx([0.0, 5e-4, 1e-3])
+    assert rates[-1] == pytest.approx(1e-6) and optimizer.param_groups[0]["lr"] == pytest.approx(1e-6)
 
 
 def test_recipe_is_the_authors_under_both_protocols():
