@@ -156,6 +156,8 @@ class Earthformer(nn.Module):
         use_globals = c["global_vectors"] > 0
 
         def self_block(dim: int, grid: Sequence[int], out_grid: Sequence[int], globals_: bool) -> CuboidSelfBlock:
+            """Axial attention over ``out_grid`` with the cuboids of ``grid`` (the decoder's: of the memory's
+            T_in frames, as the authors build it; clipped to T_out where shorter)."""
             attentions = [CuboidSelfAttention(dim, c["heads"], size, strategy, out_grid, global_vectors=globals_,
                                               global_self_attention=globals_, attn_drop=drop, proj_drop=drop)
                           for size, strategy in axial(grid)]
@@ -208,9 +210,10 @@ class Earthformer(nn.Module):
         memory = []
         for level, blocks in enumerate(self.encoder):
             for block in blocks:
-                x = block(x) if g is None else block(x, g)
-                if g is not None:
-                    x, g = x
+                if g is None:
+                    x = block(x)
+                else:
+                    x, g = block(x, g)
             memory.append(x)
             if level < len(self.downsample):
                 x = self.downsample[level](x)
