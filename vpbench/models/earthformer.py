@@ -21,7 +21,7 @@ A hierarchical encoder-decoder Transformer over channels-last [B, T, H, W, C] (b
     out     = readout(head(z))                     per-frame stages of (upsample, conv, GroupNorm, LeakyReLU)
                                                    back to H x W, a linear map to C
 
-With ``global_vectors`` K > 0 (SEVIR), K learned vectors join the encoder's attention (paper Eq. 5-6: they read
+With ``global_vectors`` K > 0 (SEVIR), K learned vectors join the encoder's attention (paper Sec. 3: they read
 every position, every cuboid reads them, and they read each other); the decoder does not use them, as in the
 authors' SEVIR configuration. Frames are [B, T_in, C, H, W] in [0, 1]; the output has no activation in the
 authors' code and vpbench clamps it to [0, 1] with a straight-through gradient. A horizon beyond ``output_frames``

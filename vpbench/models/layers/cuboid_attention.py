@@ -1,10 +1,10 @@
 """Cuboid attention (Gao et al., *Earthformer: Exploring Space-Time Transformers for Earth System Forecasting*,
-NeurIPS 2022, Sec. 3.1) and the blocks Earthformer builds from it; every tensor is channels-last [B, T, H, W, C].
+NeurIPS 2022, Sec. 3) and the blocks Earthformer builds from it; every tensor is channels-last [B, T, H, W, C].
 
-Cuboid attention splits the (T, H, W) grid into cuboids of size (b_t, b_h, b_w) and attends within each (paper
-Eq. 2-4: decompose, attend, merge). Per axis the cuboid is *local* (``"l"``: b consecutive positions) or *dilated*
+Cuboid attention splits the (T, H, W) grid into cuboids of size (b_t, b_h, b_w) and attends within each (the
+paper's three steps: decompose, attend, merge). Per axis the cuboid is *local* (``"l"``: b consecutive positions) or *dilated*
 (``"d"``: b positions T/b apart). Axial attention is the three cuboids (T, 1, 1), (1, H, 1), (1, 1, W).
-Optionally K global vectors read the whole grid and every cuboid reads them (paper Eq. 5-6).
+Optionally K global vectors read the whole grid and every cuboid reads them (the paper's global vectors).
 
 Supported here: the decompositions without shifted windows, padded with zeros (the published Moving MNIST,
 N-body MNIST and SEVIR configurations pad with zeros and use axial self-attention and 1 x 1 cross-attention: no
@@ -26,7 +26,7 @@ Strategy = tuple[str, str, str]
 
 
 def to_cuboids(x: Tensor, size: Cuboid, strategy: Strategy) -> Tensor:
-    """[B, T, H, W, C] (each side divisible by ``size``) -> [B, n_cuboids, b_t b_h b_w, C] (paper Eq. 2).
+    """[B, T, H, W, C] (each side divisible by ``size``) -> [B, n_cuboids, b_t b_h b_w, C] (the paper's *decompose*).
     Cuboids are ordered by (t, h, w) of their index, positions inside a cuboid by (t, h, w) of their offset."""
     b, *sides, c = x.shape
     split, outer, inner = [], [], []
@@ -39,7 +39,7 @@ def to_cuboids(x: Tensor, size: Cuboid, strategy: Strategy) -> Tensor:
 
 
 def from_cuboids(x: Tensor, size: Cuboid, strategy: Strategy, sides: Sequence[int]) -> Tensor:
-    """The inverse of :func:`to_cuboids` (paper Eq. 4): [B, n_cuboids, volume, C] -> [B, T, H, W, C]."""
+    """The inverse of :func:`to_cuboids` (the paper's *merge*): [B, n_cuboids, volume, C] -> [B, T, H, W, C]."""
     b, c = x.shape[0], x.shape[-1]
     x = x.reshape(b, *(side // block for side, block in zip(sides, size)), *size, c)
     order = [0]
@@ -94,7 +94,7 @@ def merge_heads(x: Tensor) -> Tensor:
 
 class CuboidSelfAttention(nn.Module):
     """Pre-norm multi-head self-attention within cuboids of ``size`` (clipped to the grid), with a relative
-    position bias and, with ``global_vectors``, the global vectors of paper Eq. 5-6 (their own queries, keys and
+    position bias and, with ``global_vectors``, the paper's global vectors (their own queries, keys and
     values; with ``global_self_attention`` they read each other too).
 
     x [B, T, H, W, C] (and g [B, K, C]) -> the update of x (and of g), same shapes (residual not added)."""
@@ -132,7 +132,7 @@ class CuboidSelfAttention(nn.Module):
             g = self.global_norm(g)
             gk, gv = (t.unsqueeze(2) for t in self.split_heads(self.local_to_global_kv(g), 2))  # [B, heads, 1, K, C/heads]
             local_q = self.scale * heads_of(self.local_to_global_q(cuboids), self.heads)
-            score = torch.cat([score, local_q @ gk.transpose(-2, -1)], dim=-1)  # paper Eq. 6: cuboids read globals
+            score = torch.cat([score, local_q @ gk.transpose(-2, -1)], dim=-1)  # the cuboids read the globals
             v = torch.cat([v, gv.expand(-1, -1, v.shape[2], -1, -1)], dim=-2)
             g = self.proj_drop(self.global_proj(self.update_globals(g, cuboids)))
         out = merge_heads(self.attn_drop(score.softmax(dim=-1)) @ v)
@@ -147,7 +147,7 @@ class CuboidSelfAttention(nn.Module):
         return [heads_of(t, self.heads) for t in x.chunk(parts, dim=-1)]
 
     def update_globals(self, g: Tensor, cuboids: Tensor) -> Tensor:
-        """Paper Eq. 5: each global vector attends to every position (and, optionally, to the global vectors).
+        """The global vectors' update: each attends to every position (and, optionally, to the global vectors).
         g [B, K, C] (normalised), cuboids [B, N, V, C] -> [B, K, C]."""
         q = self.scale * heads_of(self.global_to_local_q(g), self.heads)  # [B, heads, K, C/heads]
         positions = cuboids.flatten(1, 2)
@@ -163,7 +163,7 @@ class CuboidSelfAttention(nn.Module):
 
 class CuboidCrossAttention(nn.Module):
     """Pre-norm cross-attention of x to a memory, both split into ``temporal_groups`` groups of frames and
-    (h, w) windows of ``window`` (paper Sec. 3.2's decoder); the bias is indexed by relative (t, h, w) in a
+    (h, w) windows of ``window`` (the paper's decoder, Sec. 3); the bias is indexed by relative (t, h, w) in a
     table of ``max_frames`` frames. x [B, T, H, W, C], memory [B, T_mem, H, W, C] -> the update of x."""
 
     def __init__(self, dim: int, heads: int, window: tuple[int, int], temporal_groups: int, strategy: Strategy,
