@@ -156,10 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetched.add_argument("--to", metavar="DIR", default="weights", help="the folder (default: weights)")
     _add_fetch_options(fetched)
 
-    imported = sub.add_parser("import", help="a checkpoint of OpenSTL, SRVP, PredFormer, SimVP, IAM4VP or VMRNN "
-                                             "(released or your own) as a vpbench run folder, for eval, predict, "
-                                             "report and --init")
-    imported.add_argument("code", choices=("openstl", "srvp", "predformer", "simvp", "iam4vp", "vmrnn"),
+    imported = sub.add_parser("import", help="a checkpoint of OpenSTL, SRVP, PredFormer, SimVP, IAM4VP, VMRNN or "
+                                             "Earthformer (released or your own) as a vpbench run folder, for eval, "
+                                             "predict, report and --init")
+    imported.add_argument("code", choices=("openstl", "srvp", "predformer", "simvp", "iam4vp", "vmrnn", "earthformer"),
                           help="the code that wrote it")
     imported.add_argument("checkpoint", help="the checkpoint file (.pth, .pt or a Lightning .ckpt)")
     imported.add_argument("--model", help="the vpbench model (default: the catalogue's, for a released file; the "
@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed = sub.add_parser("speed", help="time models, the metrics engine and data generation on this machine")
     speed.add_argument("--parts", default="models,metrics,generation",
                        help="any of models, metrics, generation, srvp-official (needs --official-srvp), openstl "
-                            "(needs --openstl, --openstl-v030, --predformer, --vmrnn with --mamba, or --iam4vp), sweep "
-                            "(make demo's quick sweep against the way it ran before; tens of minutes)")
+                            "(needs --openstl, --openstl-v030, --predformer, --vmrnn with --mamba, --iam4vp or "
+                            "--earthformer), sweep (make demo's quick sweep against the way it ran before; tens of "
+                            "minutes)")
     speed.add_argument("--models", default="convgru", help="models to time (names or groups)")
     speed.add_argument("--dataset", default="mmnist")
     _add_preset(speed, "quick")
@@ -207,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--iam4vp", metavar="PATH",
                        help="your clone of github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-"
                             "Prediction, for --parts openstl (needs einops)")
+    speed.add_argument("--earthformer", metavar="PATH",
+                       help="your clone of github.com/amazon-science/earth-forecasting-transformer, for --parts "
+                            "openstl (Earthformer)")
 
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")

@@ -46,7 +46,10 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     "momentum": ("a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
     "weight_decay": ("a number >= 0", lambda v: _number(v) and v >= 0),
     "loss": ("a registered loss", lambda v: v in loss_names()),
-    "scheduler": ("cosine, onecycle or none", lambda v: v in ("cosine", "onecycle", "none")),
+    "scheduler": ("cosine, onecycle, warmup_cosine or none",
+                  lambda v: v in ("cosine", "onecycle", "warmup_cosine", "none")),
+    # warmup_cosine's linear warmup from 0, as a fraction of all steps (Earthformer's; see vpbench.harness.recipes).
+    "warmup_fraction": ("a number in [0, 1)", lambda v: _number(v) and 0 <= v < 1),
     "eta_min": ("a number >= 0", lambda v: _number(v) and v >= 0),
     "t_max_epochs": ("an integer >= 1 or null", lambda v: v is None or (isinstance(v, int) and v >= 1)),
     "num_workers": ("an integer >= 0", lambda v: isinstance(v, int) and v >= 0),

@@ -1,6 +1,7 @@
 """The OpenSTL timing harness (``bench speed --parts openstl``): its pairs, and, where clones of the references are at
 hand ($VPBENCH_OPENSTL, $VPBENCH_OPENSTL_V030, $VPBENCH_PREDFORMER, or their folders under /work/ref), timing each
-newer pair against them at openstl-tiny; the IAM4VP and VMRNN authors' models ($VPBENCH_IAM4VP, $VPBENCH_VMRNN with
+newer pair against them at openstl-tiny (Earthformer: against its authors' code, $VPBENCH_EARTHFORMER or
+/work/ref/earthformer, at openstl-quick); the IAM4VP and VMRNN authors' models ($VPBENCH_IAM4VP, $VPBENCH_VMRNN with
 $VPBENCH_MAMBA, or /work/ref/IAM4VP, VMRNN-PyTorch, mamba) built and stepped once, untimed."""
 from __future__ import annotations
 
@@ -177,3 +178,17 @@ def test_vpbench_steps_adam_fused_and_the_references_with_torchs_defaults_to_the
     assert make_optimizer(models[0].parameters(), {**train, "optimizer": "rmsprop"}).defaults.get("fused") is None
     with pytest.raises(UserError, match="train.optimizer='rmsprop': the reference codes train with adam or adamw"):
         official_openstl.reference_optimizer(models[1], {**train, "optimizer": "rmsprop"})
+
+
+EARTHFORMER = Path(os.environ.get("VPBENCH_EARTHFORMER", "/work/ref/earthformer"))
+
+
+@pytest.mark.skipif(not (EARTHFORMER / "src" / "earthformer").is_dir(), reason=f"no Earthformer clone at {EARTHFORMER}")
+def test_earthformer_is_timed_against_the_authors_model_of_the_same_size(fresh_imports):
+    rows = official_openstl.compare({"earthformer": EARTHFORMER}, ["earthformer"], preset="openstl-quick",
+                                    dataset="mmnist", batch=1, repeats=1)
+    assert rows[0]["params"]["vpbench"] == rows[0]["params"]["reference"] == 116_149
+    assert all(s > 0 for s in rows[0]["seconds"].values())
+    with pytest.raises(UserError, match="16 GroupNorm groups"):  # the tiny preset's 4 groups: no counterpart
+        official_openstl.compare({"earthformer": EARTHFORMER}, ["earthformer"], preset="openstl-tiny",
+                                 dataset="mmnist", batch=1, repeats=1)

@@ -76,7 +76,9 @@ def test_padding_reaches_the_multiple_by_repeating_the_border():
 def test_long_horizons_roll_out_the_models_own_predictions(name):
     torch.manual_seed(0)
     deterministic = {"routing": "round"} if name == "dmvfn" else {}  # DMVFN draws its blocks at random otherwise
-    sized = {"img_size": (16, 16)} if "img_size" in (get_entry(name).accepted_keys() or ()) else {}  # IAM4VP's tokens
+    accepted = get_entry(name).accepted_keys() or ()
+    sized = {"img_size": (16, 16)} if "img_size" in accepted else {}  # IAM4VP's tokens, Earthformer's positions
+    sized |= {"output_frames": 4} if "output_frames" in accepted else {}  # Earthformer's block of T_out frames
     model = create(name, preset="tiny", in_channels=1, input_frames=4, **deterministic, **sized).eval()
     frames = torch.rand(2, 4, 1, 16, 16)
     with torch.no_grad():

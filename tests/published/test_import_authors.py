@@ -1,7 +1,8 @@
-"""``bench import srvp|simvp|iam4vp|vmrnn``: the SRVP authors', A4Bio's SimVP, and the IAM4VP and VMRNN authors'
-weights (the golden parity files' references, saved as their codes save a checkpoint: ``torch.save(net.state_dict())``,
-from DataParallel for SRVP; VMRNN's OpenSTL runner also as its ``latest.pth`` and with OpenSTL's EMA hook) import and
-predict what the reference predicted; and the checkpoint formats ``bench import`` reads."""
+"""``bench import srvp|simvp|iam4vp|vmrnn|earthformer``: the SRVP authors', A4Bio's SimVP, the IAM4VP, VMRNN and
+Earthformer authors' weights (the golden parity files' references, saved as their codes save a checkpoint:
+``torch.save(net.state_dict())``, from DataParallel for SRVP; VMRNN's OpenSTL runner also as its ``latest.pth`` and
+with OpenSTL's EMA hook) import and predict what the reference predicted; and the checkpoint formats ``bench import``
+reads."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.parity import assert_close, load_golden, seeded_sequences, sketch
+from helpers.parity import assert_close, load_golden, seeded_sequences, seeded_weights, sketch
 
 from vpbench.errors import UserError
 from vpbench.models import build_model
@@ -176,3 +177,21 @@ def test_the_checkpoint_formats_bench_import_reads(tmp_path):
     torch.save({"epoch": 3, "optimizer": {}}, tmp_path / "empty.pth")
     with pytest.raises(UserError, match="holds no state dict"):
         read_state_dict(tmp_path / "empty.pth")
+
+
+def test_the_earthformer_authors_weights_import_and_predict_as_their_model(bench, tmp_path):
+    """Their SEVIR network (global vectors, stack stem) at the golden file's tiny size, saved as their released
+    ``earthformer_sevir.pt`` is: a plain state dict."""
+    golden = load_golden("earthformer")
+    entry = golden["networks"]["sevir"]
+    checkpoint = tmp_path / "earthformer_sevir.pt"
+    torch.save({k: v.float() for k, v in seeded_weights(entry["parameter_shapes"], golden["weight_seed"]).items()},
+               checkpoint)
+    options = {**entry["vpbench"], "norm_groups": "null"}  # the SEVIR stem's width / 4 groups, not the tiny preset's 4
+    run = imported(bench, "earthformer", checkpoint, "earthformer", options, tmp_path / "results")
+    generator = torch.Generator().manual_seed(golden["data_seed"])  # the golden inputs (tools/golden/earthformer.py)
+    t, h, w, c = entry["reference"]["input_shape"]
+    inputs = torch.rand(2, t, c, h, w, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        out = model_of(run)(inputs, entry["output"].shape[1])
+    assert_close(out, entry["output"].permute(0, 1, 4, 2, 3).clamp(0, 1), "Earthformer predictions", tol=1e-5)

@@ -38,6 +38,7 @@ CLONES = {
     "iam4vp": "github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction",
     "mamba": "github.com/state-spaces/mamba (selective_scan_ref)",
     "vmrnn": "github.com/yyyujintang/VMRNN-PyTorch",
+    "earthformer": "github.com/amazon-science/earth-forecasting-transformer",
 }
 
 

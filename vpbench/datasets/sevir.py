@@ -205,7 +205,8 @@ OPTIONS = {
 # Earthformer's published SEVIR test scores (Gao et al. 2022, the SEVIR table: 13 -> 12 at 384x384, the
 # contingency counts summed over the test set), as PaddleScience's documentation of Earthformer's released
 # checkpoint repeats them. Only Earthformer's own row is stored: the baselines' rows could not be checked
-# against a second source. Keyed by label (Earthformer is not a vpbench model).
+# against a second source. Keyed by label: the SEVIR report prints it beside runs of any model, the `earthformer`
+# model's (vpbench.models.earthformer, model.config=sevir) among them.
 EARTHFORMER_TABLE = ReferenceTable(
     "earthformer-sevir", "Earthformer's SEVIR test scores (13 → 12, 384x384; Gao et al. 2022)", (13, 12),
     columns=("csi_m", "csi_219", "csi_181", "csi_160", "csi_133", "csi_74", "csi_16"), protocol="earthformer",

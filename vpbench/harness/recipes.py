@@ -6,6 +6,7 @@ trainer never special-cases a model.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import torch
@@ -26,12 +27,27 @@ def make_optimizer(params, config: Mapping[str, Any]) -> torch.optim.Optimizer:
     return adam(params, lr=lr, weight_decay=wd, fused=fused)
 
 
+def warmup_cosine(total_steps: int, warmup_fraction: float, floor: float):
+    """The learning-rate factor after ``step`` batches: linear from 0 to 1 over the first round(warmup_fraction x
+    total_steps) steps, then a cosine from 1 down to ``floor`` (eta_min / lr) at ``total_steps`` (Earthformer's
+    warmup then ``CosineAnnealingLR``, stepped every batch)."""
+    warmup = round(warmup_fraction * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return floor + (1 - floor) * (1 + math.cos(math.pi * progress)) / 2
+
+    return factor
+
+
 class Schedule:
     """A learning-rate schedule and when it steps (after every batch or every epoch)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, config: Mapping[str, Any], steps_per_epoch: int):
         name, epochs = config.get("scheduler", "none"), max(1, config["epochs"])
-        self.per_batch = name == "onecycle"
+        self.per_batch = name in ("onecycle", "warmup_cosine")
         if name == "cosine":  # stepped per epoch, as the official SRVP code
             t_max = config.get("t_max_epochs") or epochs
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -41,6 +57,9 @@ class Schedule:
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=config["lr"], total_steps=epochs * steps_per_epoch
             )
+        elif name == "warmup_cosine":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(
+                epochs * steps_per_epoch, config.get("warmup_fraction", 0.0), config.get("eta_min", 0.0) / config["lr"]))
         else:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 

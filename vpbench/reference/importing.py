@@ -1,19 +1,20 @@
-"""``bench import openstl|srvp|predformer|simvp|iam4vp|vmrnn CHECKPOINT --model NAME --dataset NAME``: a checkpoint
-of a reference code (released, or trained by you with that code) as a vpbench run folder. ``--model`` may be left out
-for a released file (the catalogue names it) and for a code of one model (every code but OpenSTL's).
+"""``bench import openstl|srvp|predformer|simvp|iam4vp|vmrnn|earthformer CHECKPOINT --model NAME --dataset NAME``: a
+checkpoint of a reference code (released, or trained by you with that code) as a vpbench run folder. ``--model`` may
+be left out for a released file (the catalogue names it) and for a code of one model (every code but OpenSTL's).
 
 The checkpoint is read with ``torch.load(weights_only=True)``: a plain state dict (OpenSTL's released ``.pth``
 files, the SRVP, PredFormer, SimVP, IAM4VP and VMRNN codes' ``checkpoint.pth``/``best_loss.pt``, IAM4VP's
-``checkpoints/<epoch>.pth``, VMRNN's ``trained_model_state_dict``), a dict holding one under ``state_dict`` (OpenSTL
-v0.3's ``latest.pth``, and that of the codes built on it, as VMRNN's; a Lightning ``.ckpt``, whose method keeps the
-model as ``model.``), or either with DataParallel's ``module.`` prefix. Where OpenSTL's ``EMAHook`` trained the
-model, the state dict also holds its moving averages (``ema_<name>``, dots as underscores): those are imported, as
-OpenSTL evaluates and tests them (the hook swaps them in before each validation). Its tensors go through the weight
-mapping that the golden parity tests hold (:mod:`vpbench.reference.mappings`) into vpbench's model built with that
-code's configuration for the model and data set (:mod:`vpbench.reference.configs`, on the code's full preset:
-``openstl`` for OpenSTL's and the codes that follow its conventions (PredFormer's, IAM4VP's, VMRNN's), ``paper`` for
-the others; ``--preset`` for another scale, ``--set model.KEY=VALUE`` where the checkpoint was trained otherwise). A
-file of another model or size is a one-line error naming the missing, unexpected or misshapen tensors.
+``checkpoints/<epoch>.pth``, VMRNN's ``trained_model_state_dict``, Earthformer's released ``earthformer_sevir.pt``),
+a dict holding one under ``state_dict`` (OpenSTL v0.3's ``latest.pth``, and that of the codes built on it, as
+VMRNN's; a Lightning ``.ckpt``, whose method keeps the model as ``model.``), or either with DataParallel's
+``module.`` prefix. Where OpenSTL's ``EMAHook`` trained the model, the state dict also holds its moving averages
+(``ema_<name>``, dots as underscores): those are imported, as OpenSTL evaluates and tests them (the hook swaps them
+in before each validation). Its tensors go through the weight mapping that the golden parity tests hold
+(:mod:`vpbench.reference.mappings`) into vpbench's model built with that code's configuration for the model and data
+set (:mod:`vpbench.reference.configs`, on the code's full preset: ``openstl`` for OpenSTL's and the codes that follow
+its conventions (PredFormer's, IAM4VP's, VMRNN's), ``paper`` for the others; ``--preset`` for another scale, ``--set
+model.KEY=VALUE`` where the checkpoint was trained otherwise). A file of another model or size is a one-line error
+naming the missing, unexpected or misshapen tensors.
 
 The run folder (``results/<dataset>/<model>/<time>-<preset>-imported``) holds config.yaml (with an ``imported``
 section: the code, file name, SHA-256, source address, epochs and whether EMA averages were taken), status.json
@@ -51,7 +52,9 @@ CODES = {"openstl": ("OpenSTL", "openstl", "github.com/chengtan9907/OpenSTL"),
          "simvp": ("A4Bio's SimVP code", "srvp", "github.com/A4Bio/SimVP"),
          "iam4vp": ("the IAM4VP authors' code", "openstl",  # its published MSE is tabled in OpenSTL's conventions
                     "github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction"),
-         "vmrnn": ("the VMRNN authors' code", "openstl", "github.com/yyyujintang/VMRNN-PyTorch")}  # built on OpenSTL
+         "vmrnn": ("the VMRNN authors' code", "openstl", "github.com/yyyujintang/VMRNN-PyTorch"),  # built on OpenSTL
+         "earthformer": ("the Earthformer authors' code", "srvp",
+                         "github.com/amazon-science/earth-forecasting-transformer")}
 STATISTICS = ("running_mean", "running_var", "num_batches_tracked")  # buffers a checkpoint must provide
 EMA_PREFIX = "ema_"  # OpenSTL's EMAHook: a buffer ema_<name, dots as underscores> beside each tensor it averages
 

@@ -31,6 +31,8 @@ is its suite's own, over one batch of sequences:
   its two optimisers, vpbench's ``crevnet`` loss the same;
 * WaST: OpenSTL's WaST method, as its SimVP method calls the model, with MSE plus its high focal frequency loss
   (its modules need timm 0.9, pywt and einops: without them its row says why it was not timed);
+* Earthformer: its authors' ``CuboidTransformerModel`` (``--earthformer PATH``), built from their configuration
+  file of vpbench's ``model.config`` at vpbench's sizes, on the input frames channels-last, with MSE;
 * DMVFN: OpenSTL v0.3.0's method takes one optimiser step per window of three consecutive frames (18 for Moving
   MNIST), each on the Laplacian loss of every block's output, and so does vpbench's recipe (``window_frames``).
   Neither side adds the VGG perceptual term (vpbench leaves it out);
@@ -70,6 +72,7 @@ from vpbench.models.dmvfn import GAMMA
 from vpbench.models.iam4vp import STEP_SCALE
 from vpbench.models.registry import get_entry
 from vpbench.models.tau import DDR_ALPHA
+from vpbench.reference import earthformer
 from vpbench.reference.authors_clones import (
     IAM4VP_SHAPE,
     IAM4VP_SPATIAL_LAYERS,
@@ -478,6 +481,15 @@ def iam4vp_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, 
             optimizer.step()
 
     return step
+def earthformer_model(factory: Callable[..., nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """The authors' Earthformer at vpbench's options (``factory``: :func:`vpbench.reference.earthformer.authors_model`
+    bound to the clone)."""
+    return factory(model_options(config), spec)
+
+
+def earthformer_prediction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """The authors' training step's forward: the input frames channels-last [B, T, H, W, C] in, T_out frames out."""
+    return model(x.permute(0, 1, 3, 4, 2)).permute(0, 1, 4, 2, 3)
 
 
 def predformer_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
@@ -554,6 +566,10 @@ PAIRS = {
                            "and fvcore"),
     "iam4vp": Pair("", "IAM4VP", (), build=iam4vp_model, step=iam4vp_step, sets=(), source="iam4vp",
                    loader=lambda clone: iam4vp_files(clone)[1].IAM4VP, requires="einops"),
+    "earthformer": Pair("", "CuboidTransformerModel", (), build=earthformer_model,
+                        step=functools.partial(block_step, earthformer_prediction), sets=(), source="earthformer",
+                        loader=lambda clone: functools.partial(earthformer.authors_model, clone),
+                        requires="PyYAML (the authors' configuration files)"),
 }
 
 
