@@ -20,14 +20,24 @@ from torch import Tensor, nn
 
 from vpbench.errors import UserError
 
+Uniform = Callable[[tuple[int, ...]], Tensor]  # shape -> float64 draws in [0, 1) on the CPU
+
+
+def standard_uniform(shape: tuple[int, ...]) -> Tensor:
+    """Uniform draws in [0, 1) of ``shape``, float64, from torch's default CPU generator: the one a run seeds and
+    its checkpoints save, so that a resumed run draws what an uninterrupted one would."""
+    return torch.rand(shape, dtype=torch.float64)
+
 
 @dataclass(frozen=True)
 class LossContext:
     """Where training stands: ``step`` optimiser steps done so far (0 in evaluation), and the ``train``
-    options of the run."""
+    options of the run. ``uniform``: where a loss's random draws come from (scheduled sampling's); the
+    recipe goldens inject a reference's draws here (``fit(..., uniform=...)``), a run never does."""
 
     step: int = 0
     train: Mapping[str, Any] = field(default_factory=dict)
+    uniform: Uniform = standard_uniform
 
 
 LossFn = Callable[..., tuple[Tensor, Tensor]]  # (model, inputs, targets, context=None) -> (loss, predictions)

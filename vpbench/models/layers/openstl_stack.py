@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpbench.losses import LossContext, full_precision, register_loss, wide
+from vpbench.losses import LossContext, Uniform, full_precision, register_loss, standard_uniform, wide
 from vpbench.models.layers.encoder_forecaster import LayerFactory, State, check_patch, patchify, step_layers, unpatchify
 from vpbench.models.layers.output_range import clamp_straight_through
 
@@ -35,7 +35,9 @@ class RecurrentStack(nn.Module):
     gradient). For training, ``forward(frames, horizon, targets=..., sampling=(p_in, p_out),
     all_frames=True)`` returns the raw (unclamped) predictions of frames 2..T_in+horizon [B, T_in+horizon-1,
     C, H, W]: at step t >= 1 the input is the true frame with probability p_in inside the input window
-    and p_out past it (drawn per sequence and step, whole frames), else the previous prediction.
+    and p_out past it (drawn per sequence and step, whole frames), else the previous prediction. The draws:
+    one call of ``uniform`` per forward, [B, T_in+horizon-1], column t compared with step t's probability (the
+    run's RNG by default; OpenSTL draws its masks the same way, per sequence and step, once per batch).
     With ``signals=True`` it returns (predictions, signals): per step, what the cells sent up through
     ``carry`` besides the zigzag memory (e.g. ST-LSTM's memory increments for PredRNN.V2's loss).
     ``memory``: the zigzag memory's first value, shaped as the cells' hidden state on the patch grid (zeros when
@@ -54,7 +56,8 @@ class RecurrentStack(nn.Module):
 
     def forward(self, frames: Tensor, horizon: int, *, targets: Tensor | None = None,
                 sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False,
-                signals: bool = False, memory: Tensor | None = None) -> Tensor | tuple[Tensor, list[State]]:
+                signals: bool = False, memory: Tensor | None = None,
+                uniform: Uniform = standard_uniform) -> Tensor | tuple[Tensor, list[State]]:
         x = patchify(frames, self.patch_size)
         true = x if targets is None else torch.cat([x, patchify(targets, self.patch_size)], dim=1)
         t_in, steps = x.shape[1], x.shape[1] + horizon - 1
@@ -68,6 +71,7 @@ class RecurrentStack(nn.Module):
         states = [cell.init_state(x[:, 0].new_zeros(x.shape[0], cell.hidden, *x.shape[3:])) for cell in self.cells]
         start = torch.zeros_like(states[0]["h"]) if memory is None else memory
         carry: State = {c.memory: start for c in self.cells if c.memory}
+        draws = uniform((x.shape[0], steps)) if any(0 < p < 1 for p in probs) else None
         preds: list[Tensor] = []
         sent: list[State] = []  # per step, the signals besides the zigzag memory
         for t, p in enumerate(probs):
@@ -76,7 +80,7 @@ class RecurrentStack(nn.Module):
             elif p <= 0:
                 xp0 = self.cells[0].input_conv(preds[-1])
             else:
-                use_true = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) < p).to(x.dtype)
+                use_true = (draws[:, t] < p).to(x)[:, None, None, None]
                 xp0 = self.cells[0].input_conv(use_true * true[:, t] + (1 - use_true) * preds[-1])
             states = step_layers(self.cells, None, states, carry, xp0)
             if signals:
@@ -120,7 +124,7 @@ def mse_all_frames_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
     horizon = targets.shape[1]
     if model.training:
         sampling = sampling_probabilities(context.step, context.train)
-        out = model(inputs, horizon, targets=targets, sampling=sampling, all_frames=True)
+        out = model(inputs, horizon, targets=targets, sampling=sampling, all_frames=True, uniform=context.uniform)
         truth = torch.cat([inputs, targets], dim=1)[:, 1:]
     else:
         out = model(inputs, horizon, all_frames=True)[:, -horizon:]

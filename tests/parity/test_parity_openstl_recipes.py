@@ -1,0 +1,89 @@
+"""vpbench's trainer against OpenSTL's own training code, several optimiser steps (golden files:
+``tools/golden/openstl_recipes.py``).
+
+The golden files hold what OpenSTL's method class, optimiser and scheduler builder and sampling function did over
+6 optimiser steps (2 epochs of 3 batches, float64): the rate of each step, its loss, the weights after it, and the
+numpy draws of its scheduled sampling. Here vpbench's trainer (``fit``, the loop ``bench run`` runs) trains vpbench's
+model, loaded with the same initial weights, on the same batches under the model's own ``openstl`` recipe (only the
+run's length, batch, peak rate and schedule constants set to the golden's), with OpenSTL's draws given to it
+(``fit(..., uniform=...)``), and every step must match: rate (1e-15), loss and weights (1e-10).
+
+* ``stlstm`` (PredRNN): Adam + OneCycle stepped every batch + ``mse_all_frames`` with scheduled sampling, against
+  ``PredRNN.training_step`` (``schedule_sampling``: P(true frame) past the input window 1 - rate x (step + 1), 0
+  from ``sampling_stop_iter`` on).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pytest
+import torch
+from helpers.parity import assert_close, load_golden
+from helpers.recipes import train_like_bench
+
+from vpbench.config import load_preset, train_config
+from vpbench.models import create
+from vpbench.reference.mappings.recurrent import openstl_stack
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def recipe(model: str, golden: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
+    """The model's ``openstl`` recipe as ``bench run`` resolves it, at the golden's length, batch and schedule
+    constants (``changes``: one more key changed, to see the test fail)."""
+    return train_config(load_preset("openstl"), model, "mmnist", {**golden["config"]["vpbench"]["train"], **changes},
+                        None)
+
+
+def openstl_sampling_draws(golden: Mapping[str, Any], input_frames: int):
+    """OpenSTL's scheduled-sampling draws as vpbench's stack asks for them: [B, steps], column t for step t;
+    ``schedule_sampling`` draws [B, T_out - 1] for the steps past the input window (NaN where OpenSTL draws none:
+    a comparison with it would read the model's own prediction and show)."""
+
+    def draws(step: int, shape: tuple[int, ...]) -> torch.Tensor:
+        (past,) = golden["draws"][step]
+        out = torch.full(shape, float("nan"), dtype=torch.float64)
+        out[:, input_frames:] = past
+        return out
+
+    return draws
+
+
+def assert_steps_match(recorder, golden: Mapping[str, Any], to_reference, skip: set[str] = frozenset()) -> None:
+    """Every step's rate, loss and weights (by the reference's names, less ``skip``) equal the golden's."""
+    steps = len(golden["loss"])
+    assert len(recorder.losses) == steps, f"{len(recorder.losses)} optimiser steps, the reference took {steps}"
+    assert_close(torch.tensor(recorder.lrs, dtype=torch.float64), golden["lr"], "learning rates", 1e-15)
+    assert_close(torch.tensor(recorder.losses, dtype=torch.float64), golden["loss"], "losses")
+    for step, (ours, theirs) in enumerate(zip(recorder.weights, golden["weights"])):
+        mapped = to_reference(ours)
+        for name in sorted(set(theirs) - skip):
+            assert_close(mapped[name], theirs[name], f"step {step + 1}: {name}")
+
+
+def predrnn_run(**changes: Any):
+    golden = load_golden("recipe_predrnn")
+    model = create("stlstm", preset="openstl", **golden["config"]["vpbench"]["model"]).double()
+    options = {"name": "stlstm", **golden["config"]["vpbench"]["model"]}
+    weights = openstl_stack(golden["state_dict"], model.state_dict(), options)
+    model.load_state_dict(weights.to_vpbench(golden["state_dict"]))
+    recorder = train_like_bench(model, golden, recipe("stlstm", golden, **changes),
+                                openstl_sampling_draws(golden, golden["config"]["input_frames"]))
+    return recorder, golden, lambda ours: weights.to_reference(
+        {k.removeprefix("model."): v for k, v in ours.items()}, golden["state_dict"]), weights.unused
+
+
+def test_predrnn_recipe_matches_openstl() -> None:
+    """PredRNN: Adam + OneCycle + scheduled sampling, 6 steps."""
+    recorder, golden, to_reference, unused = predrnn_run()
+    assert_steps_match(recorder, golden, to_reference, skip=unused)
+
+
+@pytest.mark.parametrize("changes", [{"sampling_changing_rate": 0.2}, {"sampling_stop_iter": 2},
+                                     {"sampling": "none"}, {"scheduler": "none"}])
+def test_predrnn_golden_sees_a_changed_recipe(changes: dict[str, Any]) -> None:
+    """One thing of the recipe changed (the sampling schedule's slope or end, no sampling, a constant rate): the
+    steps no longer match."""
+    with pytest.raises(AssertionError, match="differs from the reference"):
+        recorder, golden, to_reference, unused = predrnn_run(**changes)
+        assert_steps_match(recorder, golden, to_reference, skip=unused)

@@ -1,0 +1,176 @@
+"""Golden files of OpenSTL's training recipes: several optimiser steps of OpenSTL's own training code.
+
+Writes ``tests/golden/recipe_predrnn.pt`` (read by ``tests/parity/test_parity_openstl_recipes.py``) from a clone of
+github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning). The one-step goldens hold a model's forward and
+backward; these hold its recipe: OpenSTL's method class (``openstl/methods/predrnn.py``: its ``training_step``,
+which draws the scheduled-sampling mask with ``schedule_sampling`` of ``openstl/utils/predrnn_utils.py``), the
+optimiser and schedule of ``Base_method.configure_optimizers`` (``openstl/core/optim_scheduler.py``'s
+``get_optim_scheduler`` at OpenSTL's defaults: Adam, weight decay 0, OneCycleLR with final_div_factor 1e4 stepped
+every batch) and the model's loss, run for ``EPOCHS`` x ``BATCHES`` steps on fixed batches.
+
+What is not OpenSTL's own code: Lightning. Lightning is not installed here, so a stand-in ``LightningModule`` gives
+the methods what they read of it (``hparams`` from ``save_hyperparameters``, ``global_step``, ``device``, ``log``)
+and :func:`lightning_steps` runs Lightning's automatic optimisation as it does for one optimiser with a scheduler of
+interval ``step``: zero the gradients, ``training_step``, backward, ``optimizer.step()``, ``scheduler.step()``, with
+``global_step`` the optimiser steps done. The numpy draws of the sampling function (``np.random.random_sample``,
+seeded) are recorded as it makes them, so that vpbench's trainer can be given the same ones.
+
+Everything runs in float64 (weights and frames; the frames are uint8 / 255 in float32 first, as vpbench's trainer
+reads them). Each file holds ``batches`` (uint8 [epochs, batches, B, T, C, H, W]), ``draws`` (per step, what the
+sampling function drew), ``state_dict`` (OpenSTL's initial weights, its default initialisation from ``SEED``) and per
+step ``lr`` (the rate the step used), ``loss`` (the training step's loss) and ``weights`` (the weights after it, by
+OpenSTL's names); ``config`` holds OpenSTL's hyperparameters and vpbench's model options and ``train.*`` keys for
+the same recipe.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import sys
+import types
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import torch
+from golden_files import default_dtype, save
+from torch import nn
+
+from vpbench.reference.clones import commit_of, import_into, package, restored_modules, stand_in
+from vpbench.reference.openstl_clone import load_model_class
+
+SOURCES = ("openstl",)
+REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
+SEED = 20261207
+EPOCHS, BATCHES, BATCH = 2, 3, 2  # 6 optimiser steps, OneCycle over all of them
+PRE, AFT, CHANNELS, FRAME, PATCH = 4, 4, 1, (8, 8), 2
+# OpenSTL's defaults (openstl/utils/parser.py default_parser) that its optimiser and scheduler builder reads
+OPENSTL_DEFAULTS = {"opt": "adam", "opt_eps": None, "opt_betas": None, "momentum": 0.9, "weight_decay": 0.0,
+                    "filter_bias_and_bn": False, "final_div_factor": 1e4, "gpus": [0], "min_lr": 1e-6,
+                    "warmup_lr": 1e-5, "warmup_epoch": 0, "metrics": ["mse", "mae"], "dataname": "mmnist"}
+
+
+class LightningStandIn(nn.Module):
+    """What OpenSTL's methods read of ``pytorch_lightning.LightningModule``: ``save_hyperparameters`` (the
+    ``**args`` of the method's ``__init__`` as ``hparams``), ``global_step``, ``device`` and ``log``."""
+
+    global_step = 0
+
+    def save_hyperparameters(self) -> None:
+        caller = inspect.currentframe().f_back
+        self.hparams = types.SimpleNamespace(**caller.f_locals["args"])
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def method_class(clone: Path, method: str, cls: str, model_file: str, model_class: str,
+                 module_files: tuple[str, ...]) -> type:
+    """OpenSTL's method class ``cls`` of ``openstl/methods/<method>.py`` over the stand-in Lightning, with the
+    model, ``openstl.utils``' sampling functions and ``openstl.core``'s optimiser builder it imports."""
+    root = Path(clone) / "openstl"
+    load_model_class(clone, model_file, model_class, module_files)
+    utils = sys.modules["openstl.utils"]
+    import_into(utils, ("predrnn_utils",))
+    vars(utils).update(print_log=print, check_dir=lambda path: path)  # logging helpers (main_utils needs cv2)
+    core = package("openstl.core", root / "core")
+    import_into(core, ("optim_constant",))
+    for name in ("timm.optim.adafactor", "timm.optim.adahessian", "timm.optim.adamp", "timm.optim.lookahead",
+                 "timm.optim.nadam", "timm.optim.nvnovograd", "timm.optim.radam", "timm.optim.rmsprop_tf",
+                 "timm.optim.sgdp", "timm.scheduler.cosine_lr", "timm.scheduler.multistep_lr",
+                 "timm.scheduler.step_lr", "timm.scheduler.tanh_lr"):  # optimisers the recipes do not use
+        stand_in(name)
+    import_into(core, ("optim_scheduler",))
+    vars(core).update(metric=None)  # the test metrics (metrics.py needs cv2); training never calls them
+    stand_in("pytorch_lightning", LightningModule=LightningStandIn)
+    package("openstl.methods", root / "methods")
+    return getattr(importlib.import_module(f"openstl.methods.{method}"), cls)
+
+
+def frames_of(batch: np.ndarray, pre: int = PRE) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 [B, T, C, H, W] -> (inputs, targets) as vpbench's trainer reads them (uint8 / 255 in float32), in
+    float64."""
+    frames = torch.from_numpy(batch).float().div(255).double()
+    return frames[:, :pre].contiguous(), frames[:, pre:].contiguous()  # as its data loader gives them
+
+
+def recorded_draws(draws: list[np.ndarray]) -> contextlib.AbstractContextManager:
+    """``np.random.random_sample`` as it is, each draw also appended to ``draws``."""
+    original = np.random.random_sample
+
+    def record(*args: Any, **kwargs: Any) -> np.ndarray:
+        draws.append(np.array(original(*args, **kwargs)))
+        return draws[-1]
+
+    return mock.patch.object(np.random, "random_sample", record)
+
+
+def lightning_steps(method: nn.Module, batches: np.ndarray, pre: int = PRE) -> dict[str, Any]:
+    """Lightning's automatic optimisation of ``method`` over ``batches`` (uint8 [epochs, batches, B, T, C, H, W]):
+    per step the rate used, the loss, the draws made and the weights after the step."""
+    config = method.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    per_step = config["lr_scheduler"]["interval"] == "step"
+    lrs, losses, weights, draws = [], [], [], []
+    np.random.seed(SEED)
+    for epoch in batches:
+        for index, batch in enumerate(epoch):
+            method.global_step = len(losses)
+            optimizer.zero_grad()
+            step_draws: list[np.ndarray] = []
+            with recorded_draws(step_draws):
+                loss = method.training_step(frames_of(batch, pre), index)
+            lrs.append(optimizer.param_groups[0]["lr"])
+            loss.backward()
+            optimizer.step()
+            if per_step:
+                scheduler.step()
+            losses.append(loss.detach().clone())
+            draws.append([torch.from_numpy(d) for d in step_draws])
+            weights.append({n: q.detach().clone() for n, q in method.model.state_dict().items()})
+        if not per_step:
+            scheduler.step()
+    return {"lr": torch.tensor(lrs, dtype=torch.float64), "loss": torch.stack(losses), "weights": weights,
+            "draws": draws}
+
+
+def make_predrnn(clone: Path, out: Path) -> Path:
+    """``recipe_predrnn.pt``: OpenSTL's PredRNN method (2 ST-LSTM layers of 4, filter 3) with scheduled sampling
+    falling by 0.25 a step until step 3, Adam + OneCycle at peak rate 0.01."""
+    hparams = {**OPENSTL_DEFAULTS, "method": "predrnn", "num_hidden": "4,4", "filter_size": 3, "stride": 1,
+               "patch_size": PATCH, "layer_norm": 0, "in_shape": (PRE + AFT, CHANNELS, *FRAME),
+               "pre_seq_length": PRE, "aft_seq_length": AFT, "total_length": PRE + AFT,
+               "reverse_scheduled_sampling": 0, "scheduled_sampling": 1, "sampling_stop_iter": 3,
+               "sampling_start_value": 1.0, "sampling_changing_rate": 0.25, "lr": 1e-2, "sched": "onecycle",
+               "epoch": EPOCHS, "steps_per_epoch": BATCHES, "batch_size": BATCH, "device": "cpu"}
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED)
+    batches = rng.integers(0, 256, (EPOCHS, BATCHES, BATCH, PRE + AFT, CHANNELS, *FRAME), dtype=np.uint8)
+    with restored_modules("openstl", "timm", "pytorch_lightning"):
+        method = method_class(clone, "predrnn", "PredRNN", "predrnn_model", "PredRNN_Model",
+                              ("predrnn_modules",))(**hparams)
+        state = {n: q.detach().clone() for n, q in method.model.state_dict().items()}
+        steps = lightning_steps(method, batches)
+    reference = {"repository": REPOSITORY, "commit": commit_of(clone),
+                 "files": ["openstl/methods/predrnn.py", "openstl/methods/base_method.py",
+                           "openstl/core/optim_scheduler.py", "openstl/utils/predrnn_utils.py",
+                           "openstl/models/predrnn_model.py", "openstl/modules/predrnn_modules.py"]}
+    config = {"reference": hparams,
+              "vpbench": {"model": {"in_channels": CHANNELS, "img_size": FRAME, "patch_size": PATCH, "hidden": 4,
+                                    "layers": 2, "kernel_size": 3},
+                          "train": {"epochs": EPOCHS, "batch_size": BATCH, "lr": 1e-2, "sampling_stop_iter": 3,
+                                    "sampling_changing_rate": 0.25}},
+              "input_frames": PRE, "output_frames": AFT, "seed": SEED}
+    return save(out / "recipe_predrnn.pt", reference=reference, config=config, state_dict=state,
+                batches=torch.from_numpy(batches), **steps)
+
+
+def make(clones: dict[str, Path], out: Path) -> list[Path]:
+    with default_dtype(torch.float64):
+        return [make_predrnn(clones["openstl"], out)]
