@@ -11,6 +11,10 @@ run's length, batch, peak rate and schedule constants set to the golden's), with
 * ``stlstm`` (PredRNN): Adam + OneCycle stepped every batch + ``mse_all_frames`` with scheduled sampling, against
   ``PredRNN.training_step`` (``schedule_sampling``: P(true frame) past the input window 1 - rate x (step + 1), 0
   from ``sampling_stop_iter`` on).
+* ``simvp2`` (SimVP, gSTA): Adam + OneCycle stepped every batch + MSE, against ``SimVP.training_step`` (the MSE of
+  the raw output, which the golden's spreads over [-0.5, 1.5]); weights compared by their sketches
+  (``helpers.parity.sketch``), batch-norm statistics included. OpenSTL's stochastic depth at drop_path 0 is off on
+  both sides (see the generator).
 """
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ from typing import Any, Mapping
 
 import pytest
 import torch
-from helpers.parity import assert_close, load_golden
+from helpers.parity import assert_close, load_golden, sketch
 from helpers.recipes import train_like_bench
 
 from vpbench.config import load_preset, train_config
 from vpbench.models import create
 from vpbench.reference.mappings.recurrent import openstl_stack
+from vpbench.reference.mappings.simvp import frame_map, rules_for
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,13 +55,17 @@ def openstl_sampling_draws(golden: Mapping[str, Any], input_frames: int):
 
 
 def assert_steps_match(recorder, golden: Mapping[str, Any], to_reference, skip: set[str] = frozenset()) -> None:
-    """Every step's rate, loss and weights (by the reference's names, less ``skip``) equal the golden's."""
+    """Every step's rate, loss and weights (by the reference's names, less ``skip``; their sketches where the golden
+    holds sketches) equal the golden's."""
     steps = len(golden["loss"])
     assert len(recorder.losses) == steps, f"{len(recorder.losses)} optimiser steps, the reference took {steps}"
     assert_close(torch.tensor(recorder.lrs, dtype=torch.float64), golden["lr"], "learning rates", 1e-15)
     assert_close(torch.tensor(recorder.losses, dtype=torch.float64), golden["loss"], "losses")
-    for step, (ours, theirs) in enumerate(zip(recorder.weights, golden["weights"])):
+    sketched = "weight_sketches" in golden
+    for step, (ours, theirs) in enumerate(zip(recorder.weights, golden["weight_sketches" if sketched else "weights"])):
         mapped = to_reference(ours)
+        if sketched:
+            mapped = sketch({name: mapped[name] for name in theirs}, golden["config"]["sketch_seed"])
         for name in sorted(set(theirs) - skip):
             assert_close(mapped[name], theirs[name], f"step {step + 1}: {name}")
 
@@ -87,3 +96,25 @@ def test_predrnn_golden_sees_a_changed_recipe(changes: dict[str, Any]) -> None:
     with pytest.raises(AssertionError, match="differs from the reference"):
         recorder, golden, to_reference, unused = predrnn_run(**changes)
         assert_steps_match(recorder, golden, to_reference, skip=unused)
+
+
+def simvp_run(**changes: Any):
+    golden = load_golden("recipe_simvp")
+    model = create("simvp2", preset="openstl", **golden["config"]["vpbench"]["model"]).double()
+    weights = frame_map(golden["state_dict"], model.state_dict(), rules_for("gsta"))
+    model.load_state_dict(weights.to_vpbench(golden["state_dict"]))
+    recorder = train_like_bench(model, golden, recipe("simvp2", golden, **changes))
+    return recorder, golden, lambda ours: weights.to_reference(
+        {k.removeprefix("model."): v for k, v in ours.items()}, golden["state_dict"])
+
+
+def test_simvp_recipe_matches_openstl() -> None:
+    """SimVP (gSTA): Adam + OneCycle + MSE of the raw output, 6 steps."""
+    assert_steps_match(*simvp_run())
+
+
+@pytest.mark.parametrize("changes", [{"loss": "mse"}, {"weight_decay": 1e-2}])
+def test_simvp_golden_sees_a_changed_recipe(changes: dict[str, Any]) -> None:
+    """The loss on the clamped output, or a weight decay: the steps no longer match."""
+    with pytest.raises(AssertionError, match="differs from the reference"):
+        assert_steps_match(*simvp_run(**changes))

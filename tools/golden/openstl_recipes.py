@@ -35,8 +35,11 @@ from unittest import mock
 
 import numpy as np
 import torch
-from golden_files import default_dtype, save
+from golden_files import ROOT, default_dtype, save
 from torch import nn
+
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers.parity import sketch  # noqa: E402  the tests sketch their weights the same way
 
 from vpbench.reference.clones import commit_of, import_into, package, restored_modules, stand_in
 from vpbench.reference.openstl_clone import load_model_class
@@ -44,6 +47,7 @@ from vpbench.reference.openstl_clone import load_model_class
 SOURCES = ("openstl",)
 REPOSITORY = "github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning)"
 SEED = 20261207
+SKETCH_SEED = 7
 EPOCHS, BATCHES, BATCH = 2, 3, 2  # 6 optimiser steps, OneCycle over all of them
 PRE, AFT, CHANNELS, FRAME, PATCH = 4, 4, 1, (8, 8), 2
 # OpenSTL's defaults (openstl/utils/parser.py default_parser) that its optimiser and scheduler builder reads
@@ -171,6 +175,55 @@ def make_predrnn(clone: Path, out: Path) -> Path:
                 batches=torch.from_numpy(batches), **steps)
 
 
+SIMVP = {"in_shape": (2, 1, 16, 16), "hid_S": 4, "hid_T": 8, "N_S": 2, "N_T": 2, "model_type": "gSTA",
+         "mlp_ratio": 2.0, "drop": 0.0, "drop_path": 0.0, "spatio_kernel_enc": 3, "spatio_kernel_dec": 3}
+SIMVP_VPBENCH = {"in_channels": 1, "input_frames": 2, "img_size": [16, 16], "spatial_hidden": 4, "temporal_hidden": 8,
+                 "spatial_layers": 2, "temporal_layers": 2, "encoder_kernel": 3, "decoder_kernel": 3,
+                 "mlp_ratio": 2.0, "drop": 0.0, "drop_path": 0.0, "drop_path_start": 0.0}
+
+
+def make_simvp(clone: Path, out: Path) -> Path:
+    """``recipe_simvp.pt``: OpenSTL's SimVP method (gSTA, hid_S 4, hid_T 8, N_S 2, N_T 2; 2 -> 2 frames of 16x16)
+    with Adam + OneCycle at peak rate 0.01, on its raw output. The stochastic depth OpenSTL keeps at drop_path 0 (its
+    first block drops its branch with probability 0.01: ``torch.linspace(1e-2, drop_path, N_T)``) is set to 0 after
+    building: its draws come from torch's generator, which vpbench's trainer also draws from for its data loader, so
+    the two would not see the same draws (the rates themselves are checked by the one-step goldens). Its weights are
+    OpenSTL's initialisation from ``SEED`` but for the readout, scaled so that the first raw output spreads over
+    [-0.5, 1.5] and a loss on the clamped output would differ. Per step: the sketch of every weight and batch-norm
+    statistic (``helpers.parity.sketch``, seed ``SKETCH_SEED``) instead of the weights."""
+    pre, channels, *frame = SIMVP["in_shape"]
+    hparams = {**OPENSTL_DEFAULTS, **SIMVP, "method": "simvp", "pre_seq_length": pre, "aft_seq_length": pre,
+               "total_length": 2 * pre, "lr": 1e-2, "sched": "onecycle", "epoch": EPOCHS, "steps_per_epoch": BATCHES,
+               "batch_size": BATCH, "device": "cpu"}
+    torch.manual_seed(SEED)
+    rng = np.random.default_rng(SEED + 1)
+    batches = rng.integers(0, 256, (EPOCHS, BATCHES, BATCH, 2 * pre, channels, *frame), dtype=np.uint8)
+    with restored_modules("openstl", "timm", "pytorch_lightning"):
+        method = method_class(clone, "simvp", "SimVP", "simvp_model", "SimVP_Model", ("simvp_modules",))(**hparams)
+        for module in method.model.modules():
+            if hasattr(module, "drop_prob"):
+                module.drop_prob = 0.0
+        with torch.no_grad():
+            first = method(*frames_of(batches[0, 0], pre))
+            readout = method.model.dec.readout
+            readout.weight.mul_(1.0 / first.std())
+            readout.bias.add_(0.5 - readout(torch.zeros(1, readout.in_channels, 1, 1)).mean())
+        state = {n: q.detach().clone() for n, q in method.model.state_dict().items()}
+        steps = lightning_steps(method, batches, pre)
+    weights = steps.pop("weights")
+    steps["weight_sketches"] = [sketch({n: w[n] for n in state if w[n].is_floating_point()}, SKETCH_SEED)
+                                for w in weights]
+    reference = {"repository": REPOSITORY, "commit": commit_of(clone),
+                 "files": ["openstl/methods/simvp.py", "openstl/methods/base_method.py",
+                           "openstl/core/optim_scheduler.py", "openstl/models/simvp_model.py",
+                           "openstl/modules/simvp_modules.py"]}
+    config = {"reference": hparams,
+              "vpbench": {"model": SIMVP_VPBENCH, "train": {"epochs": EPOCHS, "batch_size": BATCH, "lr": 1e-2}},
+              "input_frames": pre, "output_frames": pre, "seed": SEED, "sketch_seed": SKETCH_SEED}
+    return save(out / "recipe_simvp.pt", reference=reference, config=config, state_dict=state,
+                batches=torch.from_numpy(batches), **steps)
+
+
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
     with default_dtype(torch.float64):
-        return [make_predrnn(clones["openstl"], out)]
+        return [make_predrnn(clones["openstl"], out), make_simvp(clones["openstl"], out)]
