@@ -82,7 +82,8 @@ def bce_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
     with full_precision(pred.device):
         if not torch.isfinite(pred).all():  # BCE would raise on NaN; report divergence instead
             return pred.new_tensor(float("nan"), dtype=torch.float32), pred
-        return F.binary_cross_entropy(wide(pred), wide(targets)), pred
+        probabilities = wide(pred)
+        return F.binary_cross_entropy(probabilities, targets.to(probabilities.dtype)), pred
 
 
 @register_loss("mse")

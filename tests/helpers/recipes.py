@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from helpers.parity import assert_close, sketch
 from vpbench.datasets import DataSpec, SequenceSource
 from vpbench.harness.loggers import Tracker
 from vpbench.harness.loggers.base import Logger
@@ -84,7 +85,8 @@ class StepRecorder(Logger):
 def train_like_bench(model: nn.Module, golden: Mapping[str, Any], train: Mapping[str, Any],
                      draws: Callable[[int, tuple[int, ...]], Tensor] | None = None) -> StepRecorder:
     """``fit`` of ``model`` (float64) on the golden's batches under the recipe ``train``; ``draws(step, shape)``: the
-    uniform draws the loss asks for at optimiser step ``step`` (the trainer's own when None)."""
+    uniform draws the loss asks for at optimiser step ``step`` (the trainer's own when None). The recorder holds
+    ``model``'s own weights (its names, not the float64 wrapper's)."""
     recorder = StepRecorder(model)
     source = GoldenBatches(golden["batches"], golden["config"]["input_frames"])
     kwargs = {} if draws is None else {"uniform": lambda shape: draws(len(recorder.losses), shape)}
@@ -93,3 +95,21 @@ def train_like_bench(model: nn.Module, golden: Mapping[str, Any], train: Mapping
                   **kwargs)
     assert outcome.status == "finished", outcome.message
     return recorder
+
+
+def assert_steps_match(recorder: StepRecorder, golden: Mapping[str, Any],
+                       to_reference: Callable[[Mapping[str, Tensor]], Mapping[str, Tensor]],
+                       skip: set[str] = frozenset()) -> None:
+    """Every step's rate, loss and weights (by the reference's names, less ``skip``; their sketches where the golden
+    holds sketches) equal the golden's."""
+    steps = len(golden["loss"])
+    assert len(recorder.losses) == steps, f"{len(recorder.losses)} optimiser steps, the reference took {steps}"
+    assert_close(torch.tensor(recorder.lrs, dtype=torch.float64), golden["lr"], "learning rates", 1e-15)
+    assert_close(torch.tensor(recorder.losses, dtype=torch.float64), golden["loss"], "losses")
+    sketched = "weight_sketches" in golden
+    for step, (ours, theirs) in enumerate(zip(recorder.weights, golden["weight_sketches" if sketched else "weights"])):
+        mapped = to_reference(ours)
+        if sketched:
+            mapped = sketch({name: mapped[name] for name in theirs}, golden["config"]["sketch_seed"])
+        for name in sorted(set(theirs) - skip):
+            assert_close(mapped[name], theirs[name], f"step {step + 1}: {name}")

@@ -22,8 +22,8 @@ from typing import Any, Mapping
 
 import pytest
 import torch
-from helpers.parity import assert_close, load_golden, sketch
-from helpers.recipes import train_like_bench
+from helpers.parity import load_golden
+from helpers.recipes import assert_steps_match, train_like_bench
 
 from vpbench.config import load_preset, train_config
 from vpbench.models import create
@@ -54,22 +54,6 @@ def openstl_sampling_draws(golden: Mapping[str, Any], input_frames: int):
     return draws
 
 
-def assert_steps_match(recorder, golden: Mapping[str, Any], to_reference, skip: set[str] = frozenset()) -> None:
-    """Every step's rate, loss and weights (by the reference's names, less ``skip``; their sketches where the golden
-    holds sketches) equal the golden's."""
-    steps = len(golden["loss"])
-    assert len(recorder.losses) == steps, f"{len(recorder.losses)} optimiser steps, the reference took {steps}"
-    assert_close(torch.tensor(recorder.lrs, dtype=torch.float64), golden["lr"], "learning rates", 1e-15)
-    assert_close(torch.tensor(recorder.losses, dtype=torch.float64), golden["loss"], "losses")
-    sketched = "weight_sketches" in golden
-    for step, (ours, theirs) in enumerate(zip(recorder.weights, golden["weight_sketches" if sketched else "weights"])):
-        mapped = to_reference(ours)
-        if sketched:
-            mapped = sketch({name: mapped[name] for name in theirs}, golden["config"]["sketch_seed"])
-        for name in sorted(set(theirs) - skip):
-            assert_close(mapped[name], theirs[name], f"step {step + 1}: {name}")
-
-
 def predrnn_run(**changes: Any):
     golden = load_golden("recipe_predrnn")
     model = create("stlstm", preset="openstl", **golden["config"]["vpbench"]["model"]).double()
@@ -78,8 +62,7 @@ def predrnn_run(**changes: Any):
     model.load_state_dict(weights.to_vpbench(golden["state_dict"]))
     recorder = train_like_bench(model, golden, recipe("stlstm", golden, **changes),
                                 openstl_sampling_draws(golden, golden["config"]["input_frames"]))
-    return recorder, golden, lambda ours: weights.to_reference(
-        {k.removeprefix("model."): v for k, v in ours.items()}, golden["state_dict"]), weights.unused
+    return recorder, golden, lambda ours: weights.to_reference(ours, golden["state_dict"]), weights.unused
 
 
 def test_predrnn_recipe_matches_openstl() -> None:
@@ -104,8 +87,7 @@ def simvp_run(**changes: Any):
     weights = frame_map(golden["state_dict"], model.state_dict(), rules_for("gsta"))
     model.load_state_dict(weights.to_vpbench(golden["state_dict"]))
     recorder = train_like_bench(model, golden, recipe("simvp2", golden, **changes))
-    return recorder, golden, lambda ours: weights.to_reference(
-        {k.removeprefix("model."): v for k, v in ours.items()}, golden["state_dict"])
+    return recorder, golden, lambda ours: weights.to_reference(ours, golden["state_dict"])
 
 
 def test_simvp_recipe_matches_openstl() -> None:
