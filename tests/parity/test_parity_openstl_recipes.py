@@ -15,6 +15,9 @@ run's length, batch, peak rate and schedule constants set to the golden's), with
   the raw output, which the golden's spreads over [-0.5, 1.5]); weights compared by their sketches
   (``helpers.parity.sketch``), batch-norm statistics included. OpenSTL's stochastic depth at drop_path 0 is off on
   both sides (see the generator).
+* ``predrnnv2`` (PredRNN.V2): Adam + OneCycle + ``mse_decoupling`` with reverse scheduled sampling, against
+  ``PredRNNv2.training_step`` (``reserve_schedule_sampling_exp``: both of its draws injected; the schedule from step
+  1 to 4 at alpha 2 covers its three phases in 6 steps).
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from helpers.recipes import assert_steps_match, train_like_bench
 
 from vpbench.config import load_preset, train_config
 from vpbench.models import create
-from vpbench.reference.mappings.recurrent import openstl_stack
+from vpbench.reference.mappings.recurrent import openstl_predrnnv2, openstl_stack
 from vpbench.reference.mappings.simvp import frame_map, rules_for
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,28 +44,37 @@ def recipe(model: str, golden: Mapping[str, Any], **changes: Any) -> dict[str, A
 
 
 def openstl_sampling_draws(golden: Mapping[str, Any], input_frames: int):
-    """OpenSTL's scheduled-sampling draws as vpbench's stack asks for them: [B, steps], column t for step t;
-    ``schedule_sampling`` draws [B, T_out - 1] for the steps past the input window (NaN where OpenSTL draws none:
-    a comparison with it would read the model's own prediction and show)."""
+    """OpenSTL's scheduled-sampling draws as vpbench's stack asks for them: [B, steps], column t for step t.
+    ``schedule_sampling`` draws [B, T_out - 1] for the steps past the input window; ``reserve_schedule_sampling_exp``
+    also draws [B, T_in - 1] first, for steps 1..T_in-1. NaN where OpenSTL draws none (a comparison with it would
+    read the model's own prediction and show)."""
 
     def draws(step: int, shape: tuple[int, ...]) -> torch.Tensor:
-        (past,) = golden["draws"][step]
+        *inside, past = golden["draws"][step]
         out = torch.full(shape, float("nan"), dtype=torch.float64)
         out[:, input_frames:] = past
+        if inside:
+            out[:, 1:input_frames] = inside[0]
         return out
 
     return draws
 
 
-def predrnn_run(**changes: Any):
-    golden = load_golden("recipe_predrnn")
-    model = create("stlstm", preset="openstl", **golden["config"]["vpbench"]["model"]).double()
-    options = {"name": "stlstm", **golden["config"]["vpbench"]["model"]}
-    weights = openstl_stack(golden["state_dict"], model.state_dict(), options)
+def stack_run(name: str, model_name: str, mapping, **changes: Any):
+    """vpbench's trainer on the golden ``recipe_<name>.pt`` of an OpenSTL recurrent method: ``model_name``'s
+    ``openstl`` recipe, OpenSTL's sampling draws, weights mapped by ``mapping``."""
+    golden = load_golden(f"recipe_{name}")
+    model = create(model_name, preset="openstl", **golden["config"]["vpbench"]["model"]).double()
+    options = {"name": model_name, **golden["config"]["vpbench"]["model"]}
+    weights = mapping(golden["state_dict"], model.state_dict(), options)
     model.load_state_dict(weights.to_vpbench(golden["state_dict"]))
-    recorder = train_like_bench(model, golden, recipe("stlstm", golden, **changes),
+    recorder = train_like_bench(model, golden, recipe(model_name, golden, **changes),
                                 openstl_sampling_draws(golden, golden["config"]["input_frames"]))
     return recorder, golden, lambda ours: weights.to_reference(ours, golden["state_dict"]), weights.unused
+
+
+def predrnn_run(**changes: Any):
+    return stack_run("predrnn", "stlstm", openstl_stack, **changes)
 
 
 def test_predrnn_recipe_matches_openstl() -> None:
@@ -100,3 +112,22 @@ def test_simvp_golden_sees_a_changed_recipe(changes: dict[str, Any]) -> None:
     """The loss on the clamped output, or a weight decay: the steps no longer match."""
     with pytest.raises(AssertionError, match="differs from the reference"):
         assert_steps_match(*simvp_run(**changes))
+
+
+def predrnnv2_run(**changes: Any):
+    return stack_run("predrnnv2", "predrnnv2", openstl_predrnnv2, **changes)
+
+
+def test_predrnnv2_recipe_matches_openstl() -> None:
+    """PredRNN.V2: Adam + OneCycle + MSE and decoupling term + reverse scheduled sampling, 6 steps."""
+    recorder, golden, to_reference, unused = predrnnv2_run()
+    assert_steps_match(recorder, golden, to_reference, skip=unused)
+
+
+@pytest.mark.parametrize("changes", [{"r_exp_alpha": 1}, {"r_sampling_step_2": 5}, {"sampling": "linear",
+                                     "sampling_stop_iter": 3, "sampling_changing_rate": 0.25}])
+def test_predrnnv2_golden_sees_a_changed_recipe(changes: dict[str, Any]) -> None:
+    """The reverse schedule's scale or end, or plain scheduled sampling: the steps no longer match."""
+    with pytest.raises(AssertionError, match="differs from the reference"):
+        recorder, golden, to_reference, unused = predrnnv2_run(**changes)
+        assert_steps_match(recorder, golden, to_reference, skip=unused)

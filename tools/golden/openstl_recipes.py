@@ -1,9 +1,10 @@
 """Golden files of OpenSTL's training recipes: several optimiser steps of OpenSTL's own training code.
 
-Writes ``tests/golden/recipe_predrnn.pt`` (read by ``tests/parity/test_parity_openstl_recipes.py``) from a clone of
+Writes ``tests/golden/recipe_{predrnn,simvp,predrnnv2}.pt`` (read by ``tests/parity/test_parity_openstl_recipes.py``) from a clone of
 github.com/chengtan9907/OpenSTL (branch OpenSTL-Lightning). The one-step goldens hold a model's forward and
 backward; these hold its recipe: OpenSTL's method class (``openstl/methods/predrnn.py``: its ``training_step``,
-which draws the scheduled-sampling mask with ``schedule_sampling`` of ``openstl/utils/predrnn_utils.py``), the
+which draws the scheduled-sampling mask with ``schedule_sampling`` of ``openstl/utils/predrnn_utils.py``, or for
+PredRNN.V2, ``methods/predrnnv2.py``, with ``reserve_schedule_sampling_exp``; ``methods/simvp.py``), the
 optimiser and schedule of ``Base_method.configure_optimizers`` (``openstl/core/optim_scheduler.py``'s
 ``get_optim_scheduler`` at OpenSTL's defaults: Adam, weight decay 0, OneCycleLR with final_div_factor 1e4 stepped
 every batch) and the model's loss, run for ``EPOCHS`` x ``BATCHES`` steps on fixed batches.
@@ -144,34 +145,51 @@ def lightning_steps(method: nn.Module, batches: np.ndarray, pre: int = PRE) -> d
             "draws": draws}
 
 
-def make_predrnn(clone: Path, out: Path) -> Path:
-    """``recipe_predrnn.pt``: OpenSTL's PredRNN method (2 ST-LSTM layers of 4, filter 3) with scheduled sampling
-    falling by 0.25 a step until step 3, Adam + OneCycle at peak rate 0.01."""
-    hparams = {**OPENSTL_DEFAULTS, "method": "predrnn", "num_hidden": "4,4", "filter_size": 3, "stride": 1,
+# The recurrent recipes: OpenSTL method, its model, and its sampling settings (OpenSTL's and vpbench's keys)
+STACKS = {
+    "predrnn": {"method": ("predrnn", "PredRNN"), "model": ("predrnn_model", "PredRNN_Model", "predrnn_modules"),
+                "sampling": {"reverse_scheduled_sampling": 0, "scheduled_sampling": 1, "sampling_stop_iter": 3,
+                             "sampling_start_value": 1.0, "sampling_changing_rate": 0.25},
+                "train": {"sampling_stop_iter": 3, "sampling_changing_rate": 0.25}},
+    "predrnnv2": {"method": ("predrnnv2", "PredRNNv2"),
+                  "model": ("predrnnv2_model", "PredRNNv2_Model", "predrnnv2_modules"),
+                  "sampling": {"reverse_scheduled_sampling": 1, "scheduled_sampling": 1, "r_sampling_step_1": 1,
+                               "r_sampling_step_2": 4, "r_exp_alpha": 2, "decouple_beta": 0.1},
+                  "train": {"r_sampling_step_1": 1, "r_sampling_step_2": 4, "r_exp_alpha": 2}},
+}
+
+
+def make_stack(clone: Path, out: Path, name: str) -> Path:
+    """``recipe_<name>.pt``: OpenSTL's method of ``name`` (2 ST-LSTM layers of 4, filter 3) with its sampling
+    (``STACKS``: PredRNN's falling by 0.25 a step until step 3; PredRNN.V2's reverse schedule from step 1 to 4,
+    alpha 2, and its decoupling term at beta 0.1), Adam + OneCycle at peak rate 0.01."""
+    spec = STACKS[name]
+    hparams = {**OPENSTL_DEFAULTS, "method": name, "num_hidden": "4,4", "filter_size": 3, "stride": 1,
                "patch_size": PATCH, "layer_norm": 0, "in_shape": (PRE + AFT, CHANNELS, *FRAME),
-               "pre_seq_length": PRE, "aft_seq_length": AFT, "total_length": PRE + AFT,
-               "reverse_scheduled_sampling": 0, "scheduled_sampling": 1, "sampling_stop_iter": 3,
-               "sampling_start_value": 1.0, "sampling_changing_rate": 0.25, "lr": 1e-2, "sched": "onecycle",
-               "epoch": EPOCHS, "steps_per_epoch": BATCHES, "batch_size": BATCH, "device": "cpu"}
+               "pre_seq_length": PRE, "aft_seq_length": AFT, "total_length": PRE + AFT, **spec["sampling"],
+               "lr": 1e-2, "sched": "onecycle", "epoch": EPOCHS, "steps_per_epoch": BATCHES, "batch_size": BATCH,
+               "device": "cpu"}
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
     batches = rng.integers(0, 256, (EPOCHS, BATCHES, BATCH, PRE + AFT, CHANNELS, *FRAME), dtype=np.uint8)
+    model_file, model_class, modules = spec["model"]
     with restored_modules("openstl", "timm", "pytorch_lightning"):
-        method = method_class(clone, "predrnn", "PredRNN", "predrnn_model", "PredRNN_Model",
-                              ("predrnn_modules",))(**hparams)
+        load_model_class(clone, "predrnn_model", "PredRNN_Model", ("predrnn_modules",))  # methods/predrnn.py's
+        method = method_class(clone, *spec["method"], model_file, model_class, (modules,))(**hparams)
         state = {n: q.detach().clone() for n, q in method.model.state_dict().items()}
         steps = lightning_steps(method, batches)
     reference = {"repository": REPOSITORY, "commit": commit_of(clone),
-                 "files": ["openstl/methods/predrnn.py", "openstl/methods/base_method.py",
-                           "openstl/core/optim_scheduler.py", "openstl/utils/predrnn_utils.py",
-                           "openstl/models/predrnn_model.py", "openstl/modules/predrnn_modules.py"]}
+                 "files": list(dict.fromkeys([
+                     f"openstl/methods/{spec['method'][0]}.py", "openstl/methods/predrnn.py",
+                     "openstl/methods/base_method.py", "openstl/core/optim_scheduler.py",
+                     "openstl/utils/predrnn_utils.py", f"openstl/models/{model_file}.py",
+                     f"openstl/modules/{modules}.py"]))}
     config = {"reference": hparams,
               "vpbench": {"model": {"in_channels": CHANNELS, "img_size": FRAME, "patch_size": PATCH, "hidden": 4,
                                     "layers": 2, "kernel_size": 3},
-                          "train": {"epochs": EPOCHS, "batch_size": BATCH, "lr": 1e-2, "sampling_stop_iter": 3,
-                                    "sampling_changing_rate": 0.25}},
+                          "train": {"epochs": EPOCHS, "batch_size": BATCH, "lr": 1e-2, **spec["train"]}},
               "input_frames": PRE, "output_frames": AFT, "seed": SEED}
-    return save(out / "recipe_predrnn.pt", reference=reference, config=config, state_dict=state,
+    return save(out / f"recipe_{name}.pt", reference=reference, config=config, state_dict=state,
                 batches=torch.from_numpy(batches), **steps)
 
 
@@ -226,4 +244,5 @@ def make_simvp(clone: Path, out: Path) -> Path:
 
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
     with default_dtype(torch.float64):
-        return [make_predrnn(clones["openstl"], out), make_simvp(clones["openstl"], out)]
+        return [make_stack(clones["openstl"], out, "predrnn"), make_simvp(clones["openstl"], out),
+                make_stack(clones["openstl"], out, "predrnnv2")]
