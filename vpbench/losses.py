@@ -11,8 +11,10 @@ A model that brings its own loss registers it in its file with ``@register_loss`
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -29,15 +31,35 @@ def standard_uniform(shape: tuple[int, ...]) -> Tensor:
     return torch.rand(shape, dtype=torch.float64)
 
 
+_UNIFORM: contextvars.ContextVar[Uniform] = contextvars.ContextVar("vpbench_uniform", default=standard_uniform)
+
+
+def draw_uniform(shape: tuple[int, ...]) -> Tensor:
+    """Uniform draws in [0, 1) of ``shape`` (float64, CPU) for a training schedule's coins (scheduled sampling,
+    teacher forcing): from the source the trainer set around the loss (:func:`drawing_from`), else
+    :func:`standard_uniform`. Models draw here, so that a test can give them a reference's draws without
+    knowing the model."""
+    return _UNIFORM.get()(shape)
+
+
+@contextlib.contextmanager
+def drawing_from(uniform: Uniform) -> Iterator[None]:
+    """:func:`draw_uniform` returns ``uniform``'s draws inside the block (the recipe goldens inject a reference's
+    draws this way, through ``fit(..., uniform=...)``; a run never does)."""
+    token = _UNIFORM.set(uniform)
+    try:
+        yield
+    finally:
+        _UNIFORM.reset(token)
+
+
 @dataclass(frozen=True)
 class LossContext:
     """Where training stands: ``step`` optimiser steps done so far (0 in evaluation), and the ``train``
-    options of the run. ``uniform``: where a loss's random draws come from (scheduled sampling's); the
-    recipe goldens inject a reference's draws here (``fit(..., uniform=...)``), a run never does."""
+    options of the run."""
 
     step: int = 0
     train: Mapping[str, Any] = field(default_factory=dict)
-    uniform: Uniform = standard_uniform
 
 
 LossFn = Callable[..., tuple[Tensor, Tensor]]  # (model, inputs, targets, context=None) -> (loss, predictions)

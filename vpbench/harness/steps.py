@@ -20,7 +20,7 @@ from vpbench.datasets import DataSpec
 from vpbench.environment import flush_denormals
 from vpbench.errors import UserError
 from vpbench.harness.recipes import make_optimizer
-from vpbench.losses import LossContext, LossFn, Uniform, get_loss, standard_uniform
+from vpbench.losses import LossContext, LossFn, Uniform, drawing_from, get_loss, standard_uniform
 from vpbench.metrics.cost import dummy_batch
 
 
@@ -48,8 +48,8 @@ def train_on_batch(net: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optim
     the recipe ``train``: one per window of :func:`sequence_windows` (the batch itself without
     ``window_frames``), with ``grad_clip`` before each. ``step``: the optimiser steps done before this batch
     (the loss's context). Returns each window's loss as ``reduce`` reads it (the trainer's: the mean over
-    processes); a loss that is not finite ends the list, its step not taken. ``uniform``: the loss's random draws
-    (:class:`~vpbench.losses.LossContext`)."""
+    processes); a loss that is not finite ends the list, its step not taken. ``uniform``: where the loss's schedule
+    coins come from (:func:`~vpbench.losses.draw_uniform`)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     reset = train.get("window_grads", "reset") == "reset"
     losses: list[float] = []
@@ -57,8 +57,8 @@ def train_on_batch(net: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optim
     for i, (x, y) in enumerate(sequence_windows(inputs, targets, train.get("window_frames"))):
         if i and reset:
             optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            loss, _ = loss_fn(net, x, y, LossContext(step + i, train, uniform))
+        with autocast(), drawing_from(uniform):
+            loss, _ = loss_fn(net, x, y, LossContext(step + i, train))
         losses.append(reduce(loss.detach()))
         if not math.isfinite(losses[-1]):
             break

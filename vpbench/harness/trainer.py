@@ -115,8 +115,8 @@ def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run
     ``last.pt`` checkpoint to continue from; ``identity`` (model name, configuration digest) is
     stored in every checkpoint so that a checkpoint is never loaded into another model or config;
     ``tracker``: the experiment trackers that also get each step's loss and rate and each epoch's values;
-    ``uniform``: where the losses' random draws come from (scheduled sampling's; the run's RNG unless a test
-    injects a reference's draws, as the recipe goldens do).
+    ``uniform``: where the models' schedule coins come from (:func:`~vpbench.losses.draw_uniform`: scheduled
+    sampling, teacher forcing; the run's RNG unless a test injects a reference's draws, as the recipe goldens do).
     """
     params = trainable(model)
     if not params:

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 
 from vpbench import presets
 from vpbench.errors import UserError
-from vpbench.losses import LossContext, Uniform, full_precision, register_loss, standard_uniform, wide
+from vpbench.losses import LossContext, full_precision, register_loss, wide
 from vpbench.models.convlstm import FORGET_BIAS
 from vpbench.models.layers.encoder_forecaster import RecurrentCell, State
 from vpbench.models.layers.multiframe import pad_to_multiple
@@ -201,13 +201,13 @@ class E3DLSTM(RecurrentStack):
 
     def forward(self, frames: Tensor, horizon: int, *, targets: Tensor | None = None,
                 sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False,
-                memory: Tensor | None = None, uniform: Uniform = standard_uniform) -> Tensor:
+                memory: Tensor | None = None) -> Tensor:
         def padded(x: Tensor) -> Tensor:
             return pad_to_multiple(x.flatten(0, 1), self.patch_size).unflatten(0, x.shape[:2])
 
         h, w = frames.shape[-2:]
         out = super().forward(padded(frames), horizon, targets=None if targets is None else padded(targets),
-                              sampling=sampling, all_frames=all_frames, memory=memory, uniform=uniform)
+                              sampling=sampling, all_frames=all_frames, memory=memory)
         return out[..., :h, :w]
 
 
@@ -222,7 +222,7 @@ def mse_l1_all_frames_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
         return mse_all_frames_loss(model, inputs, targets, context)
     horizon = targets.shape[1]
     sampling = sampling_probabilities(context.step, context.train)
-    out = model(inputs, horizon, targets=targets, sampling=sampling, all_frames=True, uniform=context.uniform)
+    out = model(inputs, horizon, targets=targets, sampling=sampling, all_frames=True)
     truth = torch.cat([inputs, targets], dim=1)[:, 1:]
     with full_precision(out.device):
         out_wide, truth_wide = wide(out), wide(truth)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vpbench import presets
-from vpbench.losses import LossContext, Uniform, full_precision, register_loss, standard_uniform, wide
+from vpbench.losses import LossContext, full_precision, register_loss, wide
 from vpbench.models.layers.encoder_forecaster import RecurrentCell, State
 from vpbench.models.layers.openstl_stack import (
     TEST_SAMPLING,
@@ -75,12 +75,11 @@ class PredRNNv2(RecurrentStack):
 
     def forward(self, frames: Tensor, horizon: int, *, targets: Tensor | None = None,
                 sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False,
-                decoupling: bool = False, uniform: Uniform = standard_uniform) -> Tensor | tuple[Tensor, Tensor]:
+                decoupling: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         if not decoupling:
-            return super().forward(frames, horizon, targets=targets, sampling=sampling, all_frames=all_frames,
-                                   uniform=uniform)
+            return super().forward(frames, horizon, targets=targets, sampling=sampling, all_frames=all_frames)
         out, sent = super().forward(frames, horizon, targets=targets, sampling=sampling, all_frames=all_frames,
-                                    signals=True, uniform=uniform)
+                                    signals=True)
         return out, self.decouple_beta * self.decoupling_term(sent)
 
     def decoupling_term(self, sent: list[State]) -> Tensor:
@@ -106,8 +105,7 @@ def mse_decoupling_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
         return mse_all_frames_loss(model, inputs, targets, context)
     horizon = targets.shape[1]
     sampling = sampling_probabilities(context.step, context.train)
-    out, decoupling = model(inputs, horizon, targets=targets, sampling=sampling, all_frames=True, decoupling=True,
-                            uniform=context.uniform)
+    out, decoupling = model(inputs, horizon, targets=targets, sampling=sampling, all_frames=True, decoupling=True)
     truth = torch.cat([inputs, targets], dim=1)[:, 1:]
     with full_precision(out.device):
         loss = F.mse_loss(wide(out), wide(truth)) + wide(decoupling)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpbench.losses import LossContext, Uniform, full_precision, register_loss, standard_uniform, wide
+from vpbench.losses import LossContext, draw_uniform, full_precision, register_loss, wide
 from vpbench.models.layers.encoder_forecaster import LayerFactory, State, check_patch, patchify, step_layers, unpatchify
 from vpbench.models.layers.output_range import clamp_straight_through
 
@@ -36,8 +36,8 @@ class RecurrentStack(nn.Module):
     all_frames=True)`` returns the raw (unclamped) predictions of frames 2..T_in+horizon [B, T_in+horizon-1,
     C, H, W]: at step t >= 1 the input is the true frame with probability p_in inside the input window
     and p_out past it (drawn per sequence and step, whole frames), else the previous prediction. The draws:
-    one call of ``uniform`` per forward, [B, T_in+horizon-1], column t compared with step t's probability (the
-    run's RNG by default; OpenSTL draws its masks the same way, per sequence and step, once per batch).
+    one :func:`~vpbench.losses.draw_uniform` per forward, [B, T_in+horizon-1], column t compared with step t's
+    probability (OpenSTL draws its masks the same way, per sequence and step, once per batch).
     With ``signals=True`` it returns (predictions, signals): per step, what the cells sent up through
     ``carry`` besides the zigzag memory (e.g. ST-LSTM's memory increments for PredRNN.V2's loss).
     ``memory``: the zigzag memory's first value, shaped as the cells' hidden state on the patch grid (zeros when
@@ -56,8 +56,7 @@ class RecurrentStack(nn.Module):
 
     def forward(self, frames: Tensor, horizon: int, *, targets: Tensor | None = None,
                 sampling: tuple[float, float] = TEST_SAMPLING, all_frames: bool = False,
-                signals: bool = False, memory: Tensor | None = None,
-                uniform: Uniform = standard_uniform) -> Tensor | tuple[Tensor, list[State]]:
+                signals: bool = False, memory: Tensor | None = None) -> Tensor | tuple[Tensor, list[State]]:
         x = patchify(frames, self.patch_size)
         true = x if targets is None else torch.cat([x, patchify(targets, self.patch_size)], dim=1)
         t_in, steps = x.shape[1], x.shape[1] + horizon - 1
@@ -71,7 +70,7 @@ class RecurrentStack(nn.Module):
         states = [cell.init_state(x[:, 0].new_zeros(x.shape[0], cell.hidden, *x.shape[3:])) for cell in self.cells]
         start = torch.zeros_like(states[0]["h"]) if memory is None else memory
         carry: State = {c.memory: start for c in self.cells if c.memory}
-        draws = uniform((x.shape[0], steps)) if any(0 < p < 1 for p in probs) else None
+        draws = draw_uniform((x.shape[0], steps)) if any(0 < p < 1 for p in probs) else None
         preds: list[Tensor] = []
         sent: list[State] = []  # per step, the signals besides the zigzag memory
         for t, p in enumerate(probs):
@@ -124,7 +123,7 @@ def mse_all_frames_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
     horizon = targets.shape[1]
     if model.training:
         sampling = sampling_probabilities(context.step, context.train)
-        out = model(inputs, horizon, targets=targets, sampling=sampling, all_frames=True, uniform=context.uniform)
+        out = model(inputs, horizon, targets=targets, sampling=sampling, all_frames=True)
         truth = torch.cat([inputs, targets], dim=1)[:, 1:]
     else:
         out = model(inputs, horizon, all_frames=True)[:, -horizon:]
