@@ -20,7 +20,7 @@ Everything runs in float64 (weights and frames; the frames are uint8 / 255 in fl
 reads them). Each file holds ``batches`` (uint8 [epochs, batches, B, T, C, H, W]), ``draws`` (per step, what the
 sampling function drew), ``state_dict`` (OpenSTL's initial weights, its default initialisation from ``SEED``) and per
 step ``lr`` (the rate the step used), ``loss`` (the training step's loss) and ``weights`` (the weights after it, by
-OpenSTL's names); ``config`` holds OpenSTL's hyperparameters and vpbench's model options and ``train.*`` keys for
+OpenSTL's names; SimVP's as ``weight_sketches``, see :func:`make_simvp`); ``config`` holds OpenSTL's hyperparameters and vpbench's model options and ``train.*`` keys for
 the same recipe.
 """
 from __future__ import annotations
