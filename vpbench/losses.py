@@ -11,14 +11,46 @@ A model that brings its own loss registers it in its file with ``@register_loss`
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vpbench.errors import UserError
+
+Uniform = Callable[[tuple[int, ...]], Tensor]  # shape -> float64 draws in [0, 1) on the CPU
+
+
+def standard_uniform(shape: tuple[int, ...]) -> Tensor:
+    """Uniform draws in [0, 1) of ``shape``, float64, from torch's default CPU generator: the one a run seeds and
+    its checkpoints save, so that a resumed run draws what an uninterrupted one would."""
+    return torch.rand(shape, dtype=torch.float64)
+
+
+_UNIFORM: contextvars.ContextVar[Uniform] = contextvars.ContextVar("vpbench_uniform", default=standard_uniform)
+
+
+def draw_uniform(shape: tuple[int, ...]) -> Tensor:
+    """Uniform draws in [0, 1) of ``shape`` (float64, CPU) for a training schedule's coins (scheduled sampling,
+    teacher forcing): from the source the trainer set around the loss (:func:`drawing_from`), else
+    :func:`standard_uniform`. Models draw here, so that a test can give them a reference's draws without
+    knowing the model."""
+    return _UNIFORM.get()(shape)
+
+
+@contextlib.contextmanager
+def drawing_from(uniform: Uniform) -> Iterator[None]:
+    """:func:`draw_uniform` returns ``uniform``'s draws inside the block (the recipe goldens inject a reference's
+    draws this way, through ``fit(..., uniform=...)``; a run never does)."""
+    token = _UNIFORM.set(uniform)
+    try:
+        yield
+    finally:
+        _UNIFORM.reset(token)
 
 
 @dataclass(frozen=True)
@@ -72,7 +104,8 @@ def bce_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
     with full_precision(pred.device):
         if not torch.isfinite(pred).all():  # BCE would raise on NaN; report divergence instead
             return pred.new_tensor(float("nan"), dtype=torch.float32), pred
-        return F.binary_cross_entropy(wide(pred), wide(targets)), pred
+        probabilities = wide(pred)
+        return F.binary_cross_entropy(probabilities, targets.to(probabilities.dtype)), pred
 
 
 @register_loss("mse")

@@ -121,7 +121,7 @@ def test_differential_divergence_is_a_divergence_of_frame_differences():
 def test_recipes_and_labels():
     train = cfg.resolve("openstl", "simvp2", "mmnist")["train"]
     assert {k: train[k] for k in ("loss", "optimizer", "weight_decay", "scheduler", "lr", "batch_size", "epochs")} == {
-        "loss": "mse", "optimizer": "adam", "weight_decay": 0.0, "scheduler": "onecycle", "lr": 1e-3,
+        "loss": "mse_raw", "optimizer": "adam", "weight_decay": 0.0, "scheduler": "onecycle", "lr": 1e-3,
         "batch_size": 16, "epochs": 200}
     assert cfg.resolve("openstl", "tau", "mmnist")["train"]["loss"] == "mse_ddr"
     assert cfg.resolve("paper", "tau", "mmnist")["train"]["loss"] == "mse_ddr"

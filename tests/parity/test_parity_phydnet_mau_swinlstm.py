@@ -25,7 +25,7 @@ parameters at OpenSTL's Moving MNIST configuration equal the reference's less th
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import pytest
 import torch
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from helpers.parity import assert_close, assert_grads, by_reference, grads_of, load_golden, seeded_weights, sketch
 
 from vpbench.datasets import DataSpec
-from vpbench.losses import LossContext, get_loss
+from vpbench.losses import LossContext, drawing_from, get_loss
 from vpbench.metrics.cost import count_flops, count_params
 from vpbench.models import create
 from vpbench.reference.mappings import mapping_for
@@ -115,26 +115,33 @@ def test_phydnet_predictions_equal_the_references_inference(file):
 
 # -- MAU -------------------------------------------------------------------------------------------------------
 
+def golden_coins(use_true: torch.Tensor) -> Callable[[tuple[int, ...]], torch.Tensor]:
+    """The golden's scheduled-sampling mask (use_true [B, steps past the input window]) as the coins MAU draws
+    (``vpbench.losses.draw_uniform``, one call of [B] per step past the input window): 0 where it read the true
+    frame, the largest float below 1 where it read its prediction, so that any probability in (0, 1) picks the same."""
+    columns = iter(use_true.bool().unbind(1))
+    return lambda shape: torch.where(next(columns), 0.0, 1 - 2.0**-53).double()
+
+
 @pytest.mark.parametrize("file", ["mau", "mau_recall"])
 def test_mau_outputs_loss_and_gradients_equal_the_references(file):
     golden = load_golden(file)
     model, weights = load_model(golden, "mau")
     model.train()
     inputs, targets, p = golden["inputs"], golden["targets"], golden["config"]["p_true"]
-    torch.manual_seed(golden["config"]["seed"])  # the golden mask is what vpbench draws from this seed
-    drawn = torch.stack([torch.rand(inputs.shape[0]) < p for _ in range(targets.shape[1] - 1)], dim=1)
-    assert torch.equal(drawn, golden["use_true"].bool())
-    torch.manual_seed(golden["config"]["seed"])
-    out = model(inputs, targets.shape[1], targets=targets, sampling=(1.0, p), all_frames=True)
+    use_true = golden["use_true"]
+    assert use_true.shape == (inputs.shape[0], targets.shape[1] - 1) and 0 < use_true.sum() < use_true.numel()
+    with drawing_from(golden_coins(use_true)):
+        out = model(inputs, targets.shape[1], targets=targets, sampling=(1.0, p), all_frames=True)
     assert_close(out, golden["output"], "outputs")
     loss = F.mse_loss(out, torch.cat([inputs, targets], dim=1)[:, 1:])
     assert_close(loss, golden["loss"], "loss")
     loss.backward()
     check_grads(model, golden["grads"], weights, golden["state_dict"])
     # The same through OpenSTL's training loss: p_true = 1 - 0.5 (step + 1) at step 0.
-    torch.manual_seed(golden["config"]["seed"])
     schedule = {"sampling": "linear", "sampling_stop_iter": 10, "sampling_changing_rate": 1 - p}
-    loss, _ = get_loss("mse_all_frames")(model, inputs, targets, LossContext(0, schedule))
+    with drawing_from(golden_coins(use_true)):
+        loss, _ = get_loss("mse_all_frames")(model, inputs, targets, LossContext(0, schedule))
     assert_close(loss, golden["loss"], "mse_all_frames loss")
 
 

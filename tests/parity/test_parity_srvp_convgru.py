@@ -32,8 +32,10 @@ from typing import Callable, Mapping
 import pytest
 import torch
 from helpers.parity import TOLERANCE, assert_close, assert_grads, grads_of, load_golden
+from helpers.recipes import assert_steps_match, train_like_bench
 from torch import Tensor, nn
 
+from vpbench.config import load_preset, train_config
 from vpbench.harness.recipes import Schedule, make_optimizer
 from vpbench.losses import get_loss
 from vpbench.models import create
@@ -265,3 +267,32 @@ def test_three_training_steps_equal_the_official_estimator():
                  relative)
     assert_close(losses, golden["losses"], "loss of each step")
     assert_trained_like_the_official(golden, model, TOLERANCE)
+
+
+# -- the recipe golden: vpbench's trainer against the official Estimator, step by step --------------
+def srvp_recipe_run(**changes):
+    """``fit`` (what ``bench run`` trains with) of vpbench's SRVP from ``srvp.pt``'s weights on the golden's batches,
+    under the paper protocol's recipe as ``bench run`` resolves it, at the golden's length, batch, peak rate and
+    T_max (``changes``: one more key changed)."""
+    golden, start = load_golden("recipe_srvp"), load_golden("srvp")
+    assert fingerprint(start["state_dict"]) == golden["initial_sha256"], "srvp.pt is not the recipe run's start"
+    model = build_srvp(start)
+    train = train_config(load_preset("paper"), "srvp", "mmnist", {**golden["config"]["train"], **changes}, None)
+    table = srvp_table(golden["config"]["vpbench"]["layers"])
+    recorder = train_like_bench(model, golden, train)
+    return recorder, golden, lambda ours: to_official(ours, table, start["state_dict"])
+
+
+def test_srvp_recipe_matches_the_official_estimator():
+    """RMSprop (momentum 0.9, weight decay 1e-4) + cosine annealing stepped per epoch (T_max 3 epochs, down to
+    1e-7) + BCE, 6 steps over 3 epochs: rate, loss and every weight's and batch-norm buffer's sketch at each step."""
+    assert_steps_match(*srvp_recipe_run())
+
+
+@pytest.mark.parametrize("changes", [{"t_max_epochs": 4}, {"eta_min": 1e-5}, {"momentum": 0.0},
+                                     {"weight_decay": 0.0}, {"loss": "mse"}])
+def test_srvp_recipe_golden_sees_a_changed_recipe(changes):
+    """One thing of the recipe changed (the cosine's length or floor, RMSprop's momentum or weight decay, the
+    loss): the steps no longer match."""
+    with pytest.raises(AssertionError, match="differs from the reference"):
+        assert_steps_match(*srvp_recipe_run(**changes))

@@ -21,6 +21,14 @@ Four files:
   (1 -> 8 channels, zero initial state, as SRVP's encoder) over 4 frames. Outputs, final states,
   parameter gradients and input gradients. The official code has no plain ConvGRU
   encoder-forecaster (only inside ``EncoderDecoder``), so none is compared.
+* ``recipe_srvp.pt``: the recipe golden (``tests/helpers/recipes.py``): the official ``Estimator`` again, from
+  ``srvp.pt``'s weights, for ``RECIPE_EPOCHS`` epochs of ``RECIPE_BATCHES`` batches of uint8 frames (/ 255 in
+  float32, as vpbench's trainer reads them, then float64), at ``lr=RECIPE_LR`` and with a loader whose length is
+  its number of batches (a DataLoader's), so that ``init_net``'s T_max is len // bs x epochs = 3: the cosine
+  falls to eta_min over the run and each epoch's rate differs. Per optimiser step: the rate it used, its loss and
+  the sketch of every weight and batch-norm buffer after it (``helpers.parity.sketch``, seed ``SKETCH_SEED``;
+  the frame ConvNet once, as ``layers.0``). Dropout off, as in the other cases (the official dropout draws
+  torch's masks, vpbench's its own: the two never draw the same).
 * ``srvp_training.pt``: the official training loop, ``utils.py``'s ``Estimator``. Its ``init_net``
   builds the loss (``BCELoss()``), the optimiser (``RMSprop(lr, weight_decay=1e-4, momentum=0.9)``)
   and the schedule (``CosineAnnealingLR(T_max=len(train_set) // bs * epochs, eta_min=1e-7)``); its
@@ -45,14 +53,18 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import torch
-from golden_files import gradients, save
+from golden_files import ROOT, gradients, save
 from torch import nn
+
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers.parity import sketch  # noqa: E402  the tests sketch their weights the same way
 
 from vpbench.reference.clones import commit_of, folder_module, load_file, stand_in
 
@@ -65,6 +77,7 @@ M1 = 4  # hidden channels of the L=1 case (the smallest SRVP: RFA has M/4 channe
 HG, WG = 6, 8  # frame size of the ConvGRU cases
 DROPOUT = 0.5  # main.py's, set to 0 in every nn.Dropout after construction
 LR, EPOCHS, BS, LOADER_BATCHES = 1e-5, 150, 8, 1250  # train.sh; 10,000 sequences in batches of 8
+RECIPE_LR, RECIPE_EPOCHS, RECIPE_BATCHES, SKETCH_SEED = 1e-3, 3, 2, 11  # recipe_srvp.pt: 6 steps, T_max 3
 
 
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
@@ -83,6 +96,8 @@ def make(clones: dict[str, Path], out: Path) -> list[Path]:
                  cell=_cell_case(convgru), block=_block_case(convgru)),
             save(out / "srvp_training.pt", reference={**reference, "file": "utils.py (Estimator), model/SRVP.py"},
                  **_training_case(clone, srvp, model_case["state_dict"])),
+            save(out / "recipe_srvp.pt", reference={**reference, "file": "utils.py (Estimator), model/SRVP.py"},
+                 **_recipe_case(clone, srvp, model_case["state_dict"])),
         ]
     finally:
         torch.set_default_dtype(previous)
@@ -319,4 +334,64 @@ def _training_case(clone: Path, srvp, initial: dict[str, torch.Tensor]) -> dict[
         "initial_sha256": fingerprint(initial), "batches": batches, "lrs": torch.tensor(lrs),
         "losses": torch.stack(losses), "lr_after": torch.tensor(group["lr"]),
         "final_state_dict": _state(net),
+    }
+
+
+class _RecipeEpochs:
+    """The train loader of ``recipe_srvp.pt``: epoch ``epoch``'s batches (uint8 [B, N + T, C, H, W] each, as frames
+    / 255 in float32, then float64); its length is its number of batches, as a DataLoader's."""
+
+    def __init__(self, batches: torch.Tensor) -> None:
+        self.batches, self.epoch = batches, 0
+
+    def __len__(self) -> int:
+        return self.batches.shape[1]
+
+    def __iter__(self):
+        for batch in self.batches[self.epoch]:
+            frames = batch.float().div(255).double()
+            yield {"input": _Batch(frames[:, :N]), "label": _Batch(frames[:, N:])}
+
+
+def _recipe_case(clone: Path, srvp, initial: dict[str, torch.Tensor]) -> dict[str, Any]:
+    utils = _import_utils(clone)
+    net = _official_model(srvp, L, M, seed=0)
+    net.load_state_dict(initial)
+    g = torch.Generator().manual_seed(105)
+    batches = torch.randint(0, 256, (RECIPE_EPOCHS, RECIPE_BATCHES, B, N + T, C, H, W), generator=g,
+                            dtype=torch.uint8)
+    loader = _RecipeEpochs(batches)
+    estimator = utils.Estimator(epoch=RECIPE_EPOCHS, bs=B, net=net, train_set=loader, val_set=None, ctx=0,
+                                dst_path=".")
+    estimator.init_net(RECIPE_LR)
+    official_loss, optimizer = estimator.loss_fn, estimator.optimizer
+    lrs, losses, sketches = [], [], []
+    shared = [k for k in net.state_dict() if k.startswith("enc_sc.lpconv.layers.")
+              and not k.startswith("enc_sc.lpconv.layers.0.")]  # the same tensors as layers.0
+
+    def loss_fn(pred, label):  # the official BCELoss, each step's rate and loss recorded
+        lrs.append(optimizer.param_groups[0]["lr"])
+        loss = official_loss(pred, label)
+        losses.append(loss.detach().clone())
+        return loss
+
+    def after_step(*args: Any, **kwargs: Any) -> None:  # the weights after each optimiser step, sketched
+        state = {k: v for k, v in net.state_dict().items() if v.is_floating_point() and k not in shared}
+        sketches.append(sketch(state, SKETCH_SEED))
+
+    estimator.loss_fn = loss_fn
+    optimizer.register_step_post_hook(after_step)
+    logger = logging.getLogger("golden.srvp")
+    for epoch in range(RECIPE_EPOCHS):
+        loader.epoch = epoch
+        estimator.training(logger)
+    scheduler = estimator.scheduler
+    return {
+        "config": {**_config(L, M), "input_frames": N, "sketch_seed": SKETCH_SEED,
+                   "optimizer": {k: optimizer.defaults[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum")},
+                   "scheduler": {"T_max": scheduler.T_max, "eta_min": scheduler.eta_min},
+                   "train": {"epochs": RECIPE_EPOCHS, "batch_size": B, "lr": RECIPE_LR,
+                             "t_max_epochs": scheduler.T_max}},
+        "initial_sha256": fingerprint(initial), "batches": batches, "lr": torch.tensor(lrs, dtype=torch.float64),
+        "loss": torch.stack(losses), "weight_sketches": sketches,
     }

@@ -24,7 +24,7 @@ from vpbench.datasets import DataSpec
 from vpbench.environment import flush_denormals
 from vpbench.errors import UserError
 from vpbench.harness.recipes import make_optimizer
-from vpbench.losses import LossContext, LossFn, get_loss
+from vpbench.losses import LossContext, LossFn, Uniform, drawing_from, get_loss, standard_uniform
 from vpbench.metrics.cost import dummy_batch
 
 CHANNELS_LAST = {nn.Conv2d: torch.channels_last, nn.ConvTranspose2d: torch.channels_last,
@@ -61,12 +61,14 @@ def sequence_windows(inputs: Tensor, targets: Tensor, frames: int | None) -> lis
 def train_on_batch(net: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer, inputs: Tensor,
                    targets: Tensor, train: Mapping[str, Any], step: int, *,
                    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-                   reduce: Callable[[Tensor], float] = lambda loss: loss.item()) -> list[float]:
+                   reduce: Callable[[Tensor], float] = lambda loss: loss.item(),
+                   uniform: Uniform = standard_uniform) -> list[float]:
     """The optimiser steps of one batch (inputs [B, T_in, C, H, W], targets [B, T_out, C, H, W] in [0, 1]) under
     the recipe ``train``: one per window of :func:`sequence_windows` (the batch itself without
     ``window_frames``), with ``grad_clip`` before each. ``step``: the optimiser steps done before this batch
     (the loss's context). Returns each window's loss as ``reduce`` reads it (the trainer's: the mean over
-    processes); a loss that is not finite ends the list, its step not taken."""
+    processes); a loss that is not finite ends the list, its step not taken. ``uniform``: where the loss's schedule
+    coins come from (:func:`~vpbench.losses.draw_uniform`)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     reset = train.get("window_grads", "reset") == "reset"
     losses: list[float] = []
@@ -74,7 +76,7 @@ def train_on_batch(net: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optim
     for i, (x, y) in enumerate(sequence_windows(inputs, targets, train.get("window_frames"))):
         if i and reset:
             optimizer.zero_grad(set_to_none=True)
-        with autocast():
+        with autocast(), drawing_from(uniform):
             loss, _ = loss_fn(net, x, y, LossContext(step + i, train))
         losses.append(reduce(loss.detach()))
         if not math.isfinite(losses[-1]):

@@ -29,7 +29,7 @@ from vpbench.harness.images import strip
 from vpbench.harness.loggers import Tracker
 from vpbench.harness.recipes import Schedule, make_optimizer
 from vpbench.harness.steps import train_on_batch
-from vpbench.losses import LossContext, get_loss
+from vpbench.losses import LossContext, Uniform, get_loss, standard_uniform
 from vpbench.metrics.frames import to_uint8
 from vpbench.store import RunDir
 
@@ -107,13 +107,16 @@ def sample_strip(model: nn.Module, source: SequenceSource, config: Mapping[str, 
 
 def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run: RunDir | None, *,
         runtime: Runtime, seed: int, log: Callable[[str], None], name: str, identity: Mapping[str, str],
-        resume: Mapping[str, Any] | None = None, tracker: Tracker | None = None) -> Outcome:
+        resume: Mapping[str, Any] | None = None, tracker: Tracker | None = None,
+        uniform: Uniform = standard_uniform) -> Outcome:
     """Train ``model`` on ``source`` under the ``train`` section ``config``.
 
     ``run`` is None on processes other than rank 0 (they write nothing); ``resume`` is a
     ``last.pt`` checkpoint to continue from; ``identity`` (model name, configuration digest) is
     stored in every checkpoint so that a checkpoint is never loaded into another model or config;
-    ``tracker``: the experiment trackers that also get each step's loss and rate and each epoch's values.
+    ``tracker``: the experiment trackers that also get each step's loss and rate and each epoch's values;
+    ``uniform``: where the models' schedule coins come from (:func:`~vpbench.losses.draw_uniform`: scheduled
+    sampling, teacher forcing; the run's RNG unless a test injects a reference's draws, as the recipe goldens do).
     """
     params = trainable(model)
     if not params:
@@ -122,7 +125,7 @@ def fit(model: nn.Module, source: SequenceSource, config: Mapping[str, Any], run
     distributed.check_batch(config["batch_size"], runtime.dist)
     flush_denormals()
     tracker = tracker or Tracker([], log)
-    state = _TrainingState(model, params, source, config, runtime, tracker)
+    state = _TrainingState(model, params, source, config, runtime, tracker, uniform)
     torch.manual_seed(seed)
     outcome = Outcome("finished", 0)
     if resume is not None:
@@ -153,9 +156,9 @@ class _TrainingState:
     """What training carries from step to step: the wrapped model, optimiser, schedule and step count."""
 
     def __init__(self, model: nn.Module, params: list[nn.Parameter], source: SequenceSource,
-                 config: Mapping[str, Any], runtime: Runtime, tracker: Tracker) -> None:
+                 config: Mapping[str, Any], runtime: Runtime, tracker: Tracker, uniform: Uniform) -> None:
         self.model, self.params, self.source, self.config, self.runtime = model, params, source, config, runtime
-        self.tracker = tracker
+        self.tracker, self.uniform = tracker, uniform
         self.loss_fn = get_loss(config["loss"])
         self.optimizer = make_optimizer(params, config)
         self.batches = source.batches_per_epoch(config["batch_size"])
@@ -206,7 +209,8 @@ class _TrainingState:
         inputs, targets = split_batch(batch.to(self.runtime.device, non_blocking=True), self.source.spec)
         losses = train_on_batch(self.net, self.loss_fn, self.optimizer, inputs, targets.float().div(255),
                                 self.config, self.step, autocast=self.runtime.autocast,
-                                reduce=lambda loss: distributed.mean_across(loss, self.runtime.dist).item())
+                                reduce=lambda loss: distributed.mean_across(loss, self.runtime.dist).item(),
+                                uniform=self.uniform)
         self.last_loss = losses[-1]
         if not math.isfinite(self.last_loss):
             return None

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from vpbench.errors import UserError
+from vpbench.losses import draw_uniform
 from vpbench.models.layers.encoder_forecaster import patchify, unpatchify
 from vpbench.models.layers.multiframe import pad_to_multiple
 from vpbench.models.layers.openstl_stack import TEST_SAMPLING
@@ -45,7 +46,7 @@ def sampled_input(t: int, t_in: int, true: Tensor, preds: list[Tensor], sampling
         return true[:, t]
     if p <= 0:
         return preds[-1]
-    use_true = (torch.rand(true.shape[0], 1, 1, 1, device=true.device) < p).to(true.dtype)
+    use_true = (draw_uniform((true.shape[0],)) < p).to(true)[:, None, None, None]
     return use_true * true[:, t] + (1 - use_true) * preds[-1]
 
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from vpbench import presets
 from vpbench.errors import UserError
-from vpbench.losses import LossContext, full_precision, register_loss, wide
+from vpbench.losses import LossContext, draw_uniform, full_precision, register_loss, wide
 from vpbench.models.layers.multiframe import pad_to_multiple
 from vpbench.models.layers.openstl_stack import sampling_probabilities
 from vpbench.models.registry import register_model
@@ -214,7 +214,7 @@ def phydnet_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
         pred = model(inputs, horizon)
         with full_precision(pred.device):
             return F.mse_loss(wide(pred), wide(targets)), pred
-    forced = bool(torch.rand(()) < teacher_forcing_ratio(context.step, context.train))
+    forced = bool(draw_uniform(()) < teacher_forcing_ratio(context.step, context.train))
     out = model(inputs, horizon, targets=targets, teacher_forcing=forced, all_frames=True)
     truth = torch.cat([inputs, targets], dim=1)[:, 1:]
     phycell = getattr(model, "module", model).phycell  # under DDP the model is wrapped

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpbench.losses import LossContext, full_precision, register_loss, wide
+from vpbench.losses import LossContext, draw_uniform, full_precision, register_loss, wide
 from vpbench.models.layers.encoder_forecaster import LayerFactory, State, check_patch, patchify, step_layers, unpatchify
 from vpbench.models.layers.output_range import clamp_straight_through
 
@@ -35,7 +35,9 @@ class RecurrentStack(nn.Module):
     gradient). For training, ``forward(frames, horizon, targets=..., sampling=(p_in, p_out),
     all_frames=True)`` returns the raw (unclamped) predictions of frames 2..T_in+horizon [B, T_in+horizon-1,
     C, H, W]: at step t >= 1 the input is the true frame with probability p_in inside the input window
-    and p_out past it (drawn per sequence and step, whole frames), else the previous prediction.
+    and p_out past it (drawn per sequence and step, whole frames), else the previous prediction. The draws:
+    one :func:`~vpbench.losses.draw_uniform` per forward, [B, T_in+horizon-1], column t compared with step t's
+    probability (OpenSTL draws its masks the same way, per sequence and step, once per batch).
     With ``signals=True`` it returns (predictions, signals): per step, what the cells sent up through
     ``carry`` besides the zigzag memory (e.g. ST-LSTM's memory increments for PredRNN.V2's loss).
     ``memory``: the zigzag memory's first value, shaped as the cells' hidden state on the patch grid (zeros when
@@ -68,6 +70,7 @@ class RecurrentStack(nn.Module):
         states = [cell.init_state(x[:, 0].new_zeros(x.shape[0], cell.hidden, *x.shape[3:])) for cell in self.cells]
         start = torch.zeros_like(states[0]["h"]) if memory is None else memory
         carry: State = {c.memory: start for c in self.cells if c.memory}
+        draws = draw_uniform((x.shape[0], steps)) if any(0 < p < 1 for p in probs) else None
         preds: list[Tensor] = []
         sent: list[State] = []  # per step, the signals besides the zigzag memory
         for t, p in enumerate(probs):
@@ -76,7 +79,7 @@ class RecurrentStack(nn.Module):
             elif p <= 0:
                 xp0 = self.cells[0].input_conv(preds[-1])
             else:
-                use_true = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) < p).to(x.dtype)
+                use_true = (draws[:, t] < p).to(x)[:, None, None, None]
                 xp0 = self.cells[0].input_conv(use_true * true[:, t] + (1 - use_true) * preds[-1])
             states = step_layers(self.cells, None, states, carry, xp0)
             if signals:
