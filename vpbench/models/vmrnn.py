@@ -59,10 +59,10 @@ class VMRNN(SwinRecurrentNet):
                  embed_dim: int = 128, depths_down: Sequence[int] = (2, 2), depths_up: Sequence[int] = (2, 2),
                  d_state: int = 16, window_size: int = 4, drop_path: float = 0.1) -> None:
         depths_down, depths_up = list(depths_down), list(depths_up)
-        if patch_size != 2 or embed_dim < 2 or embed_dim % 2 or d_state < 1 or not 0 <= drop_path < 1:
-            raise UserError(f"VMRNN needs patch_size 2 (its output layer doubles the token grid), an even "
-                            f"embed_dim, d_state >= 1 and drop_path in [0, 1), got {patch_size}, {embed_dim}, "
-                            f"{d_state}, {drop_path}")
+        if patch_size < 2 or embed_dim < 2 or embed_dim % 2 or d_state < 1 or not 0 <= drop_path < 1:
+            raise UserError(f"VMRNN needs patch_size >= 2 (its output layer is a transposed convolution of that "
+                            f"stride), an even embed_dim, d_state >= 1 and drop_path in [0, 1), got {patch_size}, "
+                            f"{embed_dim}, {d_state}, {drop_path}")
         if not depths_down or len(depths_up) != len(depths_down) or min(depths_down + depths_up) < 1:
             raise UserError(f"VMRNN needs one positive depth per level in depths_down and depths_up, got "
                             f"{depths_down}, {depths_up}")
