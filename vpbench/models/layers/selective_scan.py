@@ -59,12 +59,10 @@ def selective_scan_reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: 
     Returns y [Bt, D, L] in u's dtype."""
     log_decay, drive, C = _discretise(u, delta, A, B, C, delta_bias, delta_softplus)
     decay = log_decay.exp()  # exp(Delta A): [Bt, D, N, L]
-    state = torch.zeros_like(drive[..., 0])
-    states = []
-    for position in range(u.shape[-1]):  # the recurrence alone in the loop: one fused multiply-add a position
-        state = torch.addcmul(drive[..., position], decay[..., position], state)
-        states.append(state)
-    return _read_out(torch.stack(states, dim=-1), C, u, D, z)
+    states = [torch.zeros_like(drive[..., 0])]
+    for drive_l, decay_l in zip(drive.unbind(-1), decay.unbind(-1)):  # the recurrence alone in the loop
+        states.append(torch.addcmul(drive_l, decay_l, states[-1]))
+    return _read_out(torch.stack(states[1:], dim=-1), C, u, D, z)
 
 
 def selective_scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None,
@@ -88,16 +86,14 @@ def selective_scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Te
     log_decay, drive = (F.pad(t, (0, chunks * chunk - length)).unflatten(-1, (chunks, chunk))
                         for t in (log_decay, drive))  # [Bt, D, N, K, T]
     decay = log_decay.exp()
-    state = torch.zeros_like(drive[..., 0])  # [Bt, D, N, K]: one state per chunk
-    local = []
-    for position in range(chunk):
-        state = torch.addcmul(drive[..., position], decay[..., position], state)
-        local.append(state)
-    local_states = torch.stack(local, dim=-1)  # [Bt, D, N, K, T]
+    local = [torch.zeros_like(drive[..., 0])]  # [Bt, D, N, K]: one state per chunk
+    for drive_t, decay_t in zip(drive.unbind(-1), decay.unbind(-1)):
+        local.append(torch.addcmul(drive_t, decay_t, local[-1]))
+    local_states = torch.stack(local[1:], dim=-1)  # [Bt, D, N, K, T]
     since_start = log_decay.cumsum(-1).exp()  # exp(S_t): [Bt, D, N, K, T]
     entering = [torch.zeros_like(drive[..., 0, 0])]  # h_{s0-1} of chunk k: [Bt, D, N]
-    for k in range(1, chunks):
-        entering.append(torch.addcmul(local_states[..., k - 1, -1], since_start[..., k - 1, -1], entering[-1]))
+    for end, decay_end in list(zip(local_states[..., -1].unbind(-1), since_start[..., -1].unbind(-1)))[:-1]:
+        entering.append(torch.addcmul(end, decay_end, entering[-1]))
     states = torch.addcmul(local_states, since_start, torch.stack(entering, dim=-1).unsqueeze(-1))
     return _read_out(states.flatten(-2)[..., :length], C, u, D, z)
 
