@@ -27,23 +27,22 @@ from torch import Tensor
 
 def _discretise(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, delta_bias: Tensor | None,
                 delta_softplus: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Eq. 2a's terms in the computing dtype: Delta A (the log of the decay, <= 0 for A <= 0), Delta B u and C, each
-    [Bt, D, N, L] (B and C shared by a group's channels repeated to every channel)."""
+    """Eq. 2a's terms in the computing dtype, the D channels split into the G groups that share B and C: Delta A
+    (the log of the decay, <= 0 for A <= 0) and Delta B u, each [Bt, G, D/G, N, L], and C [Bt, G, 1, N, L]."""
     dtype = torch.promote_types(u.dtype, torch.float32)
-    channels = u.shape[1]
+    B, C = (m.to(dtype) if m.dim() == 4 else m.to(dtype).unsqueeze(1) for m in (B, C))  # [Bt, G, N, L]
+    groups = B.shape[1]
     step = delta.to(dtype) + (delta_bias.to(dtype)[:, None] if delta_bias is not None else 0)
     step = F.softplus(step) if delta_softplus else step
-    B, C = (m.to(dtype) if m.dim() == 4 else m.to(dtype).unsqueeze(1) for m in (B, C))
-    B, C = (m.repeat_interleave(channels // m.shape[1], dim=1) for m in (B, C))
-    log_decay = step.unsqueeze(2) * A.to(dtype)[None, :, :, None]
-    drive = (step * u.to(dtype)).unsqueeze(2) * B
-    return log_decay, drive, C
+    log_decay = step.unflatten(1, (groups, -1)).unsqueeze(3) * A.to(dtype).unflatten(0, (groups, -1)).unsqueeze(-1)
+    drive = (step * u.to(dtype)).unflatten(1, (groups, -1)).unsqueeze(3) * B.unsqueeze(2)
+    return log_decay, drive, C.unsqueeze(2)
 
 
 def _read_out(states: Tensor, C: Tensor, u: Tensor, D: Tensor | None, z: Tensor | None) -> Tensor:
-    """Eq. 2b: y = C h (+ D u) (* SiLU(z)) from the states h [Bt, D, N, L] and C [Bt, D, N, L]; y [Bt, D, L] in u's
-    dtype."""
-    y = (states * C).sum(2)
+    """Eq. 2b: y = C h (+ D u) (* SiLU(z)) from the states h [Bt, G, D/G, N, L] and C [Bt, G, 1, N, L]; y [Bt, D, L]
+    in u's dtype."""
+    y = (states * C).sum(3).flatten(1, 2)
     if D is not None:
         y = y + u.to(y.dtype) * D.to(y.dtype)[:, None]
     if z is not None:
@@ -58,7 +57,7 @@ def selective_scan_reference(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: 
     B, C: [Bt, G, N, L], G groups of D / G channels sharing their maps, or [Bt, N, L] (G = 1); D, delta_bias: [D].
     Returns y [Bt, D, L] in u's dtype."""
     log_decay, drive, C = _discretise(u, delta, A, B, C, delta_bias, delta_softplus)
-    decay = log_decay.exp()  # exp(Delta A): [Bt, D, N, L]
+    decay = log_decay.exp()  # exp(Delta A): [Bt, G, D/G, N, L]
     states = [torch.zeros_like(drive[..., 0])]
     for drive_l, decay_l in zip(drive.unbind(-1), decay.unbind(-1)):  # the recurrence alone in the loop
         states.append(torch.addcmul(drive_l, decay_l, states[-1]))
@@ -78,20 +77,20 @@ def selective_scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Te
     ``local`` is the recurrence from a zero state in every chunk at once (T sequential steps), exp(S_t) the decay
     since the chunk's start (S_t <= 0 for A <= 0: no overflow), and the states entering the chunks are carried
     from one chunk's end to the next (K sequential steps): T + K steps in all instead of L, every tensor
-    [Bt, D, N, L] as the loop's."""
+    [Bt, G, D/G, N, L] as the loop's."""
     length = u.shape[-1]
     chunk = chunk_length or max(1, math.ceil(math.sqrt(length)))
     chunks = -(-length // chunk)
     log_decay, drive, C = _discretise(u, delta, A, B, C, delta_bias, delta_softplus)
     log_decay, drive = (F.pad(t, (0, chunks * chunk - length)).unflatten(-1, (chunks, chunk))
-                        for t in (log_decay, drive))  # [Bt, D, N, K, T]
+                        for t in (log_decay, drive))  # [Bt, G, D/G, N, K, T]
     decay = log_decay.exp()
-    local = [torch.zeros_like(drive[..., 0])]  # [Bt, D, N, K]: one state per chunk
+    local = [torch.zeros_like(drive[..., 0])]  # [Bt, G, D/G, N, K]: one state per chunk
     for drive_t, decay_t in zip(drive.unbind(-1), decay.unbind(-1)):
         local.append(torch.addcmul(drive_t, decay_t, local[-1]))
-    local_states = torch.stack(local[1:], dim=-1)  # [Bt, D, N, K, T]
-    since_start = log_decay.cumsum(-1).exp()  # exp(S_t): [Bt, D, N, K, T]
-    entering = [torch.zeros_like(drive[..., 0, 0])]  # h_{s0-1} of chunk k: [Bt, D, N]
+    local_states = torch.stack(local[1:], dim=-1)  # [Bt, G, D/G, N, K, T]
+    since_start = log_decay.cumsum(-1).exp()  # exp(S_t): [Bt, G, D/G, N, K, T]
+    entering = [torch.zeros_like(drive[..., 0, 0])]  # h_{s0-1} of chunk k: [Bt, G, D/G, N]
     for end, decay_end in list(zip(local_states[..., -1].unbind(-1), since_start[..., -1].unbind(-1)))[:-1]:
         entering.append(torch.addcmul(end, decay_end, entering[-1]))
     states = torch.addcmul(local_states, since_start, torch.stack(entering, dim=-1).unsqueeze(-1))
