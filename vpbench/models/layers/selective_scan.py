@@ -82,7 +82,8 @@ def selective_scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Te
     chunk = chunk_length or max(1, math.ceil(math.sqrt(length)))
     chunks = -(-length // chunk)
     log_decay, drive, C = _discretise(u, delta, A, B, C, delta_bias, delta_softplus)
-    log_decay, drive = (F.pad(t, (0, chunks * chunk - length)).unflatten(-1, (chunks, chunk))
+    padding = chunks * chunk - length
+    log_decay, drive = ((F.pad(t, (0, padding)) if padding else t).unflatten(-1, (chunks, chunk))
                         for t in (log_decay, drive))  # [Bt, G, D/G, N, K, T]
     decay = log_decay.exp()
     local = [torch.zeros_like(drive[..., 0])]  # [Bt, G, D/G, N, K]: one state per chunk
