@@ -39,9 +39,10 @@ def test_only_a_cells_first_block_fuses_the_hidden_state():
     assert [b.fuse is not None for b in model.down[0].blocks] == [True, False]
 
 
-def test_predictions_have_the_contract_shape_and_range_and_frames_are_padded():
+@pytest.mark.parametrize("patch_size", [2, 4])
+def test_predictions_have_the_contract_shape_and_range_and_frames_are_padded(patch_size):
     torch.manual_seed(0)
-    model = create("vmrnn", preset="tiny", img_size=(20, 18)).eval()
+    model = create("vmrnn", preset="tiny", img_size=(20, 18), patch_size=patch_size).eval()
     with torch.no_grad():
         out = model(torch.rand(2, 3, 1, 20, 18), 2)
     assert out.shape == (2, 2, 1, 20, 18) and out.min() >= 0 and out.max() <= 1
@@ -54,7 +55,7 @@ def test_registered_with_the_authors_recipe():
         "loss": "mse_all_frames", "optimizer": "adam", "scheduler": "cosine", "lr": 1e-4, "batch_size": 4}
 
 
-@pytest.mark.parametrize("kwargs, message", [({"patch_size": 4}, "patch_size 2"), ({"embed_dim": 5}, "even"),
+@pytest.mark.parametrize("kwargs, message", [({"patch_size": 1}, "patch_size >= 2"), ({"embed_dim": 5}, "even"),
                                              ({"depths_up": [1]}, "one positive depth per level")])
 def test_bad_options_are_user_errors(kwargs, message):
     with pytest.raises(UserError, match=message):

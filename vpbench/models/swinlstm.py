@@ -120,7 +120,7 @@ class SwinRecurrentNet(nn.Module):
             self.up.append(cell(dim, level_grid, depths_up[j], j, level_rates[::-1] if reverse_up_rates
                                 else level_rates))
             self.expands.append(PatchExpanding(level_grid, dim))
-        self.inflate = PatchInflated(embed_dim, in_channels, grid)
+        self.inflate = PatchInflated(embed_dim, in_channels, grid, patch_size)
 
     def step(self, frame: Tensor, states: list[CellState | None]) -> tuple[Tensor, list[CellState | None]]:
         """One time step: the next frame [B, C, H, W] from a frame and the 2L levels' states (None: zeros)."""

@@ -166,12 +166,13 @@ class PatchExpanding(nn.Module):
 
 
 class PatchInflated(nn.Module):
-    """Tokens [B, h*w, D] on ``grid`` -> maps [B, C, 2h, 2w]: a 3x3 transposed convolution of stride 2."""
+    """Tokens [B, h*w, D] on ``grid`` -> maps [B, C, s h, s w]: a (s+1) x (s+1) transposed convolution of stride
+    s = ``scale`` (OpenSTL's: 3 x 3, stride 2), padding 1 and output padding 1."""
 
-    def __init__(self, dim: int, out_channels: int, grid: Sequence[int]) -> None:
+    def __init__(self, dim: int, out_channels: int, grid: Sequence[int], scale: int = 2) -> None:
         super().__init__()
         self.grid = tuple(grid)
-        self.conv = nn.ConvTranspose2d(dim, out_channels, 3, 2, padding=1, output_padding=1)
+        self.conv = nn.ConvTranspose2d(dim, out_channels, scale + 1, scale, padding=1, output_padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x.view(x.shape[0], *self.grid, -1).permute(0, 3, 1, 2))
