@@ -23,7 +23,7 @@ from vpbench.environment import available_memory, describe, resolve_device
 from vpbench.errors import UserError
 from vpbench.harness.checkpoints import checkpoint_of, finished_run
 from vpbench.harness.evaluate import check_memory, evaluate
-from vpbench.harness.runner import describe_run, load_weights, test_line, write_evaluation
+from vpbench.harness.runner import check_samples, describe_run, draws_of, load_weights, test_line, write_evaluation
 from vpbench.metrics.perceptual import PerceptualMetrics, metrics_config
 from vpbench.metrics.scoring import MetricScorer, context_of
 from vpbench.models import build_model
@@ -91,6 +91,8 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
     run = finished_run(path)
     metrics = metrics_config(metrics)  # a bad metric fails here, before anything is built
     trained = run.read_yaml("config.yaml")
+    evaluated = {**trained, "metrics": metrics}
+    check_samples([evaluated])
     own_data = dataset in (None, trained["dataset"]["name"])
     if data_dir is None and own_data:
         data_dir = remembered_data_dir(trained, log)
@@ -115,7 +117,8 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
     result = evaluate(model, source.split("test"), spec, device=device,
                       batch_size=trained["train"]["eval_batch_size"],
                       samples=trained["train"]["samples"] if samples is None else samples,
-                      desc=f"{trained['model']['name']} eval", perceptual=perceptual, scorer=scorer)
+                      desc=f"{trained['model']['name']} eval", perceptual=perceptual, scorer=scorer,
+                      draws=draws_of(evaluated), seed=trained["seed"])
     for warning in result.extra.get("metric_warnings", []):
         log(f"warning: {warning}")
     if "imported" in trained and not run.exists("metrics.json") and data["name"] == trained["dataset"]["name"] \
@@ -152,7 +155,7 @@ def record_imported(run: RunDir, trained: Mapping[str, Any], model: torch.nn.Mod
 
 def command(args: argparse.Namespace) -> None:
     """``bench eval``: evaluate the run again and print the means."""
-    sets = cfg.parse_sets(args.sets, args.metrics)
+    sets = cfg.parse_sets(args.sets, args.metrics, args.samples)
     if sets["train"] or sets["model"]:
         raise UserError("bench eval takes --set dataset.KEY=VALUE and metrics.KEY=VALUE only: the model and its "
                         "training are the run's")
