@@ -120,8 +120,8 @@ def check_prediction(pred: Tensor, expected: tuple[int, ...], model_name: str) -
 
 def selection_mse(preds: Tensor, targets: Tensor) -> Tensor:
     """preds [K, B, T, C, H, W] in [0, 1], uint8 targets [B, T, C, H, W] -> [K, B]: each future's per-pixel MSE on
-    0-255 over its predicted frames (what picks the best of K)."""
-    error = preds.clamp(0, 1).double() * 255 - targets.double()
+    0-255 over its predicted frames, of the 8-bit frames that are scored (what picks the best of K)."""
+    error = to_uint8(preds).double() - targets.double()
     return error.square().flatten(2).mean(dim=2)
 
 
