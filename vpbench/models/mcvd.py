@@ -175,11 +175,14 @@ class MCVD(nn.Module):
 
     def schedule(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(steps, betas, alphas, alphas_prev) sampled: all of them, or ``sample_steps`` every
-        ``diffusion_steps // sample_steps`` (MCVD's subsampling: betas recomputed from the kept alphas)."""
+        ``diffusion_steps // sample_steps``, the last the cleanest, betas recomputed from the kept alphas (MCVD's
+        subsampling keeps steps 0, skip, ... and so never the cleanest: its last denoising step then scales the
+        sample by about sqrt(alpha) of a noisy step)."""
         total = len(self.alphas)
         if self.sample_steps is None or self.sample_steps >= total:
             return torch.arange(total, device=self.alphas.device), self.betas, self.alphas, self.alphas_prev
-        steps = torch.arange(0, total, total // self.sample_steps, device=self.alphas.device)
+        skip = total // self.sample_steps  # the kept steps end at the cleanest, as DDIM's (MCVD's end at T - skip)
+        steps = torch.arange(total - 1 - (self.sample_steps - 1) * skip, total, skip, device=self.alphas.device)
         alphas = self.alphas[steps]
         alphas_prev = torch.cat([alphas[1:], alphas.new_ones(1)])
         return steps, 1 - alphas / alphas_prev, alphas, alphas_prev
