@@ -11,7 +11,7 @@ from vpbench.losses import LossContext, get_loss
 from vpbench.models import build_model, create, get_entry
 from vpbench.models.layers.diffusion_blocks import fir_downsample, fir_upsample, linear_schedule, step_embedding
 
-TINY = {"in_channels": 1, "img_size": 16, "input_frames": 4, "cond_frames": 2, "block_frames": 2}
+TINY = {"in_channels": 1, "img_size": 16, "input_frames": 4, "output_frames": 5, "cond_frames": 2, "block_frames": 2}
 
 
 def test_fir_resampling_keeps_a_constant_inside_and_filters_a_pixel_with_1_3_3_1():
@@ -100,6 +100,13 @@ def test_the_rollout_conditions_each_block_on_the_last_frames_known_or_sampled(m
     assert torch.allclose(out[0, :, 0, 0, 0], (torch.tensor([0.1, 0.1, 0.2, 0.2, 0.3]) + 1) / 2)
 
 
+def test_frames_of_any_size_are_padded_to_the_unets_multiple_and_cropped_back():
+    model = create("mcvd", preset="tiny", in_channels=3, img_size=(10, 14), input_frames=3, output_frames=2).eval()
+    assert (model.cond_frames, model.block_frames) == (3, 2)  # the default 5 lowered to the data's
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 3, 10, 14), 3).shape == (1, 3, 3, 10, 14)
+
+
 def test_registration_and_sampling_are_seeded_and_stochastic():
     entry = get_entry("mcvd")
     assert entry.stochastic and not get_entry("persistence").stochastic
@@ -124,7 +131,7 @@ def test_parameters_at_the_authors_moving_mnist_configuration():
     ({"sampler": "euler"}, "model.sampler='euler': choose ddpm or ddim"),
     ({"sample_steps": 500}, "model.sample_steps=500: must be between 1 and diffusion_steps (100)"),
     ({"cond_frames": 9}, "model.cond_frames=9: must be between 1 and the 4 input frames"),
-    ({"ch_mult": [1, 1, 1, 1, 1, 1]}, "frames of side 16 do not halve 5 times"),
+    ({"block_frames": 0}, "model.block_frames=0: sample at least 1 frame per block"),
     ({"mask_past": 1.0}, "model.mask_past=1.0: a probability in [0, 1)"),
 ])
 def test_bad_options_are_user_errors(options, needle):

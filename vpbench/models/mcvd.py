@@ -3,7 +3,8 @@ diffusion, a stochastic model.
 
 A DDPM denoiser (NCSN++ UNet, :mod:`vpbench.models.layers.diffusion_blocks`) predicts the noise of a block of
 ``block_frames`` future frames stacked in channels, given the ``cond_frames`` previous frames concatenated to its
-input ("concat" conditioning); during training the past frames are zeroed with probability ``mask_past`` (MCVD's
+input ("concat" conditioning; both 5 by default as the authors' Moving MNIST model, fewer when the data has fewer
+input or output frames; frames are padded to a multiple of the UNet's down-sampling and cropped back); during training the past frames are zeroed with probability ``mask_past`` (MCVD's
 masking, which lets one model also generate unconditionally). Frames live on [-1, 1] (``rescaled``).
 
 Prediction (``forward(frames, horizon)``) draws one future: block after block, each sampled from noise by DDPM
@@ -38,9 +39,11 @@ from vpbench.models.layers.diffusion_blocks import (
     linear_schedule,
     step_embedding,
 )
+from vpbench.models.layers.multiframe import pad_to_multiple
 from vpbench.models.registry import register_model
 
 SAMPLERS = ("ddpm", "ddim")
+DEFAULT_FRAMES = 5  # past frames and block frames of the authors' Moving MNIST model (fewer when the data has fewer)
 
 
 class NCSNppUNet(nn.Module):
@@ -117,21 +120,21 @@ class NCSNppUNet(nn.Module):
 class MCVD(nn.Module):
     """MCVD: frames [B, T_in, C, H, W] in [0, 1], horizon -> one sampled future [B, horizon, C, H, W] in [0, 1]."""
 
-    def __init__(self, in_channels: int = 1, img_size: int | tuple[int, int] = 64, input_frames: int = 10, *,
-                 cond_frames: int = 5, block_frames: int = 5, ngf: int = 64, ch_mult: list[int] = (1, 2, 3, 4),
+    def __init__(self, in_channels: int = 1, img_size: int | tuple[int, int] = 64, input_frames: int = 10,
+                 output_frames: int = 10, *, cond_frames: int | None = None, block_frames: int | None = None, ngf: int = 64, ch_mult: list[int] = (1, 2, 3, 4),
                  res_blocks: int = 2, attn_resolutions: list[int] = (8, 16, 32), head_channels: int = 64,
                  dropout: float = 0.1, diffusion_steps: int = 1000, beta_first: float = 0.02,
                  beta_last: float = 0.0001, mask_past: float = 0.0, sampler: str = "ddpm",
                  sample_steps: int | None = None):
         super().__init__()
-        side = img_size if isinstance(img_size, int) else img_size[0]
-        if not isinstance(img_size, int) and img_size[0] != img_size[1]:
-            raise UserError(f"mcvd takes square frames, got {tuple(img_size)}; crop or resize the dataset")
-        if side % 2 ** (len(ch_mult) - 1):
-            raise UserError(f"mcvd: frames of side {side} do not halve {len(ch_mult) - 1} times; set model.ch_mult "
-                            "to fewer levels")
+        self.multiple = 2 ** (len(ch_mult) - 1)  # frames are padded to it (replicating the border), then cropped
+        side = -(-(img_size if isinstance(img_size, int) else img_size[0]) // self.multiple) * self.multiple
+        cond_frames = min(DEFAULT_FRAMES, input_frames) if cond_frames is None else cond_frames
+        block_frames = min(DEFAULT_FRAMES, output_frames) if block_frames is None else block_frames
         if not 1 <= cond_frames <= input_frames:
             raise UserError(f"model.cond_frames={cond_frames}: must be between 1 and the {input_frames} input frames")
+        if block_frames < 1:
+            raise UserError(f"model.block_frames={block_frames}: sample at least 1 frame per block")
         if sampler not in SAMPLERS:
             raise UserError(f"model.sampler={sampler!r}: choose {' or '.join(SAMPLERS)}")
         if sample_steps is not None and not 1 <= sample_steps <= diffusion_steps:
@@ -152,9 +155,9 @@ class MCVD(nn.Module):
 
     def noise_prediction(self, noisy: Tensor, steps: Tensor, past: Tensor) -> Tensor:
         """eps_theta: noisy block [B, F, C, H, W] and past [B, P, C, H, W] on [-1, 1], steps [B] -> [B, F, C, H, W]."""
-        b, f = noisy.shape[:2]
-        x = torch.cat([noisy.flatten(1, 2), past.flatten(1, 2)], dim=1)
-        return self.denoiser(x, steps).view(b, f, *noisy.shape[2:])
+        b, f, _, h, w = noisy.shape
+        x = pad_to_multiple(torch.cat([noisy.flatten(1, 2), past.flatten(1, 2)], dim=1), self.multiple)
+        return self.denoiser(x, steps)[..., :h, :w].reshape(noisy.shape)
 
     def denoising_loss(self, clip: Tensor) -> tuple[Tensor, Tensor]:
         """clip [B, cond_frames + block_frames, C, H, W] on [0, 1] -> (MCVD's DSM loss, the x0 estimate of the
@@ -234,7 +237,7 @@ def mcvd_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
 
 
 # The authors' configs/smmnist_DDPM_big5.yml (their KTH and BAIR configs change the frame counts and channels).
-PAPER = {"cond_frames": 5, "block_frames": 5, "ngf": 64, "ch_mult": [1, 2, 3, 4], "res_blocks": 2,
+PAPER = {"ngf": 64, "ch_mult": [1, 2, 3, 4], "res_blocks": 2,
          "attn_resolutions": [8, 16, 32], "head_channels": 64, "dropout": 0.1, "diffusion_steps": 1000,
          "beta_first": 0.02, "beta_last": 0.0001, "mask_past": 0.0, "sampler": "ddpm", "sample_steps": 100}
 MCVD_PRESETS: dict[str, dict[str, Any]] = {
