@@ -38,6 +38,7 @@ CLONES = {
     "iam4vp": "github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction",
     "mamba": "github.com/state-spaces/mamba (selective_scan_ref)",
     "vmrnn": "github.com/yyyujintang/VMRNN-PyTorch",
+    "mcvd": "github.com/voletiv/mcvd-pytorch (an export of its models/ folder is enough)",
 }
 
 

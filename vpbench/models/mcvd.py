@@ -105,7 +105,7 @@ class NCSNppUNet(nn.Module):
         return stage[1](h) if len(stage) > 1 else h
 
     def forward(self, x: Tensor, steps: Tensor) -> Tensor:
-        emb = self.embed(step_embedding(steps, self.ngf))
+        emb = self.embed(step_embedding(steps, self.ngf).to(x.dtype))  # sinusoids in float32, as the authors
         hs = [self.stem(x)]
         for stage in self.down:
             hs.append(self._stage(stage, hs[-1], emb))
@@ -159,17 +159,19 @@ class MCVD(nn.Module):
         x = pad_to_multiple(torch.cat([noisy.flatten(1, 2), past.flatten(1, 2)], dim=1), self.multiple)
         return self.denoiser(x, steps)[..., :h, :w].reshape(noisy.shape)
 
-    def denoising_loss(self, clip: Tensor) -> tuple[Tensor, Tensor]:
+    def denoising_loss(self, clip: Tensor, steps: Tensor | None = None,
+                       noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """clip [B, cond_frames + block_frames, C, H, W] on [0, 1] -> (MCVD's DSM loss, the x0 estimate of the
-        block on [0, 1], detached)."""
+        block on [0, 1], detached). ``steps`` [B] and ``noise`` (the block's shape) are drawn when not given."""
         clip = clip * 2 - 1
         past, block = clip[:, : self.cond_frames], clip[:, self.cond_frames :]
         if self.mask_past > 0:  # MCVD's conditioning_fn: drop the whole past of a sample
             keep = torch.rand(len(clip), device=clip.device) > self.mask_past
             past = past * keep.view(-1, 1, 1, 1, 1)
-        steps = torch.randint(0, len(self.alphas), (len(clip),), device=clip.device)
-        alpha = self.alphas[steps].view(-1, 1, 1, 1, 1)
-        noise = torch.randn_like(block)
+        if steps is None:
+            steps = torch.randint(0, len(self.alphas), (len(clip),), device=clip.device)
+        alpha = self.alphas[steps].view(-1, 1, 1, 1, 1).to(clip.dtype)
+        noise = torch.randn_like(block) if noise is None else noise
         predicted = self.noise_prediction(alpha.sqrt() * block + (1 - alpha).sqrt() * noise, steps, past)
         with full_precision(clip.device):
             loss = 0.5 * (wide(noise) - wide(predicted)).square().flatten(1).sum(dim=1).mean()

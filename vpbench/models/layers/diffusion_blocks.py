@@ -144,8 +144,8 @@ class SelfAttention2d(nn.Module):
 def linear_schedule(steps: int, beta_first: float, beta_last: float) -> tuple[Tensor, Tensor, Tensor]:
     """MCVD's DDPM schedule, indexed from the noisiest step (0) to the cleanest (steps - 1): betas
     linspace(beta_first, beta_last) [steps], alphas (the cumulative products alpha-bar, DDPM Eq. 4) and
-    alphas_prev (the next, cleaner step's alpha-bar; 1 after the last)."""
-    betas = torch.linspace(beta_first, beta_last, steps)
+    alphas_prev (the next, cleaner step's alpha-bar; 1 after the last), in float64."""
+    betas = torch.linspace(beta_first, beta_last, steps, dtype=torch.float64)
     alphas = torch.cumprod(1 - betas.flip(0), 0).flip(0)
     alphas_prev = torch.cat([alphas[1:], alphas.new_ones(1)])
     return betas, alphas, alphas_prev
