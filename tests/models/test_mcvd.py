@@ -73,7 +73,7 @@ def test_an_oracle_denoiser_samples_its_one_block(monkeypatch, sampler, steps):
     target = torch.rand(2, 2, 1, 16, 16) * 2 - 1
 
     def oracle(noisy, step, past):
-        alpha = model.alphas[step].view(-1, 1, 1, 1, 1)
+        alpha = model.alphas[step].view(-1, 1, 1, 1, 1).to(noisy.dtype)
         return (noisy - alpha.sqrt() * target) / (1 - alpha).sqrt()
 
     monkeypatch.setattr(model, "noise_prediction", oracle)

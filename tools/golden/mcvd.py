@@ -10,7 +10,7 @@ Tiny configuration (float64): 1 x 16 x 16 frames, 2 past frames and blocks of 2,
 blocks, attention at 8 x 8 with heads of 4 channels (2 heads), 10 linear steps 0.02 -> 0.0001, dropout 0 (the
 authors' 0.1 draws at random). The weights are the authors' initialisation from ``SEED`` with every zero- or
 near-zero-initialised tensor (biases, the last convolutions, the attention outputs, GroupNorm affines) redrawn, so
-that every path carries signal. The authors' step embedding is computed in float32 whatever the model's dtype (as
+that every path carries signal, and the attention's queries and keys at unit scale. The authors' step embedding is computed in float32 whatever the model's dtype (as
 vpbench's) and its FIR kernel is a float32 tensor (exact values): both are cast to float64 for the float64 model,
 the only changes made to their code. It holds
 
@@ -63,9 +63,12 @@ def vpbench_config() -> dict:
 
 @torch.no_grad()
 def redraw_small(model: nn.Module, generator: torch.Generator) -> None:
-    """Biases, GroupNorm affines and the near-zero-initialised layers at random (scale 0.1 around 0 or 1)."""
+    """Biases, GroupNorm affines and the near-zero-initialised layers at random (scale 0.1 around 0 or 1); the
+    attention's query and key projections at unit scale."""
     for name, p in model.named_parameters():
-        if p.abs().max() < 1e-6 or (name.endswith(".weight") and p.dim() == 1):
+        if name.endswith(("NIN_0.W", "NIN_1.W")):  # queries and keys at unit scale: attention far from uniform
+            p.copy_(torch.randn(p.shape, generator=generator))
+        elif p.abs().max() < 1e-6 or (name.endswith(".weight") and p.dim() == 1):
             base = 1.0 if name.endswith(".weight") and p.dim() == 1 else 0.0
             p.copy_(base + 0.1 * torch.randn(p.shape, generator=generator))
 
