@@ -69,20 +69,20 @@ def metrics_of(results, model):
 
 
 VOLATILE = {"run_id", "train_seconds", "eval_seconds"}
+SMALL = ["--dataset", "mmnist", "--preset", "tiny", "--set", "dataset.test_sequences=3", "--set",
+         "dataset.val_sequences=2", "--set", "dataset.train_sequences=8"]
 
 
 def test_a_sweep_with_samples_reports_mcvd_best_and_mean_of_k_and_leaves_persistence_as_before(bench, tmp_path):
     results, alone_results = tmp_path / "results", tmp_path / "alone"
-    assert bench("run", "--models", "persistence", "--dataset", "mmnist", "--preset", "tiny", "--results-dir",
-                 alone_results)[0] == 0
-    code, out, err = bench("run", "--models", "mcvd,persistence", "--dataset", "mmnist", "--preset", "tiny",
-                           "--samples", "2", "--results-dir", results)
+    assert bench("run", "--models", "persistence", *SMALL, "--results-dir", alone_results)[0] == 0
+    code, out, err = bench("run", "--models", "mcvd,persistence", *SMALL, "--samples", "2", "--results-dir", results)
     assert code == 0, err
     run, mcvd = metrics_of(results, "mcvd")
     assert "MCVD (best of K=2)" in out
     assert mcvd["label"] == "MCVD (best of K=2)" and mcvd["stochastic"]["samples"] == 2
     stored = np.load(run.path / "per_sequence.npz")
-    assert stored["per_frame_mean_of_k"].shape == stored["per_frame"].shape and stored["spread"].shape == (8, 10)
+    assert stored["per_frame_mean_of_k"].shape == stored["per_frame"].shape and stored["spread"].shape == (3, 10)
     mse = list(stored["metrics"]).index("mse")
     assert np.all(stored["per_frame"][..., mse].mean(1) <= stored["per_frame_mean_of_k"][..., mse].mean(1) + 1e-9)
     assert mcvd["stochastic"]["spread"] == pytest.approx(stored["spread"].mean())
@@ -103,6 +103,8 @@ def test_a_sweep_with_samples_reports_mcvd_best_and_mean_of_k_and_leaves_persist
     (folder,) = run.path.glob("evaluations/*")
     assert json.loads((folder / "metrics.json").read_text())["stochastic"]["samples"] == 3
     assert "best of K=3" in out
+    (persistence_run.path / "checkpoints").mkdir(exist_ok=True)  # persistence trains nothing: an empty checkpoint
+    torch.save({"model": {}, "epoch": 0}, persistence_run.path / "checkpoints" / "best.pt")
     code, _, err = bench("eval", persistence_run.path, "--samples", "3")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "persistence is deterministic" in err, err
     assert not (persistence_run.path / "evaluations").exists()
