@@ -73,6 +73,7 @@ SMALL = ["--dataset", "mmnist", "--preset", "tiny", "--set", "dataset.test_seque
          "dataset.val_sequences=2", "--set", "dataset.train_sequences=8"]
 
 
+@pytest.mark.timeout(900)  # two tiny runs, a report and three evaluations: minutes on a loaded machine
 def test_a_sweep_with_samples_reports_mcvd_best_and_mean_of_k_and_leaves_persistence_as_before(bench, tmp_path):
     results, alone_results = tmp_path / "results", tmp_path / "alone"
     assert bench("run", "--models", "persistence", *SMALL, "--results-dir", alone_results)[0] == 0
@@ -103,11 +104,15 @@ def test_a_sweep_with_samples_reports_mcvd_best_and_mean_of_k_and_leaves_persist
     (folder,) = run.path.glob("evaluations/*")
     assert json.loads((folder / "metrics.json").read_text())["stochastic"]["samples"] == 3
     assert "best of K=3" in out
+    assert bench("eval", run.path)[0] == 0  # without --samples: the run's own K
+    assert sorted(json.loads((f / "metrics.json").read_text())["stochastic"]["samples"]
+                  for f in run.path.glob("evaluations/*")) == [2, 3]
     (persistence_run.path / "checkpoints").mkdir(exist_ok=True)  # persistence trains nothing: an empty checkpoint
     torch.save({"model": {}, "epoch": 0}, persistence_run.path / "checkpoints" / "best.pt")
     code, _, err = bench("eval", persistence_run.path, "--samples", "3")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "persistence is deterministic" in err, err
     assert not (persistence_run.path / "evaluations").exists()
+    assert bench("eval", persistence_run.path)[0] == 0  # its config says --samples 2: it draws one, as in the run
 
 
 @pytest.mark.parametrize("args, needle", [

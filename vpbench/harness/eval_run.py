@@ -86,11 +86,13 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
                  metrics: Mapping[str, Any] | None = None, device: torch.device = torch.device("cpu"),
                  samples: int | None = None, log: Callable[[str], None] = print) -> RunDir:
     """Evaluate a finished run's best checkpoint (with the ``metrics`` section asked for: ``names``, the
-    registered metrics to compute (default: all), and the perceptual ones, e.g. LPIPS added to a finished run);
+    registered metrics to compute (default: all), and the perceptual ones, e.g. LPIPS added to a finished run;
+    ``metrics["samples"]``, the futures a stochastic model draws per sequence, default: the run's own);
     returns the evaluation folder."""
     run = finished_run(path)
-    metrics = metrics_config(metrics)  # a bad metric fails here, before anything is built
     trained = run.read_yaml("config.yaml")
+    own_futures = draws_of(trained) or 1  # a deterministic run of a sweep with --samples drew one
+    metrics = metrics_config({"samples": own_futures, **(metrics or {})})  # a bad metric fails here
     evaluated = {**trained, "metrics": metrics}
     check_samples([evaluated])
     own_data = dataset in (None, trained["dataset"]["name"])
