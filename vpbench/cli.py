@@ -46,6 +46,9 @@ def _add_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", metavar="NAMES", help="comma-separated metrics to compute per frame, names (see "
                    "`bench list metrics`) or module:function (default: every registered metric that needs no "
                    "weight file, plug-ins included)")
+    p.add_argument("--samples", type=int, metavar="K", help="futures drawn per test sequence of a stochastic model "
+                   "(e.g. mcvd; seeded by the run's seed): the report gives the best of K, the mean of K and their "
+                   "spread (default 1); deterministic models predict one future whatever K")
 
 
 def _add_fetch_options(p: argparse.ArgumentParser) -> None:

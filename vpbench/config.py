@@ -109,12 +109,16 @@ def default_preset(device: str) -> str:
     return presets.choose(None, None, device).name
 
 
-def parse_sets(items: Iterable[str], metrics: str | None = None) -> dict[str, dict[str, Any]]:
+def parse_sets(items: Iterable[str], metrics: str | None = None,
+               samples: int | None = None) -> dict[str, dict[str, Any]]:
     """``["train.lr=1e-4", "model.hidden=64"]`` -> ``{"train": {"lr": 1e-4}, "model": {"hidden": 64}}``;
-    ``metrics`` (``--metrics NAMES``) as ``metrics.names=NAMES``."""
+    ``metrics`` (``--metrics NAMES``) as ``metrics.names=NAMES``, ``samples`` (``--samples K``) as
+    ``metrics.samples=K``."""
     out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     if metrics is not None:
         out["metrics"]["names"] = metrics
+    if samples is not None:
+        out["metrics"]["samples"] = samples
     for item in items:
         key, sep, raw = item.partition("=")
         section, dot, name = key.strip().partition(".")

@@ -447,6 +447,24 @@ def test_perceptual_metrics_batches_add_up_to_the_run_values(fake_i3d, alex_file
     assert bgr.lpips.swap_rb and bgr.summary()["perceptual"]["lpips"]["channels"] == "bgr"
 
 
+def test_fvd_of_a_stochastic_evaluation_is_over_every_future(fake_i3d):
+    from vpbench.datasets import DataSpec
+    from vpbench.harness.evaluate import evaluate
+
+    class Noisy(nn.Module):  # a stochastic toy: the last frame plus fresh noise
+        def forward(self, frames: Tensor, horizon: int) -> Tensor:
+            return (frames[:, -1:].repeat(1, horizon, 1, 1, 1) + 0.1 * torch.randn(len(frames), horizon,
+                                                                                  *frames.shape[2:])).clamp(0, 1)
+
+    sequences = clips(5, 4, 1, 16, seed=6).numpy()
+    spec = DataSpec(name="toy", input_frames=2, output_frames=2, channels=1, height=16, width=16)
+    metrics = PerceptualMetrics({"fvd_weights": str(fake_i3d)})
+    result = evaluate(Noisy(), sequences, spec, device=torch.device("cpu"), batch_size=3, perceptual=metrics,
+                      draws=3, seed=0)
+    summary = result.summary()
+    assert summary["perceptual"]["fvd"]["clips"] == 15 and summary["fvd"] > 0  # 5 sequences x 3 futures
+
+
 def test_missing_weights_give_one_line_notes_and_no_values(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     metrics = PerceptualMetrics({"lpips": True, "fvd": True})

@@ -39,6 +39,7 @@ CLONES = {
     "mamba": "github.com/state-spaces/mamba (selective_scan_ref)",
     "vmrnn": "github.com/yyyujintang/VMRNN-PyTorch",
     "earthformer": "github.com/amazon-science/earth-forecasting-transformer",
+    "mcvd": "github.com/voletiv/mcvd-pytorch (an export of its models/ folder is enough)",
 }
 
 

@@ -23,7 +23,7 @@ from vpbench.environment import available_memory, describe, resolve_device
 from vpbench.errors import UserError
 from vpbench.harness.checkpoints import checkpoint_of, finished_run
 from vpbench.harness.evaluate import check_memory, evaluate
-from vpbench.harness.runner import describe_run, load_weights, test_line, write_evaluation
+from vpbench.harness.runner import check_samples, describe_run, draws_of, load_weights, test_line, write_evaluation
 from vpbench.harness.steps import place
 from vpbench.metrics.perceptual import PerceptualMetrics, metrics_config
 from vpbench.metrics.scoring import MetricScorer, context_of
@@ -87,11 +87,15 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
                  metrics: Mapping[str, Any] | None = None, device: torch.device = torch.device("cpu"),
                  samples: int | None = None, log: Callable[[str], None] = print) -> RunDir:
     """Evaluate a finished run's best checkpoint (with the ``metrics`` section asked for: ``names``, the
-    registered metrics to compute (default: all), and the perceptual ones, e.g. LPIPS added to a finished run);
+    registered metrics to compute (default: all), and the perceptual ones, e.g. LPIPS added to a finished run;
+    ``metrics["samples"]``, the futures a stochastic model draws per sequence, default: the run's own);
     returns the evaluation folder."""
     run = finished_run(path)
-    metrics = metrics_config(metrics)  # a bad metric fails here, before anything is built
     trained = run.read_yaml("config.yaml")
+    own_futures = draws_of(trained) or 1  # a deterministic run of a sweep with --samples drew one
+    metrics = metrics_config({"samples": own_futures, **(metrics or {})})  # a bad metric fails here
+    evaluated = {**trained, "metrics": metrics}
+    check_samples([evaluated])
     own_data = dataset in (None, trained["dataset"]["name"])
     if data_dir is None and own_data:
         data_dir = remembered_data_dir(trained, log)
@@ -116,7 +120,8 @@ def evaluate_run(path: str | Path, *, dataset: str | None = None, horizon: int |
     result = evaluate(model, source.split("test"), spec, device=device,
                       batch_size=trained["train"]["eval_batch_size"],
                       samples=trained["train"]["samples"] if samples is None else samples,
-                      desc=f"{trained['model']['name']} eval", perceptual=perceptual, scorer=scorer)
+                      desc=f"{trained['model']['name']} eval", perceptual=perceptual, scorer=scorer,
+                      draws=draws_of(evaluated), seed=trained["seed"])
     for warning in result.extra.get("metric_warnings", []):
         log(f"warning: {warning}")
     if "imported" in trained and not run.exists("metrics.json") and data["name"] == trained["dataset"]["name"] \
@@ -153,7 +158,7 @@ def record_imported(run: RunDir, trained: Mapping[str, Any], model: torch.nn.Mod
 
 def command(args: argparse.Namespace) -> None:
     """``bench eval``: evaluate the run again and print the means."""
-    sets = cfg.parse_sets(args.sets, args.metrics)
+    sets = cfg.parse_sets(args.sets, args.metrics, args.samples)
     if sets["train"] or sets["model"]:
         raise UserError("bench eval takes --set dataset.KEY=VALUE and metrics.KEY=VALUE only: the model and its "
                         "training are the run's")

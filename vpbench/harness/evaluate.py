@@ -1,4 +1,11 @@
-"""Predict a split and score every predicted frame of every sequence."""
+"""Predict a split and score every predicted frame of every sequence.
+
+A stochastic model (registry flag ``stochastic``) is evaluated on ``draws`` futures per test sequence (``bench run
+--samples K``), drawn from a seeded generator: the run's main per-frame metrics are those of the best of the K
+futures per sequence (the one of least MSE over its predicted frames, as the stochastic-prediction literature
+reports), beside the mean of K (each metric averaged over the K futures) and the spread (per-pixel standard
+deviation across the futures, on [0, 1], averaged over pixels).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,6 +25,19 @@ from vpbench.metrics.perceptual import PerceptualMetrics
 from vpbench.metrics.registry import MetricContext
 from vpbench.metrics.scoring import MetricScorer
 
+SELECTION = "per test sequence, the future of least MSE over its predicted frames"
+
+
+@dataclass
+class Draws:
+    """A stochastic model's ``count`` futures per test sequence: ``mean_per_frame`` [N, T_out, columns] (each metric
+    averaged over the futures) and ``spread`` [N, T_out] (per-pixel std across the futures on [0, 1], averaged over
+    C x H x W; 0 for one future)."""
+
+    count: int
+    mean_per_frame: np.ndarray
+    spread: np.ndarray
+
 
 @dataclass
 class Evaluation:
@@ -29,10 +49,17 @@ class Evaluation:
     samples: dict[str, np.ndarray]
     columns: tuple[str, ...]
     extra: dict[str, Any] = field(default_factory=dict)
+    draws: Draws | None = None  # a stochastic model's K futures; None for a deterministic model
 
     def summary(self) -> dict[str, Any]:
-        """Means over test sequences and predicted frames, and the per-run values."""
-        return {**summarize(self.per_frame, self.columns), **self.extra}
+        """Means over test sequences and predicted frames, and the per-run values (for a stochastic model,
+        ``per_frame`` is the best of K and ``stochastic`` holds the sample count, the mean of K and the spread)."""
+        out = {**summarize(self.per_frame, self.columns), **self.extra}
+        if self.draws is not None:
+            out["stochastic"] = {"samples": self.draws.count, "selection": SELECTION,
+                                 "mean_of_k": summarize(self.draws.mean_per_frame, self.columns),
+                                 "spread": float(self.draws.spread.mean())}
+        return out
 
 
 def summarize(per_frame: np.ndarray, columns: tuple[str, ...]) -> dict[str, float | None]:
@@ -91,13 +118,47 @@ def check_prediction(pred: Tensor, expected: tuple[int, ...], model_name: str) -
         )
 
 
+def selection_mse(preds: Tensor, targets: Tensor) -> Tensor:
+    """preds [K, B, T, C, H, W] in [0, 1], uint8 targets [B, T, C, H, W] -> [K, B]: each future's per-pixel MSE on
+    0-255 over its predicted frames, of the 8-bit frames that are scored (what picks the best of K)."""
+    error = to_uint8(preds).double() - targets.double()
+    return error.square().flatten(2).mean(dim=2)
+
+
+def draw_futures(model: nn.Module, inputs: Tensor, horizon: int, draws: int | None, name: str,
+                 expected: tuple[int, ...]) -> Tensor:
+    """[K, B, horizon, C, H, W]: ``draws`` futures of ``inputs`` [B, T_in, C, H, W] (one for a deterministic
+    model: ``draws`` None)."""
+    futures = []
+    for _ in range(draws or 1):
+        futures.append(model(inputs, horizon))
+        check_prediction(futures[-1], expected, name)
+    return torch.stack(futures)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device: torch.device,
              batch_size: int, samples: int = 0, desc: str = "test",
-             perceptual: PerceptualMetrics | None = None, scorer: MetricScorer | None = None) -> Evaluation:
+             perceptual: PerceptualMetrics | None = None, scorer: MetricScorer | None = None,
+             draws: int | None = None, seed: int = 0) -> Evaluation:
     """Predict ``sequences`` (uint8 [N, T, C, H, W]) and compute every frame's metrics: those of ``scorer``
     (default: every registered metric, with the dataset's name only as context), then the perceptual ones that
-    ``perceptual`` holds."""
+    ``perceptual`` holds. ``draws``: for a stochastic model, the futures drawn per sequence (from torch's generator
+    seeded with ``seed``, the caller's own generator state left as it was); the stored samples are each sequence's
+    best future (FVD, when asked for, is over every future)."""
+    if draws is None:
+        return _evaluate(model, sequences, spec, device, batch_size, samples, desc, perceptual, scorer, None)
+    if draws < 1:
+        raise UserError(f"--samples {draws}: draw at least 1 future per test sequence")
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _evaluate(model, sequences, spec, device, batch_size, samples, desc, perceptual, scorer, draws)
+
+
+def _evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, device: torch.device, batch_size: int,
+              samples: int, desc: str, perceptual: PerceptualMetrics | None, scorer: MetricScorer | None,
+              draws: int | None) -> Evaluation:
+    """:func:`evaluate` once the generator is seeded."""
     flush_denormals()
     model.eval()
     n = len(sequences)
@@ -105,19 +166,26 @@ def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device:
     registered = len(scorer.columns)
     columns = scorer.columns + (perceptual.columns if perceptual is not None else ())
     per_frame = np.empty((n, spec.output_frames, len(columns)))
+    mean_per_frame = np.empty_like(per_frame)
+    spread = np.empty((n, spec.output_frames))
     keep = sample_indices(samples, n) if samples else np.empty(0, np.int64)
     kept = []
     name = getattr(model, "registry_name", type(model).__name__)
     for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False):
         batch = torch.from_numpy(sequences[start : start + batch_size]).to(device)
         inputs, targets = split_batch(batch, spec)
-        pred = model(inputs, spec.output_frames)
-        check_prediction(pred, tuple(targets.shape), name)
-        pred8 = to_uint8(pred)
+        futures = draw_futures(model, inputs, spec.output_frames, draws, name, tuple(targets.shape))
+        scores = np.empty((len(futures), len(batch), spec.output_frames, len(columns)))
+        for k, pred in enumerate(futures):
+            scores[k, ..., :registered] = scorer.score(unit_interval(pred.clamp(0, 1)), unit_interval(targets))
+            if perceptual is not None:
+                scores[k, ..., registered:] = perceptual.update(batch[:, : spec.input_frames], targets, to_uint8(pred))
+        best = selection_mse(futures, targets).argmin(dim=0).cpu()  # [B]
         span = slice(start, start + len(batch))
-        per_frame[span, :, :registered] = scorer.score(unit_interval(pred.clamp(0, 1)), unit_interval(targets))
-        if perceptual is not None:
-            per_frame[span, :, registered:] = perceptual.update(batch[:, : spec.input_frames], targets, pred8)
+        per_frame[span] = scores[best.numpy(), np.arange(len(batch))]
+        mean_per_frame[span] = scores.mean(axis=0)
+        spread[span] = futures.clamp(0, 1).std(dim=0, correction=0).flatten(2).mean(dim=2).cpu().double().numpy()
+        pred8 = to_uint8(futures[best.to(futures.device), torch.arange(len(batch), device=futures.device)])
         rows = keep[(keep >= start) & (keep < start + len(batch))] - start
         kept.extend(pred8[rows].cpu().numpy())
     result_samples = {}
@@ -129,7 +197,9 @@ def evaluate(model: nn.Module, sequences: np.ndarray, spec: DataSpec, *, device:
             "predictions": np.stack(kept),
         }
     scorer.blank_failed(per_frame)
+    scorer.blank_failed(mean_per_frame)
     extra = perceptual.summary() if perceptual is not None else {}
     if scorer.warnings:
         extra["metric_warnings"] = scorer.warnings
-    return Evaluation(per_frame, result_samples, columns, extra)
+    stochastic = Draws(draws, mean_per_frame, spread) if draws is not None else None
+    return Evaluation(per_frame, result_samples, columns, extra, stochastic)

@@ -203,7 +203,7 @@ def describe_run(model: nn.Module, config: Mapping[str, Any], source: SequenceSo
     entry = registry.get_entry(name)
     return {
         "model": name,
-        "label": entry.label_for(presets.get(config["preset"]).protocol),
+        "label": stochastic_label(entry.label_for(presets.get(config["preset"]).protocol), draws_of(config)),
         "origin": dict(entry.origin),
         "dataset": config["dataset"]["name"],
         "preset": config["preset"],
@@ -214,6 +214,29 @@ def describe_run(model: nn.Module, config: Mapping[str, Any], source: SequenceSo
         "params": count_params(model),
         "flops": count_flops(model, source.spec) if run else None,
     }
+
+
+def draws_of(config: Mapping[str, Any]) -> int | None:
+    """The futures drawn per test sequence (``--samples K``) for a stochastic model; None for a deterministic one."""
+    if not registry.get_entry(config["model"]["name"]).stochastic:
+        return None
+    return int((config.get("metrics") or {}).get("samples", 1))
+
+
+def stochastic_label(label: str, draws: int | None) -> str:
+    """A model's row label: ``MCVD (best of K=4)`` for a stochastic model's, the label itself otherwise."""
+    return label if draws is None else f"{label} (best of K={draws})"
+
+
+def check_samples(configs: list[dict[str, Any]]) -> None:
+    """``--samples K`` > 1 is for stochastic models: an error when no model of the sweep is one (a deterministic
+    model draws one future whatever K)."""
+    asked = {int((c.get("metrics") or {}).get("samples", 1)) for c in configs}
+    if max(asked, default=1) > 1 and all(draws_of(c) is None for c in configs):
+        names = ", ".join(dict.fromkeys(c["model"]["name"] for c in configs))
+        stochastic = ", ".join(n for n, e in registry.entries().items() if e.stochastic) or "none"
+        raise UserError(f"--samples {max(asked)}: {names} {'is' if ',' not in names else 'are'} deterministic (one "
+                        f"future per sequence); drop --samples or add a stochastic model ({stochastic})")
 
 
 def load_weights(model: nn.Module, state_dict: Mapping[str, Any], name: str) -> None:
@@ -240,7 +263,8 @@ def _test_best(model: nn.Module, config: Mapping[str, Any], source: SequenceSour
         log(f"{config['model']['name']}: {note}")
     result = evaluate(model, source.split("test"), source.spec, device=runtime.device,
                       batch_size=config["train"]["eval_batch_size"], samples=config["train"]["samples"],
-                      desc=f"{config['model']['name']} test", perceptual=perceptual, scorer=scorer)
+                      desc=f"{config['model']['name']} test", perceptual=perceptual, scorer=scorer,
+                      draws=draws_of(config), seed=config["seed"])
     for warning in result.extra.get("metric_warnings", []):
         log(f"{config['model']['name']}: warning: {warning}")
     write_evaluation(run, result)
@@ -254,14 +278,24 @@ LINE_METRICS = (("mse", "MSE", 1), ("mae", "MAE", 1), ("psnr", "PSNR", 2), ("ssi
 
 
 def test_line(metrics: Mapping[str, Any]) -> str:
-    """``MSE 123.4, MAE 56.7, PSNR 18.20, SSIM 0.8123``: the test metrics of a run or an evaluation that it has."""
-    return ", ".join(f"{label} {metrics[key]:.{digits}f}" for key, label, digits in LINE_METRICS
+    """``MSE 123.4, MAE 56.7, PSNR 18.20, SSIM 0.8123``: the test metrics of a run or an evaluation that it has;
+    for a stochastic model, those of the best of K, then the mean of K's and the spread."""
+    line = ", ".join(f"{label} {metrics[key]:.{digits}f}" for key, label, digits in LINE_METRICS
                      if metrics.get(key) is not None)
+    stochastic = metrics.get("stochastic")
+    if not stochastic:
+        return line
+    mean = test_line(stochastic["mean_of_k"])
+    return f"best of K={stochastic['samples']}: {line}; mean of K: {mean}; spread {stochastic['spread']:.4f}"
 
 
 def write_evaluation(folder: RunDir, result: Evaluation) -> None:
-    """An evaluation's files: per_sequence.npz (everything derives from it), framewise.csv, samples.npz."""
-    folder.write_npz("per_sequence.npz", per_frame=result.per_frame, metrics=np.array(result.columns))
+    """An evaluation's files: per_sequence.npz (everything derives from it; for a stochastic model ``per_frame`` is
+    the best of K, beside ``per_frame_mean_of_k`` [N, T_out, metrics] and ``spread`` [N, T_out]), framewise.csv,
+    samples.npz."""
+    stochastic = {} if result.draws is None else {"per_frame_mean_of_k": result.draws.mean_per_frame,
+                                                  "spread": result.draws.spread}
+    folder.write_npz("per_sequence.npz", per_frame=result.per_frame, metrics=np.array(result.columns), **stochastic)
     folder.write_csv("framewise.csv", framewise_table(result.per_frame, result.columns))
     if result.samples:
         folder.write_npz("samples.npz", **result.samples)
@@ -280,6 +314,7 @@ def plan(models: list[str], dataset: str, *, preset: str, seeds: list[int], epoc
                for seed in seeds for m in models]
     for config in configs:
         config["logger"]["use"] = use or config["logger"]["use"]
+    check_samples(configs)
     for config in configs:
         distributed.check_batch(config["train"]["batch_size"], dist)
         if config["train"]["epochs"] == 0 and init is None:

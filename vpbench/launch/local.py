@@ -78,7 +78,7 @@ class LocalLauncher(Launcher):
         models = expand(args.models, chosen.protocol)
         seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
         configs = plan(models, args.dataset, preset=chosen.name, seeds=seeds, epochs=args.epochs,
-                       sets=parse_sets(args.sets, args.metrics), dist=planned, data_dir=args.data_dir, init=args.init,
+                       sets=parse_sets(args.sets, args.metrics, args.samples), dist=planned, data_dir=args.data_dir, init=args.init,
                        loggers=getattr(args, "logger", None))
         jobs = auto_jobs(len(configs), chosen.scale, device.type) if args.jobs == "auto" else args.jobs
         jobs = min(jobs, len(configs))

@@ -154,7 +154,8 @@ def plan_jobs(args: argparse.Namespace, run_parser: argparse.ArgumentParser, dev
         raise UserError(f"--device {device} with --launcher {args.launcher}: each job sees its own GPUs as cuda:0...; "
                         "use --device auto or cuda")
     preset = presets.choose(args.preset, getattr(args, "protocol", None), device_kind or device_type(args))
-    sets = cfg.parse_sets(getattr(args, "sets", []) or [], getattr(args, "metrics", None))
+    sets = cfg.parse_sets(getattr(args, "sets", []) or [], getattr(args, "metrics", None),
+                          getattr(args, "samples", None))
     parse_loggers(getattr(args, "logger", None))  # a tracker's missing package fails here, not in every job
     world = distributed.Dist(0, args.gpus_per_job, 0)
     jobs = []

@@ -436,11 +436,14 @@ METRIC_KEYS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "fvd": ("true or false", lambda v: isinstance(v, bool)),
     "fvd_weights": ("a file or null", lambda v: v is None or isinstance(v, str)),
     "fvd_context": ("true or false", lambda v: isinstance(v, bool)),
+    "samples": ("an integer >= 1 (--samples K: the futures drawn per test sequence of a stochastic model)",
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1),
     "names": ("comma-separated metric names or module:function, or null (every registered metric)",
               lambda v: v is None or isinstance(v, str) or (isinstance(v, list) and all(isinstance(n, str) for n in v))),
 }
 METRIC_DEFAULTS: dict[str, Any] = {"lpips": False, "lpips_net": "alex", "lpips_weights": None, "lpips_bgr": False,
-                                   "fvd": False, "fvd_weights": None, "fvd_context": False, "names": None}
+                                   "fvd": False, "fvd_weights": None, "fvd_context": False, "names": None,
+                                   "samples": 1}
 
 
 def metrics_config(sets: Mapping[str, Any] | None = None) -> dict[str, Any]:

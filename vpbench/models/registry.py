@@ -46,6 +46,8 @@ class ModelEntry:
     * ``rank``: its place in lists and tables (the paper's row order for the built-in models).
     * ``training_note``: how its training here differs from its published runs' (e.g. a loss term left out),
       shown beside its rows in every report.
+    * ``stochastic``: its forward draws one of many possible futures (a generative model): it is evaluated on
+      ``--samples K`` futures per test sequence (best of K, mean of K, spread) instead of one.
     """
 
     name: str
@@ -59,6 +61,7 @@ class ModelEntry:
     references: Mapping[str, Mapping[Any, float]] = field(default_factory=dict)
     rank: float = math.inf
     training_note: str = ""
+    stochastic: bool = False
 
     def kwargs_for(self, preset: str) -> dict[str, Any]:
         """Default hyperparameters for ``preset``."""
@@ -116,6 +119,7 @@ def register_model(
     references: Mapping[str, Mapping[Any, float]] | None = None,
     rank: float = math.inf,
     training_note: str = "",
+    stochastic: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator adding a factory to the registry under ``name`` (see :class:`ModelEntry`).
 
@@ -133,7 +137,7 @@ def register_model(
         _REGISTRY[name] = ModelEntry(
             name=name, factory=factory, label=label or name, tags=frozenset(tags), defaults=defaults or {},
             recipe=recipe, origin=origin or origin_of(factory), labels=labels or {}, references=references or {},
-            rank=rank, training_note=training_note,
+            rank=rank, training_note=training_note, stochastic=stochastic,
         )
         return factory
 

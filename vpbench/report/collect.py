@@ -64,6 +64,7 @@ class Run(StoredMetrics):
     fvd: float | None = None  # one value per run, when it was computed
     imported: dict[str, Any] | None = None  # `bench import`'s provenance: code, file, sha256, source, description
     epoch_seconds: float | None = None  # mean training time of an epoch (train_log.csv); None without training
+    stochastic: dict[str, Any] | None = None  # a stochastic model's K futures: metrics.json's ``stochastic``
 
     @property
     def external(self) -> bool:
@@ -188,7 +189,7 @@ def read_run(run: RunDir, warnings: list[str]) -> Run | None:
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
         params=metrics.get("params"), flops=metrics.get("flops"), overrides=_overrides(config),
         evaluations=read_evaluations(run, warnings), fvd=metrics.get("fvd"), imported=metrics.get("imported"),
-        epoch_seconds=_epoch_seconds(run),
+        epoch_seconds=_epoch_seconds(run), stochastic=metrics.get("stochastic"),
     )
 
 

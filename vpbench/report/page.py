@@ -18,6 +18,7 @@ from vpbench.report.figures import animation, framewise_figure, sample_grid
 from vpbench.report.framewise import framewise_long
 from vpbench.report.quality import collapse_notes, persistence_note
 from vpbench.report.stats import LEVEL, RESAMPLES, paired
+from vpbench.report.stochastic import stochastic_section
 from vpbench.report.tables import (
     EXTERNAL_MARK,
     cost_table,
@@ -367,6 +368,7 @@ def group_section(group: Group, out: Path, options: Options, profiles: Sequence[
     if ablation:
         lines += _results_section(group, ablation, "Ablations", paper.tables_for(group.dataset, group.frames,
                                                                                  "ablation", group.protocol), options)
+    lines += stochastic_section(group, options.convention_for(group))
     lines += paired_section(group, options)
     lines += _generalisation_section(group, options)
     lines += _cost_section(group, profiles)
