@@ -55,6 +55,21 @@ def test_local_jobs_train_the_preset_the_sweep_chose_for_this_machine():
     assert plan_jobs(args, run_parser()).preset == "paper"  # the gpus and slurm launchers' jobs train on GPUs
 
 
+def test_samples_go_to_the_stochastic_models_jobs_only():
+    """``--samples K`` is the sweep's: a deterministic model's job must not get it (each job alone would refuse it),
+    and a sweep with no stochastic model fails before any job is launched."""
+    def plan(models: str):
+        args = build_parser().parse_args(["run", "--models", models, "--dataset", "mmnist", "--preset", "tiny",
+                                          "--samples", "3", "--jobs", "2"])
+        return plan_jobs(args, run_parser(), device_kind="cpu")
+
+    commands = {job.model: job.command for job in plan("mcvd,persistence").jobs}
+    assert commands["mcvd"][commands["mcvd"].index("--samples") + 1] == "3"
+    assert "--samples" not in commands["persistence"]
+    with pytest.raises(UserError, match="deterministic"):
+        plan("convgru,persistence")
+
+
 def test_jobs_option_errors():
     parser = build_parser()
     for bad in ("0", "two", "-1"):

@@ -20,7 +20,7 @@ from vpbench.errors import UserError
 from vpbench.harness import distributed
 from vpbench.harness.checkpoints import initial_weights
 from vpbench.harness.loggers import parse_loggers
-from vpbench.harness.runner import parse_seeds
+from vpbench.harness.runner import check_samples, draws_of, parse_seeds
 from vpbench.launch.base import launcher_dests
 from vpbench.models import expand
 from vpbench.store import writable_results_dir
@@ -158,16 +158,20 @@ def plan_jobs(args: argparse.Namespace, run_parser: argparse.ArgumentParser, dev
                           getattr(args, "samples", None))
     parse_loggers(getattr(args, "logger", None))  # a tracker's missing package fails here, not in every job
     world = distributed.Dist(0, args.gpus_per_job, 0)
-    jobs = []
+    jobs, configs = [], []
     for name, spec in model_specs(args.models, preset.protocol):
         for seed in seeds_of(args):
             config = cfg.resolve(preset.name, name, args.dataset, seed=seed, epochs=getattr(args, "epochs", None),
                                  sets=sets)
+            configs.append(config)
             distributed.check_batch(config["train"]["batch_size"], world)
             if getattr(args, "init", None):
                 initial_weights(args.init, name)  # a bad --init fails here, not in every job
-            command_ = job_command(job_arguments(args, spec, seed, preset.name, run_parser), args.gpus_per_job)
+            # --samples K is the sweep's: a deterministic model's job draws its one future without it
+            job_args = args if draws_of(config) else argparse.Namespace(**{**vars(args), "samples": None})
+            command_ = job_command(job_arguments(job_args, spec, seed, preset.name, run_parser), args.gpus_per_job)
             jobs.append(Job(name, spec, seed, config["dataset"]["name"], preset.name, command_, args.gpus_per_job))
+    check_samples(configs)  # --samples K > 1 with no stochastic model fails here, not in every job
     results_dir = Path(args.results_dir).expanduser().resolve()
     if not getattr(args, "dry_run", False):
         writable_results_dir(results_dir)
