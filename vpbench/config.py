@@ -59,6 +59,8 @@ TRAIN_KEYS: dict[str, tuple[str, Any]] = {
     # One optimiser step per window of consecutive frames (DMVFN's references; see vpbench.harness.steps).
     "window_frames": ("an integer >= 2 or null", lambda v: v is None or (isinstance(v, int) and v >= 2)),
     "window_grads": ("reset or accumulate", lambda v: v in ("reset", "accumulate")),
+    # DMVFN's VGG-19 perceptual term, from torchvision's ImageNet VGG-19 state dict (vpbench.models.layers.vgg).
+    "vgg_weights": ("a file path or null", lambda v: v is None or (isinstance(v, str) and bool(v.strip()))),
     # Scheduled sampling of OpenSTL's recurrent models (loss mse_all_frames; see vpbench.models.layers.openstl_stack).
     "sampling": ("none, linear or reverse", lambda v: v in ("none", "linear", "reverse")),
     "sampling_stop_iter": ("an integer >= 1", lambda v: isinstance(v, int) and v >= 1),

@@ -33,3 +33,13 @@ def test_dmvfn_rows_say_they_were_trained_without_the_vgg_term(own_results, tmp_
     notes = [line for line in page.splitlines() if "trained without the VGG-19 perceptual term" in line]
     assert notes and all(line.startswith("- DMVFN: ") for line in notes)
     assert "- ConvGRU:" not in page
+
+
+def test_dmvfn_trained_with_vgg_weights_has_no_such_note(own_results, tmp_path):
+    dmvfn = as_model(next((own_results / "mmnist" / "convgru").iterdir()), "dmvfn")
+    config = yaml.safe_load((dmvfn / "config.yaml").read_text())
+    config["train"]["vgg_weights"] = "/weights/vgg19.pth"
+    (dmvfn / "config.yaml").write_text(yaml.safe_dump(config))
+    build_report(own_results, tmp_path / "report", samples="")
+    page = (tmp_path / "report" / "mmnist.md").read_text()
+    assert "DMVFN" in page and "trained without the VGG-19 perceptual term" not in page

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from vpbench.errors import UserError
 from vpbench.metrics import registry
+from vpbench.models.layers.vgg import VGG16_WIDTHS, vgg_features
 
 # ---------------------------------------------------------------------------------------------------
 # LPIPS
@@ -98,15 +99,7 @@ def _alexnet_features() -> nn.Sequential:
 
 def _vgg16_features() -> nn.Sequential:
     """torchvision's ``vgg16().features`` up to relu5_3 (its last max-pool is not needed)."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for width in (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512):
-        if width == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU()]
-            channels = width
-    return nn.Sequential(*layers)
+    return vgg_features(VGG16_WIDTHS)
 
 
 # net -> (builder, indices of the tapped ReLUs in ``features``, their channels, smallest frame side)

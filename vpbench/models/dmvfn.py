@@ -29,6 +29,7 @@ from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.losses import LossContext, full_precision, register_loss, wide
 from vpbench.models.layers.multiframe import pad_to_multiple
+from vpbench.models.layers.vgg import perceptual_term
 from vpbench.models.registry import register_model
 
 ROUTINGS = ("sample", "round")
@@ -208,6 +209,7 @@ class DMVFN(nn.Module):
 # -- the loss --------------------------------------------------------------------------------------------------
 
 GAMMA = 0.8  # the weight of block i's prediction is GAMMA^(blocks - 1 - i)
+VGG_WEIGHT = 0.5  # the references' weight of the VGG-19 perceptual term (with train.vgg_weights)
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 
 
@@ -261,9 +263,11 @@ def dmvfn_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
     three consecutive frames of the sequence, sum_i GAMMA^(blocks-1-i) LapL1(block i's prediction, X_{t+1}),
     averaged over the windows; in evaluation, LapL1 of the rolled-out predictions (OpenSTL's validation loss).
 
-    Left out: the authors' + 0.5 x VGG-19 perceptual term (ImageNet weights). The recipes train on one window at
-    a time (``train.window_frames: 3``), one optimiser step each, as both references; with ``window_frames: null``
-    the windows of a batch share one step on this loss averaged over them."""
+    With ``train.vgg_weights`` (torchvision's ImageNet VGG-19 state dict, a file the user gives) the loss adds the
+    references' 0.5 x VGG-19 perceptual term of the last block's prediction
+    (:class:`~vpbench.models.layers.vgg.VGGPerceptualTerm`); without it the term is left out (the report says so).
+    The recipes train on one window at a time (``train.window_frames: 3``), one optimiser step each, as both
+    references; with ``window_frames: null`` the windows of a batch share one step on this loss averaged over them."""
     horizon = targets.shape[1]
     if not model.training:
         pred = model(inputs, horizon)
@@ -283,6 +287,10 @@ def dmvfn_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
     with full_precision(blocks.device):
         per_block = laplacian_l1(wide(blocks).flatten(1, 2), wide(truth).flatten(0, 1))
         loss = sum(per_block[i] * GAMMA ** (len(per_block) - 1 - i) for i in range(len(per_block)))
+        vgg = (context.train if context is not None else {}).get("vgg_weights")
+        if vgg:
+            term = perceptual_term(vgg, blocks.device, wide(blocks).dtype)
+            loss = loss + VGG_WEIGHT * term(wide(blocks[-1]).flatten(0, 1), wide(truth).flatten(0, 1))
     return loss, blocks[-1][:, -horizon:].detach()
 
 
@@ -324,6 +332,7 @@ REFERENCES = {
                            "flops": 0.2e9, "fps": 1145},
 }
 TRAINING_NOTE = ("trained without the VGG-19 perceptual term of its references' loss (0.5 x, the authors' and "
-                 "OpenSTL's): vpbench has no ImageNet VGG weights")
+                 "OpenSTL's): give ImageNet VGG-19 weights with --set train.vgg_weights=FILE to add it")
 register_model("dmvfn", label="DMVFN", tags=("openstl", "rnn-free"), rank=200, defaults=DMVFN_PRESETS,
-               recipe=dmvfn_recipe(), references=REFERENCES, training_note=TRAINING_NOTE)(DMVFN)
+               recipe=dmvfn_recipe(), references=REFERENCES, training_note=TRAINING_NOTE,
+               training_note_unless="vgg_weights")(DMVFN)

@@ -45,7 +45,8 @@ class ModelEntry:
       -> value mapping, or predicted frame -> value for per-step tables.
     * ``rank``: its place in lists and tables (the paper's row order for the built-in models).
     * ``training_note``: how its training here differs from its published runs' (e.g. a loss term left out),
-      shown beside its rows in every report.
+      shown beside its rows in every report, unless each of them was trained with the train option
+      ``training_note_unless`` set (e.g. the weights that add that term).
     * ``stochastic``: its forward draws one of many possible futures (a generative model): it is evaluated on
       ``--samples K`` futures per test sequence (best of K, mean of K, spread) instead of one.
     """
@@ -61,6 +62,7 @@ class ModelEntry:
     references: Mapping[str, Mapping[Any, float]] = field(default_factory=dict)
     rank: float = math.inf
     training_note: str = ""
+    training_note_unless: str = ""  # a train key that, set in a run, makes its training_note not apply to it
     stochastic: bool = False
 
     def kwargs_for(self, preset: str) -> dict[str, Any]:
@@ -119,6 +121,7 @@ def register_model(
     references: Mapping[str, Mapping[Any, float]] | None = None,
     rank: float = math.inf,
     training_note: str = "",
+    training_note_unless: str = "",
     stochastic: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator adding a factory to the registry under ``name`` (see :class:`ModelEntry`).
@@ -137,7 +140,7 @@ def register_model(
         _REGISTRY[name] = ModelEntry(
             name=name, factory=factory, label=label or name, tags=frozenset(tags), defaults=defaults or {},
             recipe=recipe, origin=origin or origin_of(factory), labels=labels or {}, references=references or {},
-            rank=rank, training_note=training_note, stochastic=stochastic,
+            rank=rank, training_note=training_note, training_note_unless=training_note_unless, stochastic=stochastic,
         )
         return factory
 

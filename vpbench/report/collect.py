@@ -65,6 +65,7 @@ class Run(StoredMetrics):
     imported: dict[str, Any] | None = None  # `bench import`'s provenance: code, file, sha256, source, description
     epoch_seconds: float | None = None  # mean training time of an epoch (train_log.csv); None without training
     stochastic: dict[str, Any] | None = None  # a stochastic model's K futures: metrics.json's ``stochastic``
+    note_cleared: bool = False  # trained with its model's ``training_note_unless`` option: the note does not apply
 
     @property
     def external(self) -> bool:
@@ -189,8 +190,14 @@ def read_run(run: RunDir, warnings: list[str]) -> Run | None:
         origin=dict(metrics.get("origin") or {"kind": "builtin"}),
         params=metrics.get("params"), flops=metrics.get("flops"), overrides=_overrides(config),
         evaluations=read_evaluations(run, warnings), fvd=metrics.get("fvd"), imported=metrics.get("imported"),
-        epoch_seconds=_epoch_seconds(run), stochastic=metrics.get("stochastic"),
+        epoch_seconds=_epoch_seconds(run), stochastic=metrics.get("stochastic"), note_cleared=_note_cleared(config),
     )
+
+
+def _note_cleared(config: dict[str, Any]) -> bool:
+    """Whether the run set its model's ``training_note_unless`` train option (False for a model not installed)."""
+    entry = registry.entries().get(config["model"]["name"])
+    return bool(entry and entry.training_note_unless and config["train"].get(entry.training_note_unless))
 
 
 def _epoch_seconds(run: RunDir) -> float | None:

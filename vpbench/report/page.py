@@ -133,10 +133,11 @@ def _imported_notes(group: Group, models: Sequence[str], tables: Sequence[paper.
 
 
 def _training_notes(group: Group, models: Sequence[str]) -> list[str]:
-    """One line per model whose training differs from its published runs' (its registry ``training_note``)."""
+    """One line per model whose training differs from its published runs' (its registry ``training_note``), unless
+    each of its runs set the option that clears it."""
     entries = registry.entries()
     return [f"- {group.label(m)}: {entries[m].training_note}." for m in models
-            if m in entries and entries[m].training_note]
+            if m in entries and entries[m].training_note and not all(r.note_cleared for r in group.runs_of(m))]
 
 
 def _override_notes(group: Group, models: Sequence[str]) -> list[str]:
