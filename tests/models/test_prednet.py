@@ -85,12 +85,31 @@ def test_evaluation_loss_is_the_mse_of_the_extrapolated_frames():
     assert torch.allclose(loss, (pred - targets).square().mean())
 
 
+def test_extrapolation_loss_is_the_authors_fine_tuning_mae_of_every_prediction_but_the_first():
+    model = tiny().train()
+    frames, targets = torch.rand(2, 3, 1, 16, 16), torch.rand(2, 2, 1, 16, 16)
+    every = model(frames, 2, every_step=True)
+    assert every.shape == (2, 4, 1, 16, 16)  # frames 1 .. 4 of 0 .. 4
+    with torch.no_grad():
+        assert torch.allclose(every[:, 0], model(frames[:, :1], 1)[:, 0])  # next-frame predictions of the inputs,
+        assert torch.allclose(every[:, 2:], model(frames, 2))  # then the extrapolated targets, not teacher-forced
+    loss, pred = get_loss("prednet_extrap")(model, frames, targets, LossContext())
+    truth = torch.cat([frames[:, 1:], targets], dim=1)
+    assert torch.allclose(loss, 0.5 * (every - truth).abs().mean())
+    assert torch.equal(pred, every[:, 2:].detach()) and not pred.requires_grad
+    with torch.no_grad():  # evaluation: the MSE of the extrapolated frames, as the prednet loss
+        assert torch.allclose(get_loss("prednet_extrap")(model.eval(), frames, targets)[0],
+                              get_loss("prednet")(model, frames, targets)[0])
+
+
 def test_recipes_are_openstls_under_both_protocols():
     entry = get_entry("prednet")
     full = entry.recipe_for("openstl")
     assert (full["loss"], full["optimizer"], full["scheduler"], full["lr"]) == ("prednet", "adam", "onecycle", 1e-4)
     assert entry.recipe_for("paper") == {**full, "batch_size": 16}
-    assert entry.recipe_for("quick")["loss"] == entry.recipe_for("openstl-quick")["loss"] == "prednet"
+    assert entry.recipe_for("tiny")["loss"] == entry.recipe_for("openstl-tiny")["loss"] == "prednet"
+    # the short runs: the authors' extrapolation fine-tuning (the next-frame loss leaves a black extrapolation)
+    assert entry.recipe_for("quick")["loss"] == entry.recipe_for("openstl-quick")["loss"] == "prednet_extrap"
     assert entry.kwargs_for("openstl") == {"widths": [32, 64, 128, 256], "kernel_size": 3, "upper_layer_weight": 0.0}
 
 
