@@ -5,7 +5,7 @@
 model loads its weights through the package's mapping (:mod:`vpbench.reference.mappings.mcvd`) and must give the same
 noise predictions at three steps, and, with the authors' training steps and noise injected, the same denoising loss
 and the same gradient of every parameter, to 1e-10. Its parameters at the authors' Moving MNIST configuration equal
-theirs.
+theirs, and so does its noise schedule (betas and alpha-bars).
 """
 from __future__ import annotations
 
@@ -54,3 +54,11 @@ def test_parameters_at_the_authors_moving_mnist_configuration_equal_theirs():
     with torch.device("meta"):
         model = build_model(cfg.resolve("paper", "mcvd", "mmnist"))
     assert count_params(model) == load_golden("mcvd")["params_full"] == 27_941_765
+
+
+def test_noise_schedule_equals_the_authors():
+    """The 10 linear steps' betas, alpha-bars and next steps' alpha-bars: the training and sampling coefficients."""
+    golden = load_golden("mcvd")
+    model = create("mcvd", **golden["config"]["vpbench"])
+    for name in ("betas", "alphas", "alphas_prev"):
+        assert_close(getattr(model, name), golden["schedule"][name], name)

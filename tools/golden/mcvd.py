@@ -19,7 +19,9 @@ the only changes made to their code. It holds
   and noise of the loss (the noise the authors' ``torch.randn_like`` drew, injected into vpbench's loss), the loss
   1/2 ||z - eps_theta(sqrt(a) x + sqrt(1 - a) z, t | past)||^2 summed over pixels and averaged over the batch, and
   every parameter's gradient;
-* ``params_full``: the parameters at the authors' Moving MNIST configuration (configs/smmnist_DDPM_big5.yml).
+* ``params_full``: the parameters at the authors' Moving MNIST configuration (configs/smmnist_DDPM_big5.yml);
+* ``schedule``: the authors' ``betas``, ``alphas`` and ``alphas_prev`` of the 10 linear steps (the sampler's
+  coefficients).
 """
 from __future__ import annotations
 
@@ -116,6 +118,7 @@ def make_mcvd(clone: Path, out: Path) -> Path:
                 full = ncsnpp_more.UNetMore_DDPM(authors_config(FULL, {**DATA, "image_size": 64, "num_frames": 5,
                                                                         "num_frames_cond": 5}))
             params_full = sum(p.numel() for p in full.parameters())
+            schedule = {name: getattr(model, name).detach().clone() for name in ("betas", "alphas", "alphas_prev")}
     finally:
         sys.path.remove(str(clone))
     return save(out / "mcvd.pt",
@@ -124,7 +127,7 @@ def make_mcvd(clone: Path, out: Path) -> Path:
                 config={"reference": {**TINY, **DATA}, "vpbench": vpbench_config(), "seed": SEED},
                 state_dict=state, noisy=noisy, past=past, steps=steps, outputs=outputs, clip=clip,
                 loss_steps=loss_steps, noise=noise.view(b, DATA["num_frames"], *shape), loss=loss.detach(),
-                grads=grads, params_full=params_full)
+                grads=grads, params_full=params_full, schedule=schedule)
 
 
 def make(clones: dict[str, Path], out: Path) -> list[Path]:
