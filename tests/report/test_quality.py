@@ -1,4 +1,5 @@
-"""The report's words on prediction quality: a warning beside a collapsed run, and why persistence can win SSIM."""
+"""The report's words on prediction quality: a warning beside a collapsed run and beside a model no better than
+persistence, and why persistence can win SSIM."""
 from __future__ import annotations
 
 import json
@@ -61,3 +62,19 @@ def test_persistence_winning_ssim_is_explained_only_when_it_wins(bench, own_resu
     arrays["per_frame"][..., [str(n) for n in arrays["metrics"]].index("ssim")] = 1.0
     np.savez(run / "per_sequence.npz", **arrays)
     assert sentence not in _page(bench, own_results, tmp_path / "b")
+
+
+def test_a_model_no_better_than_persistence_is_flagged(bench, own_results, tmp_path):
+    mse = {m: json.loads((_run(own_results, m) / "metrics.json").read_text())["mse"] for m in ("convgru", "persistence")}
+    warning = "ConvGRU: its test MSE"
+    assert (warning in _page(bench, own_results, tmp_path / "a")) == (mse["convgru"] >= mse["persistence"])
+    # ConvGRU's per-sequence MSE raised far above persistence's: the warning names both means
+    run = _run(own_results, "convgru")
+    with np.load(run / "per_sequence.npz") as stored:
+        arrays = dict(stored)
+    column = [str(n) for n in arrays["metrics"]].index("mse")
+    arrays["per_frame"][..., column] = 10 * arrays["per_frame"][..., column].max() + 1
+    np.savez(run / "per_sequence.npz", **arrays)
+    page = _page(bench, own_results, tmp_path / "b")
+    assert warning in page and "is not below persistence's" in page
+    assert "Persistence: its test MSE" not in page  # the baseline is never flagged

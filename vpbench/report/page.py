@@ -16,7 +16,7 @@ from vpbench.report.conventions import CONVENTIONS, PROTOCOL_CONVENTIONS, column
 from vpbench.report.cost_quality import cost_points, cost_quality_figure
 from vpbench.report.figures import animation, framewise_figure, sample_grid
 from vpbench.report.framewise import framewise_long
-from vpbench.report.quality import collapse_notes, persistence_note
+from vpbench.report.quality import collapse_notes, persistence_note, unbeaten_baseline_notes
 from vpbench.report.stats import LEVEL, RESAMPLES, paired
 from vpbench.report.stochastic import stochastic_section
 from vpbench.report.tables import (
@@ -200,7 +200,7 @@ def _results_section(group: Group, models: list[str], heading: str, tables: list
                   f"{table.title}; best per column in bold.", ""]
     notes = (_external_notes(group, models) + _imported_notes(group, models, mean_tables, convention)
              + _training_notes(group, models) + _override_notes(group, models) + collapse_notes(group, models)
-             + persistence_note(group, models, convention))
+             + unbeaten_baseline_notes(group, models, convention) + persistence_note(group, models, convention))
     return lines + ([*notes, ""] if notes else [])
 
 

@@ -1,5 +1,6 @@
 """What the report says about the quality of the predictions beyond the tables: collapsed models (predicted
-frames far flatter than the ground truth) and why persistence can win SSIM while losing MSE."""
+frames far flatter than the ground truth), models no better than persistence, and why persistence can win SSIM
+while losing MSE."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,6 +46,19 @@ def collapse_notes(group: Group, models: Sequence[str]) -> list[str]:
                              "near-uniform frame; its metrics describe a collapsed model (train it longer or at "
                              "another learning rate).")
     return notes
+
+
+def unbeaten_baseline_notes(group: Group, models: Sequence[str], convention: str) -> list[str]:
+    """One line per model whose mean test MSE is not below persistence's (none without a persistence run)."""
+    if BASELINE not in models:
+        return []
+    mse = dict(zip(models, measured_estimates(group, models, "mse", convention)))
+    if mse[BASELINE] is None:
+        return []
+    return [f"- ⚠ {group.label(m)}: its test MSE ({mse[m].mean:.1f}) is not below persistence's "
+            f"({mse[BASELINE].mean:.1f}), which repeats the last input frame: at this scale it has not learned to "
+            "predict this data (train it longer, or see its README section for what its short runs need)."
+            for m in models if m != BASELINE and mse[m] is not None and mse[m].mean >= mse[BASELINE].mean]
 
 
 def persistence_note(group: Group, models: Sequence[str], convention: str) -> list[str]:
