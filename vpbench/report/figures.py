@@ -108,6 +108,12 @@ def difference(targets: np.ndarray, predictions: np.ndarray) -> np.ndarray:
     return (255 - np.round(diff)).astype(np.uint8)
 
 
+def row_label(label: str, width: int = 14) -> str:
+    """A grid row's label, its parenthesis on a second line when it is longer than ``width`` characters (the
+    label column is about that wide: ``MCVD (best of K=4)`` would be cut at the figure's edge)."""
+    return label.replace(" (", "\n(", 1) if len(label) > width else label
+
+
 def sample_grid(inputs: np.ndarray, targets: np.ndarray, predictions: Sequence[tuple[str, np.ndarray]],
                 path: Path, title: str, formats: Sequence[str] = ("png",)) -> None:
     """Rows: inputs, ground truth, then each model's prediction and its |GT - P|.
@@ -130,7 +136,7 @@ def sample_grid(inputs: np.ndarray, targets: np.ndarray, predictions: Sequence[t
         for i in range(len(frames)):  # a thin outline, so that white-background frames keep their edges
             ax.add_patch(Rectangle((i * (w + GAP) - 0.5, -0.5), w, h, fill=False, edgecolor="0.6", linewidth=0.6))
         ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+        ax.set_ylabel(row_label(label), rotation=0, ha="right", va="center", fontsize=10)
         ax.set_xticks([i * (w + GAP) + w / 2 for i in range(len(frames))] if times is not None else [])
         if times is not None:
             ax.set_xticklabels([f"t={t}" for t in times], fontsize=8)
