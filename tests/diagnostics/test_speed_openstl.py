@@ -39,11 +39,12 @@ OWN_LOSS = {"swinlstm": ("mse_all_frames",), "vmrnn": ("mse_all_frames",), "dmvf
 SAME_SIZE = {"predrnnv2", "simvp2", "tau", "e3dlstm", "phydnet", "dmvfn", "prednet", "crevnet", "predformer"}
 
 
-def test_every_pair_is_a_registered_model_sampled_as_openstl_is_at_the_timed_step():
+@pytest.mark.parametrize("preset", ["openstl-tiny", "openstl-quick"])  # quick: the README's table
+def test_every_pair_is_a_registered_model_sampled_as_openstl_is_at_the_timed_step(preset):
     assert set(NEW_PAIRS) < set(official_openstl.PAIRS)
     for name, pair in official_openstl.PAIRS.items():
         assert name in model_names()
-        train = cfg.resolve("openstl-tiny", name, "mmnist", sets=cfg.parse_sets(list(pair.sets)))["train"]
+        train = cfg.resolve(preset, name, "mmnist", sets=cfg.parse_sets(list(pair.sets)))["train"]
         if pair.step is official_openstl.recurrent_step:  # P(true frame) where OpenSTL's mask samples
             p = official_openstl.SAMPLING
             expected = (p, p) if train["sampling"] == "reverse" else (1.0, p)

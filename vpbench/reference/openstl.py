@@ -549,8 +549,9 @@ PAIRS = {
                      step=swinlstm_step, sets=()),
     "dmvfn": Pair("dmvfn_model", "DMVFN_Model", ("dmvfn_modules",), ("dmvfn_utils",), build=dmvfn_model,
                   step=dmvfn_step, sets=(), source="openstl-v030"),
+    # OpenSTL's loss on both sides (vpbench's quick recipe trains on the extrapolation fine-tuning objective)
     "prednet": Pair("prednet_model", "PredNet_Model", (), ("prednet_utils",), build=prednet_model, step=prednet_step,
-                    sets=(), source="openstl-v030", placeholders=("reduce_tensor",)),
+                    sets=("train.loss=prednet",), source="openstl-v030", placeholders=("reduce_tensor",)),
     "crevnet": Pair("crevnet_model", "CrevNet_Model", ("crevnet_modules",), build=crevnet_model, step=crevnet_step,
                     sets=(), source="openstl-v030"),
     "wast": Pair("", "WaST_level1", (), build=wast_model, step=wast_step, sets=(),
@@ -560,7 +561,9 @@ PAIRS = {
     "predformer": Pair("PredFormer_Quadruplet_TSST", "PredFormer_Model", ("PredFormer_modules",),
                        build=predformer_model, step=functools.partial(block_step, simvp_prediction), sets=(),
                        source="predformer", placeholders=("measure_throughput",)),
-    "vmrnn": Pair("", "VMRNN_D_Model", (), build=vmrnn_model, step=swinlstm_step, sets=(), source="vmrnn",
+    # the authors' patch inflation (unused by their forward) builds GroupNorm(16, embed_dim): embed 16, not quick's 8
+    "vmrnn": Pair("", "VMRNN_D_Model", (), build=vmrnn_model, step=swinlstm_step, sets=("model.embed_dim=16",),
+                  source="vmrnn",
                   needs=("mamba",), loader=vmrnn_model_class,
                   requires="timm 0.6.11 (pip install --no-deps --target DIR timm==0.6.11; DIR on PYTHONPATH), einops "
                            "and fvcore"),
