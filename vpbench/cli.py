@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--earthformer", metavar="PATH",
                        help="your clone of github.com/amazon-science/earth-forecasting-transformer, for --parts "
                             "openstl (Earthformer)")
+    speed.add_argument("--mcvd", metavar="PATH",
+                       help="your clone of github.com/voletiv/mcvd-pytorch (or an export of its models/ folder), for "
+                            "--parts openstl (MCVD's denoiser)")
 
     check_model = sub.add_parser("check-model", help="check that a model honours the contract")
     check_model.add_argument("spec", help="a model name or module:factory")

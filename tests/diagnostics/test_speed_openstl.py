@@ -16,6 +16,7 @@ from vpbench import config as cfg
 from vpbench.datasets import dataset_entry
 from vpbench.errors import UserError
 from vpbench.harness.recipes import make_optimizer
+from vpbench.harness.steps import train_step_fn
 from vpbench.metrics.cost import dummy_batch
 from vpbench.models import build_model, model_names
 from vpbench.models.layers.openstl_stack import sampling_probabilities
@@ -31,9 +32,10 @@ CLONES = {"openstl": CLONE, "openstl-v030": Path(os.environ.get("VPBENCH_OPENSTL
 AUTHORS = {"iam4vp": Path(os.environ.get("VPBENCH_IAM4VP", "/work/ref/IAM4VP")),
            "vmrnn": Path(os.environ.get("VPBENCH_VMRNN", "/work/ref/VMRNN-PyTorch")),
            "mamba": Path(os.environ.get("VPBENCH_MAMBA", "/work/ref/mamba"))}
+MCVD = Path(os.environ.get("VPBENCH_MCVD", "/work/ref/mcvd-pytorch"))
 NEW_PAIRS = ["predrnnv2", "mau", "simvp2", "tau", "mmvp", "e3dlstm", "phydnet", "dmvfn", "prednet", "crevnet", "wast",
              "predformer"]
-OWN_LOSS = {"swinlstm": ("mse_all_frames",), "vmrnn": ("mse_all_frames",), "dmvfn": ("dmvfn",), "prednet": ("prednet",), "crevnet": ("crevnet",),
+OWN_LOSS = {"mcvd": ("mcvd",), "swinlstm": ("mse_all_frames",), "vmrnn": ("mse_all_frames",), "dmvfn": ("dmvfn",), "prednet": ("prednet",), "crevnet": ("crevnet",),
             "wast": ("wast",)}
 # OpenSTL's MAU and MMVP hold modules their forward never calls
 SAME_SIZE = {"predrnnv2", "simvp2", "tau", "e3dlstm", "phydnet", "dmvfn", "prednet", "crevnet", "predformer"}
@@ -94,6 +96,38 @@ def test_iam4vp_and_vmrnn_rows_name_the_clones_they_lack(tmp_path):
         official_openstl.PAIRS["iam4vp"].load(tmp_path)
     with pytest.raises(UserError, match="--vmrnn .*: no openstl/models/VMRNN_model.py there"):
         official_openstl.PAIRS["vmrnn"].load(tmp_path, tmp_path)
+
+
+def test_the_mcvd_row_names_the_clone_it_lacks(tmp_path):
+    rows = official_openstl.compare({}, ["mcvd"], preset="openstl-tiny", dataset="mmnist", batch=2, repeats=1)
+    assert rows[0]["seconds"] is None
+    assert rows[0]["missing"] == "give --mcvd PATH, a clone of github.com/voletiv/mcvd-pytorch"
+    with pytest.raises(UserError, match="--mcvd .*: no models/better/ncsnpp_more.py there"):
+        official_openstl.PAIRS["mcvd"].load(tmp_path)
+
+
+@pytest.mark.skipif(not MCVD.is_dir(), reason=f"no clone at {MCVD} (VPBENCH_MCVD)")
+def test_the_mcvd_authors_denoiser_is_vpbenchs_configuration_and_trains(one_thread):
+    """Untimed: the authors' denoiser built as `bench speed` builds it holds vpbench's weights under the golden
+    parity test's mapping, and its training step (one batch) changes the weights vpbench's own step changes from
+    the same weights (those behind the zero-initialised output layers keep a zero gradient at the first step)."""
+    pair = official_openstl.PAIRS["mcvd"]
+    config = cfg.resolve("openstl-tiny", "mcvd", "mmnist")
+    spec = dataset_entry("mmnist").spec(config["dataset"])
+    ours = build_model(config).state_dict()
+    theirs = pair.build(pair.load(MCVD), config, spec)
+    weights = mapping_for("mcvd", "mcvd")(theirs.state_dict(), ours, {})
+    mapped = {k: v.clone() for k, v in weights.to_vpbench(theirs.state_dict()).items()}
+    assert {k: v.shape for k, v in mapped.items()} == {k: v.shape for k, v in ours.items()}
+    model = build_model(config)
+    model.load_state_dict(mapped)
+    train_step_fn(model, spec, config["train"], torch.device("cpu"), 2)()
+    ours_changed = {k for k, v in model.state_dict().items() if not torch.equal(v, mapped[k])}
+    x, y = dummy_batch(spec, 2)
+    pair.step(theirs, config, x, y, MCVD)()
+    moved = weights.to_vpbench(theirs.state_dict())
+    assert {k for k, v in moved.items() if not torch.equal(v, mapped[k])} == ours_changed
+    assert len(ours_changed) > len(mapped) // 2
 
 
 def test_bench_speed_passes_the_authors_clones_to_the_harness(bench, tmp_path):

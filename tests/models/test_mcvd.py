@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vpbench import config as cfg
+from vpbench import presets
 from vpbench.errors import UserError
 from vpbench.losses import LossContext, get_loss
 from vpbench.models import build_model, create, get_entry
@@ -137,3 +138,11 @@ def test_parameters_at_the_authors_moving_mnist_configuration():
 def test_bad_options_are_user_errors(options, needle):
     with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         create("mcvd", preset="tiny", **{**TINY, **options})
+
+
+def test_the_recipe_is_mcvds_own_under_both_protocols():
+    entry = get_entry("mcvd")
+    for scale in ("full", "quick", "tiny"):
+        srvp, openstl = (entry.recipe_for(presets.NAMES[(p, scale)]) for p in ("srvp", "openstl"))
+        assert srvp["loss"] == openstl["loss"] == "mcvd" and srvp["grad_clip"] == openstl["grad_clip"] == 1.0
+        assert srvp["lr"] == openstl["lr"] == (2e-4 if scale == "full" else 1e-3)

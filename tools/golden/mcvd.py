@@ -26,7 +26,6 @@ the only changes made to their code. It holds
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import torch
@@ -34,6 +33,7 @@ from golden_files import default_dtype, gradients, save
 from torch import nn
 
 from vpbench.reference.clones import commit_of, restored_modules
+from vpbench.reference.mcvd import authors_config
 
 SOURCES = ("mcvd",)
 REPOSITORY = "github.com/voletiv/mcvd-pytorch"
@@ -43,15 +43,6 @@ TINY = {"ngf": 4, "ch_mult": [1, 2], "num_res_blocks": 2, "attn_resolutions": [8
 FULL = {"ngf": 64, "ch_mult": [1, 2, 3, 4], "num_res_blocks": 2, "attn_resolutions": [8, 16, 32],
         "n_head_channels": 64, "num_classes": 1000, "dropout": 0.1}
 DATA = {"channels": 1, "image_size": 16, "num_frames": 2, "num_frames_cond": 2}
-
-
-def authors_config(model: dict, data: dict) -> types.SimpleNamespace:
-    """The authors' config namespace (the keys ``NCSNpp`` and ``UNetMore_DDPM`` read)."""
-    ns = types.SimpleNamespace
-    return ns(device="cpu", data=ns(num_frames_future=0, **data),
-              model=ns(arch="unetmore", version="DDPM", time_conditional=True, cond_emb=False, spade=False,
-                       gamma=False, noise_in_cond=False, output_all_frames=False, nonlinearity="swish",
-                       sigma_dist="linear", sigma_begin=0.02, sigma_end=0.0001, type="v1", **model))
 
 
 def vpbench_config() -> dict:

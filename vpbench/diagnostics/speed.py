@@ -184,12 +184,13 @@ def command(args: argparse.Namespace) -> None:
         raise UserError("--parts srvp-official needs --official-srvp PATH, the folder of your clone of "
                         "github.com/yuseonk/SRVP")
     given = {"openstl": args.openstl, "openstl-v030": args.openstl_v030, "predformer": args.predformer,
-             "vmrnn": args.vmrnn, "mamba": args.mamba, "iam4vp": args.iam4vp, "earthformer": args.earthformer}
+             "vmrnn": args.vmrnn, "mamba": args.mamba, "iam4vp": args.iam4vp, "earthformer": args.earthformer,
+             "mcvd": args.mcvd}
     clones = {source: path for source, path in given.items() if path}
     if "openstl" in parts and not clones:
         raise UserError("--parts openstl needs --openstl PATH, the folder of your clone of "
                         "github.com/chengtan9907/OpenSTL (or --openstl-v030, --predformer, --vmrnn with --mamba, "
-                        "--iam4vp, --earthformer PATH)")
+                        "--iam4vp, --earthformer, --mcvd PATH)")
     preset = presets.choose(args.preset, args.protocol, "cpu")
     text = speed_markdown(parts, models=expand(args.models, preset.protocol), dataset=args.dataset, preset=preset.name,
                           batch=args.batch_size, device=resolve_device(args.device), repeats=args.repeats,

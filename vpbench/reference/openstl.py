@@ -72,7 +72,7 @@ from vpbench.models.dmvfn import GAMMA
 from vpbench.models.iam4vp import STEP_SCALE
 from vpbench.models.registry import get_entry
 from vpbench.models.tau import DDR_ALPHA
-from vpbench.reference import earthformer
+from vpbench.reference import earthformer, mcvd
 from vpbench.reference.authors_clones import (
     IAM4VP_SHAPE,
     IAM4VP_SPATIAL_LAYERS,
@@ -492,6 +492,21 @@ def earthformer_prediction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return model(x.permute(0, 1, 3, 4, 2)).permute(0, 1, 4, 2, 3)
 
 
+def mcvd_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """The MCVD authors' ``UNetMore_DDPM`` at vpbench's options (past and block frames as vpbench resolves them)."""
+    ours = build_model(config)
+    return mcvd.authors_model(cls, model_options(config), spec.channels, spec.height, ours.cond_frames,
+                              ours.block_frames)
+
+
+def mcvd_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
+    """A batch of the MCVD authors' training on the whole sequence (:func:`vpbench.reference.mcvd.training_step`)."""
+    model.train()
+    frames = model.config.data
+    return mcvd.training_step(model, reference_optimizer(model, config["train"]), torch.cat([x, y], dim=1),
+                              frames.num_frames_cond, frames.num_frames, config["train"]["grad_clip"])
+
+
 def predformer_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """The authors' ``PredFormer_Model(model_config)`` (Quadruplet-TSST) at vpbench's sizes."""
     o = model_options(config)
@@ -573,6 +588,8 @@ PAIRS = {
                         step=functools.partial(block_step, earthformer_prediction), sets=(), source="earthformer",
                         loader=lambda clone: functools.partial(earthformer.authors_model, clone),
                         requires="PyYAML (the authors' configuration files)"),
+    "mcvd": Pair("", "UNetMore_DDPM", (), build=mcvd_model, step=mcvd_step, sets=(), source="mcvd",
+                 loader=mcvd.model_class, requires="what the authors' models/ imports (numpy, scipy)"),
 }
 
 

@@ -40,6 +40,7 @@ SOURCES = {
     "iam4vp": ("--iam4vp", "github.com/seominseok0429/Implicit-Stacked-Autoregressive-Model-for-Video-Prediction"),
     "mamba": ("--mamba", "github.com/state-spaces/mamba (its pure-PyTorch selective scan, for VMRNN on a CPU)"),
     "earthformer": ("--earthformer", "github.com/amazon-science/earth-forecasting-transformer"),
+    "mcvd": ("--mcvd", "github.com/voletiv/mcvd-pytorch"),
 }
 # The modules of timm OpenSTL's files import (timm.layers: timm >= 0.8's path of timm.models.layers)
 TIMM = ("timm", "timm.layers", "timm.models", "timm.models.layers", "timm.models.convnext", "timm.models.mlp_mixer",
