@@ -33,6 +33,7 @@ from vpbench.harness.steps import train_step_fn
 from vpbench.metrics.cost import count_params, dummy_batch, median_seconds, series_seconds
 from vpbench.metrics.frames import frame_metrics
 from vpbench.reference import per_sequence_generator as reference
+from vpbench.reference.openstl_clone import SOURCES
 
 SPEED_PARTS = ("models", "metrics", "generation", "srvp-official", "openstl", "sweep")
 
@@ -183,9 +184,7 @@ def command(args: argparse.Namespace) -> None:
     if "srvp-official" in parts and not args.official_srvp:
         raise UserError("--parts srvp-official needs --official-srvp PATH, the folder of your clone of "
                         "github.com/yuseonk/SRVP")
-    given = {"openstl": args.openstl, "openstl-v030": args.openstl_v030, "predformer": args.predformer,
-             "vmrnn": args.vmrnn, "mamba": args.mamba, "iam4vp": args.iam4vp, "earthformer": args.earthformer,
-             "mcvd": args.mcvd}
+    given = {source: getattr(args, option.lstrip("-").replace("-", "_"), None) for source, (option, _) in SOURCES.items()}
     clones = {source: path for source, path in given.items() if path}
     if "openstl" in parts and not clones:
         raise UserError("--parts openstl needs --openstl PATH, the folder of your clone of "

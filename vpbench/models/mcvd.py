@@ -117,6 +117,13 @@ class NCSNppUNet(nn.Module):
         return self.head(self.head_norm(h))
 
 
+def frame_counts(input_frames: int, output_frames: int, cond_frames: int | None = None,
+                 block_frames: int | None = None) -> tuple[int, int]:
+    """(past frames, block frames): those given, else :data:`DEFAULT_FRAMES` or fewer where the data has fewer."""
+    return (min(DEFAULT_FRAMES, input_frames) if cond_frames is None else cond_frames,
+            min(DEFAULT_FRAMES, output_frames) if block_frames is None else block_frames)
+
+
 class MCVD(nn.Module):
     """MCVD: frames [B, T_in, C, H, W] in [0, 1], horizon -> one sampled future [B, horizon, C, H, W] in [0, 1]."""
 
@@ -129,8 +136,7 @@ class MCVD(nn.Module):
         super().__init__()
         self.multiple = 2 ** (len(ch_mult) - 1)  # frames are padded to it (replicating the border), then cropped
         side = -(-(img_size if isinstance(img_size, int) else img_size[0]) // self.multiple) * self.multiple
-        cond_frames = min(DEFAULT_FRAMES, input_frames) if cond_frames is None else cond_frames
-        block_frames = min(DEFAULT_FRAMES, output_frames) if block_frames is None else block_frames
+        cond_frames, block_frames = frame_counts(input_frames, output_frames, cond_frames, block_frames)
         if not 1 <= cond_frames <= input_frames:
             raise UserError(f"model.cond_frames={cond_frames}: must be between 1 and the {input_frames} input frames")
         if block_frames < 1:

@@ -19,7 +19,7 @@ from vpbench.reference.clones import Unavailable
 MODULE = "models.better.ncsnpp_more"
 
 
-def authors_config(model: dict[str, Any], data: dict[str, Any], sigma_dist: str = "linear") -> types.SimpleNamespace:
+def authors_config(model: dict[str, Any], data: dict[str, Any]) -> types.SimpleNamespace:
     """The authors' config namespace (the keys ``NCSNpp`` and ``UNetMore_DDPM`` read): ``model`` holds ``ngf``,
     ``ch_mult``, ``num_res_blocks``, ``attn_resolutions``, ``n_head_channels``, ``num_classes`` (steps), ``dropout``
     and optionally ``sigma_begin``/``sigma_end`` (0.02/0.0001); ``data`` ``channels``, ``image_size``, ``num_frames``
@@ -29,7 +29,7 @@ def authors_config(model: dict[str, Any], data: dict[str, Any], sigma_dist: str 
     return ns(device="cpu", data=ns(num_frames_future=0, **data),
               model=ns(arch="unetmore", version="DDPM", time_conditional=True, cond_emb=False, spade=False,
                        gamma=False, noise_in_cond=False, output_all_frames=False, nonlinearity="swish",
-                       sigma_dist=sigma_dist, type="v1", **model))
+                       sigma_dist="linear", type="v1", **model))
 
 
 def model_class(clone: str | Path) -> type[nn.Module]:
