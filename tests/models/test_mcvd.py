@@ -56,6 +56,38 @@ def test_the_loss_is_half_the_squared_noise_error_summed_over_pixels_and_average
     assert x0.shape == (3, 2, 1, 16, 16) and x0.min() >= 0 and x0.max() <= 1
 
 
+@pytest.mark.parametrize("rescaled", [True, False])
+def test_the_denoiser_is_trained_on_the_block_noised_in_its_range(monkeypatch, rescaled):
+    seen = []
+    model = create("mcvd", preset="tiny", **TINY, rescaled=rescaled).train()
+    monkeypatch.setattr(model, "noise_prediction",
+                        lambda noisy, steps, past: seen.append((noisy, past)) or torch.zeros_like(noisy))
+    clip, noise, steps = torch.rand(2, 4, 1, 16, 16), torch.randn(2, 2, 1, 16, 16), torch.tensor([0, 60])
+    model.denoising_loss(clip, steps=steps, noise=noise)
+    data = clip * 2 - 1 if rescaled else clip
+    alpha = model.alphas[steps].view(-1, 1, 1, 1, 1).float()
+    assert torch.allclose(seen[0][0], alpha.sqrt() * data[:, 2:] + (1 - alpha).sqrt() * noise, atol=1e-6)
+    assert torch.equal(seen[0][1], data[:, :2])
+
+
+def test_validation_is_the_seeded_denoising_loss_over_every_window_with_a_sampled_future(monkeypatch):
+    """Validation picks the best checkpoint on the denoising loss (the same steps and noise at every call, no past
+    masked), not on the MSE of one sampled future; the prediction returned is a sampled future."""
+    model = create("mcvd", preset="tiny", **TINY, mask_past=0.5).eval()
+    inputs, targets = torch.rand(2, 4, 1, 16, 16), torch.rand(2, 5, 1, 16, 16)
+    loss_fn = get_loss("mcvd")
+    first, pred = loss_fn(model, inputs, targets, LossContext())
+    again, other = loss_fn(model, inputs, targets, LossContext())
+    assert first.item() == again.item() and pred.shape == targets.shape and not torch.equal(pred, other)
+    seen = []
+    monkeypatch.setattr(model, "noise_prediction",
+                        lambda noisy, steps, past: seen.append(past) or torch.zeros_like(noisy))
+    model.validation_loss(torch.cat([inputs, targets], dim=1))
+    frames = model.to_model(torch.cat([inputs, targets], dim=1))
+    assert len(seen) == 9 - 4 + 1  # windows of 2 past + 2 block frames
+    assert all(torch.equal(past, frames[:, start : start + 2]) for start, past in enumerate(seen))
+
+
 def test_masking_the_past_zeroes_whole_pasts_at_its_rate(monkeypatch):
     seen = []
     model = create("mcvd", preset="tiny", **TINY, mask_past=0.5).train()
@@ -83,8 +115,10 @@ def test_an_oracle_denoiser_samples_its_one_block(monkeypatch, sampler, steps):
     assert torch.allclose(block, target, atol=2e-3)
 
 
-def test_the_rollout_conditions_each_block_on_the_last_frames_known_or_sampled(monkeypatch):
-    model = create("mcvd", preset="tiny", **TINY).eval()
+@pytest.mark.parametrize("rescaled", [True, False])
+def test_the_rollout_conditions_each_block_on_the_last_frames_known_or_sampled(monkeypatch, rescaled):
+    """The denoiser works on [-1, 1] (``rescaled``, the authors' default) or on the frames' own [0, 1]."""
+    model = create("mcvd", preset="tiny", **TINY, rescaled=rescaled).eval()
     pasts = []
 
     def sample_block(past):
@@ -95,10 +129,11 @@ def test_the_rollout_conditions_each_block_on_the_last_frames_known_or_sampled(m
     frames = torch.rand(1, 4, 1, 16, 16)
     out = model(frames, 5)
     assert out.shape == (1, 5, 1, 16, 16) and len(pasts) == 3
-    assert torch.allclose(pasts[0], frames[:, 2:] * 2 - 1)
+    assert torch.allclose(pasts[0], frames[:, 2:] * 2 - 1 if rescaled else frames[:, 2:])
     assert torch.allclose(pasts[1], torch.full_like(pasts[1], 0.1))
     assert torch.allclose(pasts[2], torch.full_like(pasts[2], 0.2))
-    assert torch.allclose(out[0, :, 0, 0, 0], (torch.tensor([0.1, 0.1, 0.2, 0.2, 0.3]) + 1) / 2)
+    sampled = torch.tensor([0.1, 0.1, 0.2, 0.2, 0.3])
+    assert torch.allclose(out[0, :, 0, 0, 0], (sampled + 1) / 2 if rescaled else sampled)
 
 
 def test_frames_of_any_size_are_padded_to_the_unets_multiple_and_cropped_back():
@@ -122,10 +157,15 @@ def test_registration_and_sampling_are_seeded_and_stochastic():
     assert first.shape == (1, 10, 1, 64, 64) and torch.equal(first, again) and not torch.equal(first, other)
 
 
-def test_parameters_at_the_authors_moving_mnist_configuration():
-    # vpbench's count at configs/smmnist_DDPM_big5.yml; not yet checked against the authors' code (see README)
-    model = build_model(cfg.resolve("paper", "mcvd", "mmnist"))
-    assert sum(p.numel() for p in model.parameters()) == 27_941_765
+@pytest.mark.parametrize("config, frames", [("smmnist", (5, 5)), ("kth", (10, 5)), ("bair", (2, 5))])
+def test_a_configuration_sets_the_network_and_frame_counts_and_given_options_win(config, frames):
+    with torch.device("meta"):
+        model = create("mcvd", preset="paper", config=config, input_frames=10, output_frames=20)
+        assert (model.cond_frames, model.block_frames) == frames
+        assert model.denoiser.ngf == (64 if config == "smmnist" else 96)
+        smaller = create("mcvd", preset="paper", config=config, input_frames=10, output_frames=20, ngf=16,
+                         cond_frames=3)
+    assert smaller.denoiser.ngf == 16 and (smaller.cond_frames, smaller.block_frames) == (3, 5)
 
 
 @pytest.mark.parametrize("options, needle", [
@@ -134,6 +174,7 @@ def test_parameters_at_the_authors_moving_mnist_configuration():
     ({"cond_frames": 9}, "model.cond_frames=9: must be between 1 and the 4 input frames"),
     ({"block_frames": 0}, "model.block_frames=0: sample at least 1 frame per block"),
     ({"mask_past": 1.0}, "model.mask_past=1.0: a probability in [0, 1)"),
+    ({"config": "ucf"}, "model.config='ucf': MCVD has the authors' configurations smmnist, kth, bair"),
 ])
 def test_bad_options_are_user_errors(options, needle):
     with pytest.raises(UserError, match=needle.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):

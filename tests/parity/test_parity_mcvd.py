@@ -4,8 +4,8 @@
 2 past frames and blocks of 2, ngf 4, ch_mult (1, 2), 2 residual blocks, 2-head attention at 8 x 8, 10 steps. vpbench's
 model loads its weights through the package's mapping (:mod:`vpbench.reference.mappings.mcvd`) and must give the same
 noise predictions at three steps, and, with the authors' training steps and noise injected, the same denoising loss
-and the same gradient of every parameter, to 1e-10. Its parameters at the authors' Moving MNIST configuration equal
-theirs, and so does its noise schedule (betas and alpha-bars).
+and the same gradient of every parameter, to 1e-10. Its parameters at the authors' SMMNIST, KTH and BAIR
+configurations equal theirs, and so does its noise schedule (betas and alpha-bars).
 """
 from __future__ import annotations
 
@@ -50,10 +50,23 @@ def test_denoising_loss_and_gradients_equal_the_authors():
     assert_grads(grads_of(model), golden["grads"], by_reference(weights, golden["state_dict"]))
 
 
-def test_parameters_at_the_authors_moving_mnist_configuration_equal_theirs():
+# The data of each published configuration: channels, past frames, future frames (their num_frames_pred).
+PUBLISHED_DATA = {"smmnist": (1, 5, 20), "kth": (1, 10, 20), "bair": (3, 2, 28)}
+
+
+@pytest.mark.parametrize("config", sorted(PUBLISHED_DATA))
+def test_parameters_at_the_authors_published_configurations_equal_theirs(config):
+    channels, past, future = PUBLISHED_DATA[config]
+    with torch.device("meta"):
+        model = create("mcvd", preset="paper", config=config, in_channels=channels, img_size=64, input_frames=past,
+                       output_frames=future)
+    assert count_params(model) == load_golden("mcvd")["params"][config]
+
+
+def test_the_paper_preset_on_moving_mnist_is_the_authors_smmnist_model():
     with torch.device("meta"):
         model = build_model(cfg.resolve("paper", "mcvd", "mmnist"))
-    assert count_params(model) == load_golden("mcvd")["params_full"] == 27_941_765
+    assert count_params(model) == load_golden("mcvd")["params"]["smmnist"] == 27_941_765
 
 
 def test_noise_schedule_equals_the_authors():

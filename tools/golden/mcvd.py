@@ -19,7 +19,8 @@ the only changes made to their code. It holds
   and noise of the loss (the noise the authors' ``torch.randn_like`` drew, injected into vpbench's loss), the loss
   1/2 ||z - eps_theta(sqrt(a) x + sqrt(1 - a) z, t | past)||^2 summed over pixels and averaged over the batch, and
   every parameter's gradient;
-* ``params_full``: the parameters at the authors' Moving MNIST configuration (configs/smmnist_DDPM_big5.yml);
+* ``params``: the parameters at each of the authors' published configurations (``PUBLISHED``: their SMMNIST, KTH
+  and BAIR models);
 * ``schedule``: the authors' ``betas``, ``alphas`` and ``alphas_prev`` of the 10 linear steps (the sampler's
   coefficients).
 """
@@ -40,8 +41,13 @@ REPOSITORY = "github.com/voletiv/mcvd-pytorch"
 SEED = 20261207
 TINY = {"ngf": 4, "ch_mult": [1, 2], "num_res_blocks": 2, "attn_resolutions": [8], "n_head_channels": 4,
         "num_classes": 10, "dropout": 0.0}
-FULL = {"ngf": 64, "ch_mult": [1, 2, 3, 4], "num_res_blocks": 2, "attn_resolutions": [8, 16, 32],
-        "n_head_channels": 64, "num_classes": 1000, "dropout": 0.1}
+# Their published configurations (configs/smmnist_DDPM_big5.yml, kth64_big.yml, bair_big.yml): (model, data).
+SMMNIST = {"ngf": 64, "ch_mult": [1, 2, 3, 4], "num_res_blocks": 2, "attn_resolutions": [8, 16, 32],
+           "n_head_channels": 64, "num_classes": 1000, "dropout": 0.1}
+BIG = {**SMMNIST, "ngf": 96, "n_head_channels": 96}
+PUBLISHED = {"smmnist": (SMMNIST, {"channels": 1, "image_size": 64, "num_frames": 5, "num_frames_cond": 5}),
+             "kth": (BIG, {"channels": 1, "image_size": 64, "num_frames": 5, "num_frames_cond": 10}),
+             "bair": (BIG, {"channels": 3, "image_size": 64, "num_frames": 5, "num_frames_cond": 2})}
 DATA = {"channels": 1, "image_size": 16, "num_frames": 2, "num_frames_cond": 2}
 
 
@@ -106,9 +112,8 @@ def make_mcvd(clone: Path, out: Path) -> Path:
             loss.backward()
             grads = gradients(model)
             with default_dtype(torch.float32):
-                full = ncsnpp_more.UNetMore_DDPM(authors_config(FULL, {**DATA, "image_size": 64, "num_frames": 5,
-                                                                        "num_frames_cond": 5}))
-            params_full = sum(p.numel() for p in full.parameters())
+                params = {name: sum(p.numel() for p in ncsnpp_more.UNetMore_DDPM(authors_config(*c)).parameters())
+                          for name, c in PUBLISHED.items()}
             schedule = {name: getattr(model, name).detach().clone() for name in ("betas", "alphas", "alphas_prev")}
     finally:
         sys.path.remove(str(clone))
@@ -118,7 +123,7 @@ def make_mcvd(clone: Path, out: Path) -> Path:
                 config={"reference": {**TINY, **DATA}, "vpbench": vpbench_config(), "seed": SEED},
                 state_dict=state, noisy=noisy, past=past, steps=steps, outputs=outputs, clip=clip,
                 loss_steps=loss_steps, noise=noise.view(b, DATA["num_frames"], *shape), loss=loss.detach(),
-                grads=grads, params_full=params_full, schedule=schedule)
+                grads=grads, params=params, schedule=schedule)
 
 
 def make(clones: dict[str, Path], out: Path) -> list[Path]:

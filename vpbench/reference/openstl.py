@@ -70,7 +70,7 @@ from vpbench.metrics.cost import alternating_seconds, count_params, dummy_batch
 from vpbench.models import build_model
 from vpbench.models.dmvfn import GAMMA
 from vpbench.models.iam4vp import STEP_SCALE
-from vpbench.models.mcvd import frame_counts
+from vpbench.models.mcvd import configured, frame_counts
 from vpbench.models.registry import get_entry
 from vpbench.models.tau import DDR_ALPHA
 from vpbench.reference import earthformer, mcvd
@@ -496,8 +496,8 @@ def earthformer_prediction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 def mcvd_model(cls: type[nn.Module], config: dict[str, Any], spec: DataSpec) -> nn.Module:
     """The MCVD authors' ``UNetMore_DDPM`` at vpbench's options (past and block frames as vpbench resolves them)."""
     o = model_options(config)
-    frames = frame_counts(spec.input_frames, spec.output_frames, o["cond_frames"], o["block_frames"])
-    return mcvd.authors_model(cls, o, spec.channels, spec.height, *frames)
+    frames = frame_counts(spec.input_frames, spec.output_frames, o["cond_frames"], o["block_frames"], o["config"])
+    return mcvd.authors_model(cls, configured(**o), spec.channels, spec.height, *frames)
 
 
 def mcvd_step(model: nn.Module, config: dict[str, Any], x: Tensor, y: Tensor, clone: Path) -> Callable[[], None]:
