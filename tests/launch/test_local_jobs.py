@@ -13,7 +13,7 @@ from vpbench.errors import UserError
 from vpbench.harness.estimate import makespan
 from vpbench.launch import check_options, gpus, local
 from vpbench.launch.plan import plan_jobs
-from vpbench.launch.pool import Progress, duration
+from vpbench.launch.pool import PRIOR_SECONDS, Progress, duration
 from vpbench.store import iter_runs
 
 
@@ -95,10 +95,19 @@ def test_the_estimate_and_the_remaining_time():
     assert makespan([], 2) == 0
     progress = Progress(total=3, slots=1, estimates={"a": 10.0, "b": 20.0, "c": 30.0}, started=0.0)
     assert progress.remaining(0.0) == 60.0
-    progress.done["a"] = 20.0  # twice as long as estimated: the rest is rescaled
+    progress.done["a"] = 20.0  # twice as long as estimated: the rest is rescaled by (20 + 60) / (10 + 60)
     progress.running["b"] = 20.0
-    assert progress.remaining(30.0) == pytest.approx((40 - 10) + 60)
+    ratio = (20 + PRIOR_SECONDS) / (10 + PRIOR_SECONDS)
+    assert progress.remaining(30.0) == pytest.approx((20 * ratio - 10) + 30 * ratio)
     assert "1 of 3 done, 1 running | elapsed 30s" in progress.line(30.0)
+    # a job of seconds that took seven times its estimate (mostly the process's start) hardly moves a long one's
+    sweep = Progress(total=2, slots=2, estimates={"persistence": 1.0, "mcvd": 2400.0}, started=0.0)
+    sweep.done["persistence"], sweep.running["mcvd"] = 7.0, 0.0
+    assert 2400 < sweep.remaining(7.0) < 2400 * 1.1
+    # a long job's measurement counts in full: 40 minutes estimated, 60 taken
+    sweep = Progress(total=2, slots=1, estimates={"a": 2400.0, "b": 2400.0}, started=0.0)
+    sweep.done["a"] = 3600.0
+    assert sweep.remaining(3600.0) == pytest.approx(2400 * 1.49, rel=0.01)
     assert [duration(s) for s in (None, 42, 185, 3725)] == ["?", "42s", "3m05s", "1h02m"]
 
 

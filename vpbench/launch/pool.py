@@ -42,6 +42,12 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+# Seconds of agreement between estimate and measurement assumed before any job ends: finished jobs correct the
+# estimates in proportion to their length, so that a job of seconds (persistence: mostly the process's start, 7 s
+# against its 1-s estimate) no longer multiplies a 40-minute estimate by 5.
+PRIOR_SECONDS = 60.0
+
+
 @dataclass
 class Progress:
     """The overall line: jobs done of all, elapsed and remaining time. ``estimates`` (seconds per job key, from a
@@ -58,12 +64,12 @@ class Progress:
 
     def remaining(self, now: float) -> float | None:
         """Seconds left: the work not done (estimates, corrected by the ratio of measured to estimated time of the
-        finished jobs) spread over the slots."""
+        finished jobs, both with :data:`PRIOR_SECONDS` added) spread over the slots."""
         if not self.estimates:
             return None
         finished = [k for k in self.done if k in self.estimates]
-        ratio = (sum(self.done[k] for k in finished) / max(sum(self.estimates[k] for k in finished), 1e-9)
-                 if finished else 1.0)
+        ratio = ((sum(self.done[k] for k in finished) + PRIOR_SECONDS)
+                 / (sum(self.estimates[k] for k in finished) + PRIOR_SECONDS))
         left = 0.0
         for key, estimate in self.estimates.items():
             if key in self.done:
