@@ -100,8 +100,10 @@ def test_the_estimate_and_the_remaining_time():
     ratio = (20 + PRIOR_SECONDS) / (10 + PRIOR_SECONDS)
     assert progress.remaining(30.0) == pytest.approx((20 * ratio - 10) + 30 * ratio)
     assert "1 of 3 done, 1 running | elapsed 30s" in progress.line(30.0)
-    # a job of seconds that took seven times its estimate (mostly the process's start) hardly moves a long one's
+    # on two slots the longest run bounds the time left, and a job of seconds that took seven times its estimate
+    # (mostly the process's start) hardly moves a long one's
     sweep = Progress(total=2, slots=2, estimates={"persistence": 1.0, "mcvd": 2400.0}, started=0.0)
+    assert sweep.remaining(0.0) == 2400.0
     sweep.done["persistence"], sweep.running["mcvd"] = 7.0, 0.0
     assert 2400 < sweep.remaining(7.0) < 2400 * 1.1
     # a long job's measurement counts in full: 40 minutes estimated, 60 taken
