@@ -110,6 +110,9 @@ def test_recipe_is_the_authors_under_both_protocols():
         assert (train["weight_decay"], train["warmup_fraction"], train["grad_clip"]) == (1e-5, 0.2, 1.0)
         assert train["eta_min"] == pytest.approx(1e-3 * lr)
     assert cfg.resolve("paper", "earthformer", "mmnist")["train"]["batch_size"] == 32
+    # the quick scale trains 4 epochs (after the preset's 3 its predictions were near-uniform)
+    assert cfg.resolve("quick", "earthformer", "mmnist")["train"]["epochs"] == 4
+    assert cfg.resolve("quick", "convlstm", "mmnist")["train"]["epochs"] == 3
 
 
 def test_configurations_are_selectable_and_options_override_them():
