@@ -100,6 +100,9 @@ def test_recipes_are_openstls_under_both_protocols():
     assert (full["loss"], full["optimizer"], full["scheduler"], full["lr"]) == ("crevnet", "adam", "onecycle", 5e-3)
     assert entry.recipe_for("paper") == {**full, "batch_size": 16}
     assert entry.kwargs_for("openstl") == {"layers": 8, "blocks": [4, 5, 3]}
+    # the quick scale trains 4 epochs (after the preset's 3 its predictions faded to near-uniform frames)
+    assert entry.recipe_for("quick")["epochs"] == entry.recipe_for("openstl-quick")["epochs"] == 4
+    assert "epochs" not in entry.recipe_for("openstl-tiny")
 
 
 def test_bad_options_and_inputs_are_one_line_errors():
