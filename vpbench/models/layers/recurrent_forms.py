@@ -38,6 +38,12 @@ OPENSTL_RNN_PRESETS: dict[str, dict[str, Any]] = {
 FORMS: dict[str, type[nn.Module]] = {"encoder-forecaster": EncoderForecaster, "stack": RecurrentStack}
 
 
+def rnn_presets(**quick: Any) -> dict[str, dict[str, Any]]:
+    """``RNN_PRESETS`` with a model's own sizes at the quick preset (``quick``) over the shared ones: the quick
+    scale sizes each model by what it learns in a `make demo` run, measured per model."""
+    return {preset: {**kw, **quick} if preset == "quick" else dict(kw) for preset, kw in RNN_PRESETS.items()}
+
+
 def openstl_recipe(lr: float, quick_lr: float = 3.0e-3) -> dict[str, dict[str, Any]]:
     """OpenSTL's training of its recurrent models per OpenSTL preset: MSE over every predicted frame with
     scheduled sampling (the rate of using the true frame falls from 1 by 2e-5 per step and is 0 from step
