@@ -24,6 +24,20 @@ def test_paper_preset_is_the_papers_protocol():
     assert (train["scheduler"], train["batch_size"], train["epochs"]) == ("cosine", 8, 150)
 
 
+# `make demo`'s models at the quick preset: (epochs, peak rate, width), each chosen by a measured training run for the
+# demo's time and the report's quality lines (README, "The quick preset and make demo"); a change here is re-measured.
+DEMO_QUICK = {"convlstm": (4, 3e-3, 16), "stlstm": (4, 3e-3, 16), "causallstm": (4, 1.5e-3, 16), "mim": (2, 5e-3, 16),
+              "convgru": (2, 3e-3, 16), "mimovp": (2, 5e-3, 16), "simvp": (1, 1e-2, 8), "srvp": (1, 3e-3, 32)}
+
+
+@pytest.mark.parametrize("name", DEMO_QUICK)
+def test_the_demo_models_train_at_their_measured_quick_settings(name):
+    run = config.resolve("quick", name, "mmnist")
+    width = next(run["model"][k] for k in ("hidden", "d_model", "spatial_hidden") if k in run["model"])
+    assert (run["train"]["epochs"], run["train"]["lr"], width) == DEMO_QUICK[name]
+    assert run["train"]["batch_size"] == 4
+
+
 def test_default_preset_follows_the_device():
     assert config.default_preset("cuda") == "paper" and config.default_preset("cpu") == "quick"
 

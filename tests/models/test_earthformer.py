@@ -112,7 +112,7 @@ def test_recipe_is_the_authors_under_both_protocols():
     assert cfg.resolve("paper", "earthformer", "mmnist")["train"]["batch_size"] == 32
     # the quick scale trains 4 epochs (after the preset's 3 its predictions were near-uniform)
     assert cfg.resolve("quick", "earthformer", "mmnist")["train"]["epochs"] == 4
-    assert cfg.resolve("quick", "convgru", "mmnist")["train"]["epochs"] == 3
+    assert cfg.resolve("quick", "predrnnv2", "mmnist")["train"]["epochs"] == 3
 
 
 def test_configurations_are_selectable_and_options_override_them():
