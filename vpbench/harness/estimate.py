@@ -1,11 +1,11 @@
 """How long a run will take, from a short measured training step: what ``bench run`` says before it trains.
 
 A run's time is estimated as ``epochs x batches per epoch x training step`` plus the forward passes of
-validation (every epoch) and test (once), each measured on a random batch of the run's training batch size: a
-warm-up step, then the median of a few, with the number of threads the run will have. The forward passes are timed
-at the training batch size, not the evaluation's (32 at quick): those took two thirds of the estimate's own time
-(25 s of 9 quick models on 2 cores) for evaluation that is a few percent of a run. Model building and data loading
-are not counted; the estimate is a guide, and the progress line corrects it as runs finish.
+validation (every epoch) and test (once), each measured on a random batch of the run's training batch size (not
+the evaluation's, 32 at quick, whose passes took two thirds of the estimate's own time for evaluation that is a few
+percent of a run): a warm-up step, then the median of a few, with the number of threads the run will have. Model
+building and data loading are not counted; the estimate is a guide, and the progress line corrects it as runs
+finish.
 """
 from __future__ import annotations
 

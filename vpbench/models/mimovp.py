@@ -211,9 +211,9 @@ def mse_l1_layers_loss(model: nn.Module, inputs: Tensor, targets: Tensor,
 
 # The official recipe (ningshuliang/MIMO-VP main.py): 10*MSE + L1 on every decoder layer's output, Adam at 5e-4,
 # batch 16. Its ReduceLROnPlateau on the test MSE (checked every 10 epochs) is not reproduced: the rate stays at
-# 5e-4. The smaller presets train at 3e-3 (a short run learns more than at 1e-3), at their own batch size; quick
-# with a one-cycle schedule, without which the short run predicts a near-uniform frame (pixel std 0.20 of the
-# ground truth's against 0.42, measured on Moving MNIST), over 2 epochs peaking at 5e-3 (at 32 channels, one thread
+# 5e-4. The smaller presets train at their own batch size and a higher rate (a short run learns more than at 1e-3):
+# tiny at 3e-3; quick with a one-cycle schedule, without which the short run predicts a near-uniform frame (pixel std
+# 0.20 of the ground truth's against 0.42, measured on Moving MNIST), over 2 epochs peaking at 5e-3 (at 32 channels, one thread
 # beside another run: 101 s, MSE 2163, SSIM 0.372, std 0.373; 3 epochs at 3e-3: 139 s, 2094, 0.349, 0.418; 2 at
 # 3e-3: 95 s, 0.351; 1 at 5e-3: 48 s, 0.293).
 MIMOVP_RECIPE = {"loss": "mse_l1_layers", "optimizer": "adam", "lr": 5.0e-4, "scheduler": "none"}
